@@ -1,0 +1,1 @@
+"""The `slic` command line: Typer commands over the `stages` library."""

@@ -1,0 +1,168 @@
+"""`slic`: one command per pipeline stage, each reading and writing HDF5 artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+import yaml
+
+from slic_cli.console import (
+    RichProgress,
+    command_line,
+    emit,
+    failures_table,
+    key_value_table,
+    stdout,
+    user_errors,
+)
+from slic_cli.inspect_view import inspect_tables
+from slic_cli.options import (
+    ConfigOption,
+    DatasetOption,
+    ForceOption,
+    JsonOption,
+    NameOption,
+    QuietOption,
+    RootOption,
+    SetOption,
+    ShardOption,
+    SplitOption,
+    WorkersOption,
+    WorkspaceOption,
+)
+from stages import compute_flow, extract_frames, inspect_artifact, make_dataset
+from stages.config import SlicConfig, load_config
+from stages.errors import SlicError
+from stages.per_video import Shard
+from stages.run_context import RunContext
+from stages.video_stage import VideoStageResult
+
+app = typer.Typer(
+    name="slic",
+    help="SLIC video self-supervised learning, as stages that read and write HDF5 artifacts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _shared(dataset: str | None, root: str | None, name: str | None, split: int | None,
+            workspace: str | None) -> dict[str, Any]:
+    return {"data.dataset": dataset, "data.root": root, "data.name": name, "data.split": split,
+            "workspace.root": workspace}
+
+
+def _run_video_stage(stage_function, section: str, config: SlicConfig, progress: RichProgress,
+                     force: bool, **paths: Any) -> VideoStageResult:
+    context = RunContext(command_line(), config.as_dict(), progress, force)
+    with progress:
+        return stage_function(getattr(config, section), config.data, config.workspace, context,
+                              **paths)
+
+
+def _video_stage_tables(result: VideoStageResult) -> list:
+    summary = result.summary()
+    rows = {key: summary[key] for key in ("output", "status", "shard", "num_videos", "reused",
+                                          "processed", "num_failed", "num_missing",
+                                          "num_images", "bytes", "seconds")}
+    tables = [key_value_table(result.stage, rows)]
+    if summary["failures"]:
+        tables.append(failures_table(summary["failures"]))
+    return tables
+
+
+@app.command("make-dataset")
+def make_dataset_command(
+    kind: Annotated[str, typer.Argument(help="Dataset to make: synthetic.")] = "synthetic",
+    out: Annotated[Path, typer.Option(help="Folder to write (UCF101 layout).")] = Path(
+        "synthetic-data"),
+    seed: Annotated[Optional[int], typer.Option(help="Seed [make_dataset.seed].")] = None,
+    num_classes: Annotated[Optional[int], typer.Option(help="Motion classes (2-10).")] = None,
+    config: ConfigOption = None, set_: SetOption = None,
+    quiet: QuietOption = False, json_: JsonOption = False,
+) -> None:
+    """Write the built-in demo dataset: real videos whose classes differ only by motion."""
+    with user_errors():
+        if kind != "synthetic":
+            raise SlicError(f"unknown dataset kind {kind!r}; the choice is synthetic")
+        resolved = load_config(config, {"make_dataset.seed": seed,
+                                        "make_dataset.num_classes": num_classes}, set_)
+        progress = RichProgress(quiet)
+        with progress:
+            result = make_dataset.run(resolved.make_dataset, out,
+                                      RunContext(command_line(), resolved.as_dict(), progress))
+        emit(result.summary(), json_, quiet, [key_value_table("make-dataset", result.summary())])
+
+
+@app.command("extract-frames")
+def extract_frames_command(
+    dataset: DatasetOption = None, root: RootOption = None, name: NameOption = None,
+    split: SplitOption = None, workspace: WorkspaceOption = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output file [<workspace>/<name>/frames.h5].")
+                   ] = None,
+    short_side: Annotated[Optional[int], typer.Option(help="Short side in pixels.")] = None,
+    fps: Annotated[Optional[float], typer.Option(help="Resample to this frame rate.")] = None,
+    codec: Annotated[Optional[str], typer.Option(help="jpeg, png or raw.")] = None,
+    workers: WorkersOption = None, shard: ShardOption = None, force: ForceOption = False,
+    config: ConfigOption = None, set_: SetOption = None,
+    quiet: QuietOption = False, json_: JsonOption = False,
+) -> None:
+    """Decode every video of a dataset, resize it, and store all frames in one frames.h5."""
+    with user_errors():
+        resolved = load_config(config, {
+            **_shared(dataset, root, name, split, workspace),
+            "extract_frames.short_side": short_side, "extract_frames.fps": fps,
+            "extract_frames.codec": codec, "extract_frames.workers": workers}, set_)
+        result = _run_video_stage(extract_frames.run, "extract_frames", resolved,
+                                  RichProgress(quiet), force, out=out, shard=Shard.parse(shard))
+        emit(result.summary(), json_, quiet, _video_stage_tables(result))
+
+
+@app.command("compute-flow")
+def compute_flow_command(
+    dataset: DatasetOption = None, name: NameOption = None, workspace: WorkspaceOption = None,
+    frames: Annotated[Optional[Path], typer.Option(
+        help="Input frames.h5 [<workspace>/<name>/frames.h5].")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output file [<workspace>/<name>/flow.h5].")
+                   ] = None,
+    method: Annotated[Optional[str], typer.Option(help="dis, farneback or tvl1.")] = None,
+    bound: Annotated[Optional[float], typer.Option(help="Clip flow to +-bound pixels.")] = None,
+    workers: WorkersOption = None, shard: ShardOption = None, force: ForceOption = False,
+    config: ConfigOption = None, set_: SetOption = None,
+    quiet: QuietOption = False, json_: JsonOption = False,
+) -> None:
+    """Dense optical flow between consecutive frames of frames.h5, stored as uint8 u and v."""
+    with user_errors():
+        resolved = load_config(config, {
+            **_shared(dataset, None, name, None, workspace),
+            "compute_flow.method": method, "compute_flow.bound": bound,
+            "compute_flow.workers": workers}, set_)
+        result = _run_video_stage(compute_flow.run, "compute_flow", resolved,
+                                  RichProgress(quiet), force, frames=frames, out=out,
+                                  shard=Shard.parse(shard))
+        emit(result.summary(), json_, quiet, _video_stage_tables(result))
+
+
+@app.command("inspect")
+def inspect_command(
+    file: Annotated[Path, typer.Argument(help="Any artifact slic wrote (.h5).")],
+    json_: JsonOption = False,
+) -> None:
+    """Show an artifact's kind, schema, provenance, counts, classes and failures."""
+    with user_errors():
+        description = inspect_artifact.describe(file)
+        emit(description, json_, False, inspect_tables(description))
+
+
+@app.command("config")
+def config_command(config: ConfigOption = None, set_: SetOption = None) -> None:
+    """Print the resolved config (defaults, then --config, then --set) as YAML."""
+    with user_errors():
+        resolved = load_config(config, None, set_)
+        stdout.print(yaml.safe_dump(resolved.as_dict(), sort_keys=False), highlight=False)
+
+
+def main() -> None:
+    app()

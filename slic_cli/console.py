@@ -1,0 +1,109 @@
+"""Terminal output: rich progress on stderr, summary tables, JSON, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from stages.errors import SlicError
+
+stderr = Console(stderr=True)
+stdout = Console()
+
+
+def command_line() -> str:
+    """The command as the user typed it, for provenance."""
+    return " ".join(shlex.quote(a) for a in ["slic", *sys.argv[1:]])
+
+
+class RichProgress:
+    """The stages' `Progress` protocol drawn as rich progress bars on stderr."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bars = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, disable=quiet,
+        )
+        self.task: TaskID | None = None
+
+    def __enter__(self) -> RichProgress:
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bars.stop()
+
+    def start(self, description: str, total: int) -> None:
+        self.task = self.bars.add_task(description, total=total)
+
+    def advance(self, steps: int = 1) -> None:
+        if self.task is not None:
+            self.bars.advance(self.task, steps)
+
+    def message(self, text: str) -> None:
+        if not self.quiet:
+            self.bars.console.print(f"[yellow]note:[/] {text}", markup=True, highlight=False)
+
+    def finish(self) -> None:
+        self.task = None
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn a user's mistake (SlicError) into one line on stderr and exit code 2."""
+    try:
+        yield
+    except SlicError as error:
+        message = " ".join(str(error).split())
+        stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        stderr.print("[red]interrupted[/]: finished videos are kept; run again to resume")
+        raise typer.Exit(130) from None
+
+
+def key_value_table(title: str, rows: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows.items():
+        table.add_row(key, str(value))
+    return table
+
+
+def failures_table(failures: list[dict[str, str]], limit: int = 20) -> Table:
+    table = Table(title=f"failed videos ({len(failures)})", title_justify="left")
+    table.add_column("video")
+    table.add_column("reason", style="red")
+    for failure in failures[:limit]:
+        table.add_row(failure["relpath"], failure["reason"])
+    if len(failures) > limit:
+        table.add_row(f"... {len(failures) - limit} more", "see slic inspect --json")
+    return table
+
+
+def emit(summary: dict[str, Any], as_json: bool, quiet: bool, tables: list[Table]) -> None:
+    """Print a stage's result: one JSON object on stdout, or its tables (unless quiet)."""
+    if as_json:
+        sys.stdout.write(json.dumps(summary, default=str) + "\n")
+    elif not quiet:
+        for table in tables:
+            stdout.print(table)

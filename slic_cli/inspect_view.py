@@ -1,0 +1,43 @@
+"""Rich tables for `slic inspect`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.table import Table
+
+from slic_cli.console import failures_table, key_value_table
+
+
+def inspect_tables(description: dict[str, Any]) -> list[Table]:
+    provenance = description["provenance"]
+    overview = {
+        "file": description["path"], "kind": description["kind"],
+        "schema version": description["schema_version"],
+        "size (bytes)": description["file_size"],
+        "videos": description["num_videos"], "classes": description["num_classes"],
+        "images": description["num_images"],
+        "splits": json.dumps(description["splits"]),
+        "streams": ", ".join(f"{n} ({s['codec']}, {s['bytes']} bytes)"
+                             for n, s in description["streams"].items()),
+        "missing from disk": description["num_missing"],
+        "command": provenance["command"], "slic version": provenance["slic_version"],
+        "started": provenance["started"], "finished": provenance["finished"],
+    }
+    tables = [key_value_table(f"{description['kind']} artifact", overview)]
+    inputs = Table(title="inputs", title_justify="left")
+    for column in ("path", "size", "checksum"):
+        inputs.add_column(column)
+    for item in provenance["inputs"]:
+        inputs.add_row(item["path"], str(item.get("size", "")), item.get("checksum", ""))
+    tables.append(inputs)
+    classes = Table(title="per class", title_justify="left")
+    for column in ("class", "videos", "images"):
+        classes.add_column(column, justify="left" if column == "class" else "right")
+    for row in description["classes"]:
+        classes.add_row(row["class"], str(row["videos"]), str(row["images"]))
+    tables.append(classes)
+    if description["failures"]:
+        tables.append(failures_table(description["failures"]))
+    return tables

@@ -1,0 +1,42 @@
+"""Options shared by the commands, declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from stages.datasets import DATASETS
+
+ConfigOption = Annotated[
+    Optional[Path], typer.Option("--config", "-c", help="YAML config file (see example.yaml).")
+]
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="Override any config key: section.key=value (repeatable)."),
+]
+WorkspaceOption = Annotated[
+    Optional[str], typer.Option(help="Workspace folder [config workspace.root, default slic-work].")
+]
+DatasetOption = Annotated[
+    Optional[str], typer.Option(help=f"Dataset layout: {', '.join(DATASETS)} [data.dataset].")
+]
+RootOption = Annotated[
+    Optional[str], typer.Option(help="Folder holding the dataset's videos and lists [data.root].")
+]
+NameOption = Annotated[
+    Optional[str], typer.Option(help="Workspace folder name of the dataset [data.name].")
+]
+SplitOption = Annotated[Optional[int], typer.Option(help="Official split 1, 2 or 3 [data.split].")]
+WorkersOption = Annotated[Optional[int], typer.Option(help="Parallel worker processes.")]
+ShardOption = Annotated[
+    Optional[str],
+    typer.Option(help="Process only shard i/n (0-based) of the videos; under torchrun, "
+                      "RANK/WORLD_SIZE set it. The last shard to finish merges."),
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Redo the work even if cached.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the result summary as one JSON object on stdout.")
+]

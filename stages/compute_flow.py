@@ -1,0 +1,157 @@
+"""compute-flow: dense optical flow between consecutive frames of frames.h5, into flow.h5."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from stages import __version__
+from stages.flow_methods import DIS_PRESETS, FLOW_METHODS, check_flow_method, quantise_flow
+from stages.io.artifacts import (
+    KIND_FLOW,
+    KIND_FRAMES,
+    Failure,
+    ImageStreamWriter,
+    Provenance,
+    VideoTable,
+    open_artifact,
+    read_encoded_images,
+    read_failures,
+    read_video_table,
+    write_artifact,
+    write_failures,
+    write_provenance,
+    write_video_table,
+)
+from stages.io.images import IMAGE_CODECS, decode_gray, encode_image
+from stages.io.staging import EncodedStream, StagingArea, pack_images
+from stages.per_video import Shard
+from stages.run_context import RunContext, fingerprint, now
+from stages.settings import output_relevant, setting
+from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.video_stage import VideoStageResult, run_video_stage
+from stages.workspace import flow_path, frames_path
+
+FLOW_STREAMS = ("flow_u", "flow_v")
+
+
+@dataclass
+class ComputeFlowConfig:
+    """compute_flow: optical flow between consecutive frames, stored as uint8 u and v images"""
+
+    method: str = setting("dis", "flow algorithm (tvl1 needs opencv-contrib-python)",
+                          choices=tuple(FLOW_METHODS))
+    dis_preset: str = setting("medium", "speed/quality preset of DIS", choices=tuple(DIS_PRESETS))
+    bound: float = setting(20.0, "flow is clipped to +-bound pixels, then scaled to 0..255",
+                           minimum=0.5, maximum=1000.0)
+    codec: str = setting("jpeg", "how u and v images are stored", choices=IMAGE_CODECS)
+    jpeg_quality: int = setting(95, "JPEG quality (codec jpeg)", minimum=1, maximum=100)
+    workers: int = setting(2, "parallel flow processes", minimum=1, maximum=512,
+                           affects_output=False)
+
+
+# Per worker process: the open frames artifact and the flow function, made on first use.
+_worker_state: dict[str, Any] = {}
+
+
+def _frames_file(path: str) -> h5py.File:
+    if _worker_state.get("frames_path") != path:
+        _worker_state["frames_path"], _worker_state["frames"] = path, h5py.File(path, "r")
+    return _worker_state["frames"]
+
+
+def _flow_function(method: str, preset: str):
+    if _worker_state.get("method") != (method, preset):
+        _worker_state["method"] = (method, preset)
+        _worker_state["flow"] = FLOW_METHODS[method](preset)
+    return _worker_state["flow"]
+
+
+def flow_video(payload: dict[str, Any]) -> tuple[dict[str, EncodedStream], dict[str, Any]]:
+    """Flow fields of one video: (num_frames - 1) u images and as many v images."""
+    h5 = _frames_file(payload["frames"])
+    count, height, width = payload["num_images"], payload["height"], payload["width"]
+    if count < 2:
+        raise ValueError(f"too short for flow: {count} frame(s)")
+    encoded = read_encoded_images(h5, "images", payload["first_image"], count)
+    flow = _flow_function(payload["method"], payload["dis_preset"])
+    u_images, v_images = [], []
+    previous = decode_gray(encoded[0], payload["frames_codec"], height, width)
+    for data in encoded[1:]:
+        current = decode_gray(data, payload["frames_codec"], height, width)
+        stored = quantise_flow(flow(previous, current), payload["bound"])
+        u_images.append(encode_image(stored[..., 0], payload["codec"], payload["jpeg_quality"]))
+        v_images.append(encode_image(stored[..., 1], payload["codec"], payload["jpeg_quality"]))
+        previous = current
+    return {"flow_u": pack_images(u_images), "flow_v": pack_images(v_images)}, {}
+
+
+def _merge(table: VideoTable, frames_failures: list[Failure], missing: list[str],
+           staging: StagingArea, output: Path, key: str, settings: ComputeFlowConfig,
+           context: RunContext, inputs: list[dict[str, Any]], started: str) -> None:
+    rows, memberships = [], []
+    failures = list(frames_failures)
+    with write_artifact(output, KIND_FLOW, key) as h5:
+        digest = hashlib.blake2b(digest_size=16)
+        writers = {name: ImageStreamWriter(h5, name, settings.codec, 1, digest)
+                   for name in FLOW_STREAMS}
+        for position in range(len(table)):
+            row = table.row(position)
+            streams, meta = staging.read(position)
+            if "failure" in meta:
+                failures.append(Failure(row["video_id"], row["relpath"], meta["failure"]))
+                continue
+            firsts = [writers[name].append(*streams[name]) for name in FLOW_STREAMS]
+            row.update(first_image=firsts[0], num_images=len(streams["flow_u"][1]) - 1)
+            rows.append(row)
+            memberships.append(tuple(table.splits[position]))
+        write_video_table(h5, VideoTable.from_rows(rows, table.class_names, table.split_names,
+                                                   memberships))
+        write_failures(h5, failures, missing)
+        h5.attrs["content_digest"] = digest.hexdigest()
+        h5.attrs["bound"], h5.attrs["method"] = settings.bound, settings.method
+        write_provenance(h5, Provenance(context.command, context.config, __version__, inputs,
+                                        started, now()))
+
+
+def run(
+    settings: ComputeFlowConfig, data: DataConfig, workspace: WorkspaceConfig,
+    context: RunContext | None = None, frames: Path | None = None, out: Path | None = None,
+    shard: Shard | None = None,
+) -> VideoStageResult:
+    """Compute flow for every video of `frames` (default: the workspace's frames.h5)."""
+    context = context or RunContext()
+    shard = shard or Shard()
+    check_flow_method(settings.method)
+    started = now()
+    frames = Path(frames) if frames is not None else frames_path(workspace, data)
+    with open_artifact(frames, KIND_FRAMES) as h5:
+        table = read_video_table(h5)
+        frames_failures, missing = read_failures(h5)
+        frames_codec = str(h5["images"].attrs["codec"])
+        frames_digest = str(h5.attrs["content_digest"])
+    output = Path(out) if out is not None else flow_path(workspace, data)
+    key = fingerprint({"stage": "compute-flow", "settings": output_relevant(settings),
+                       "frames": frames_digest})
+    payloads = [
+        {"frames": str(frames.resolve()), "frames_codec": frames_codec,
+         "first_image": int(table.columns["first_image"][i]),
+         "num_images": int(table.columns["num_images"][i]),
+         "height": int(table.columns["height"][i]), "width": int(table.columns["width"][i]),
+         **{k: getattr(settings, k) for k in ("method", "dis_preset", "bound", "codec",
+                                              "jpeg_quality")}}
+        for i in range(len(table))
+    ]
+    inputs = [{"path": str(frames), "size": frames.stat().st_size,
+               "checksum": frames_digest, "checksum_of": "content"}]
+
+    def merge(staging: StagingArea) -> None:
+        _merge(table, frames_failures, missing, staging, output, key, settings, context,
+               inputs, started)
+
+    return run_video_stage("compute-flow", output, key, payloads, flow_video, merge, shard,
+                           settings.workers, context, f"{settings.method} flow")

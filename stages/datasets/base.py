@@ -1,0 +1,96 @@
+"""What every dataset reader returns: the videos found, their classes and split membership."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stages.errors import DataError
+
+VIDEO_EXTENSIONS = (
+    ".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ogv",
+)
+
+# Split membership codes, the convention of HMDB51's split files.
+UNUSED, TRAIN, TEST = 0, 1, 2
+MEMBERSHIP_NAMES = {UNUSED: "unused", TRAIN: "train", TEST: "test"}
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video of a dataset.
+
+    `relpath` is relative to the listing's `video_root`, with forward slashes. `membership` holds
+    one code per split of the listing (UNUSED, TRAIN or TEST).
+    """
+
+    relpath: str
+    class_name: str
+    label: int
+    membership: tuple[int, ...]
+
+    @property
+    def video_id(self) -> str:
+        """A stable, unique id: the relative path without its extension."""
+        return os.path.splitext(self.relpath)[0]
+
+
+@dataclass
+class DatasetListing:
+    """The videos of a dataset as found on disk, sorted by relative path."""
+
+    name: str
+    video_root: Path
+    class_names: list[str]
+    split_names: list[str]
+    videos: list[VideoRecord]
+    missing: list[str] = field(default_factory=list)
+    list_files: list[Path] = field(default_factory=list)
+
+    def split_index(self, split: str) -> int:
+        """Position of `split` in `split_names`, with an error naming the available ones."""
+        if split not in self.split_names:
+            available = ", ".join(self.split_names)
+            raise DataError(
+                f"split {split} is not available for dataset {self.name} (available: {available});"
+                " set --split to one of them"
+            )
+        return self.split_names.index(split)
+
+
+def scan_videos(video_root: Path) -> dict[str, str]:
+    """Find video files below `video_root`.
+
+    Returns a map from the lower-cased relative path to the relative path as it is on disk, so
+    that split files whose case differs from the disk (UCF101's HandStandPushups) still match.
+    """
+    found: dict[str, str] = {}
+    for folder, subfolders, files in os.walk(video_root, followlinks=True):
+        subfolders.sort()
+        for name in sorted(files):
+            if name.lower().endswith(VIDEO_EXTENSIONS) and not name.startswith("."):
+                rel = os.path.relpath(os.path.join(folder, name), video_root).replace(os.sep, "/")
+                found[rel.lower()] = rel
+    return found
+
+
+def require_folder(path: Path, what: str, fix: str) -> Path:
+    """Return `path` if it is a folder, else raise a DataError naming it and the fix."""
+    if not path.is_dir():
+        raise DataError(f"{what} {path} does not exist or is not a folder; {fix}")
+    return path
+
+
+def first_existing(candidates: list[Path]) -> Path | None:
+    """The first of `candidates` that exists, or None."""
+    return next((c for c in candidates if c.exists()), None)
+
+
+def read_list_lines(path: Path) -> list[str]:
+    """Non-empty lines of a split or list file, stripped (CRLF and trailing blanks tolerated)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise DataError(f"cannot read split file {path}: {error.strerror}") from error
+    return [line.strip() for line in text.splitlines() if line.strip()]

@@ -1,0 +1,86 @@
+"""Kinetics-400 from its CSV annotations and clips named `<youtube_id>_<start>_<end>.mp4`."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from stages.datasets.base import (
+    TEST,
+    TRAIN,
+    DatasetListing,
+    VideoRecord,
+    first_existing,
+    require_folder,
+    scan_videos,
+)
+from stages.errors import DataError
+
+# Kinetics evaluates on its validation set: it plays the role of the test split here.
+CSV_ROLES = (("train", TRAIN), ("validate", TEST), ("val", TEST))
+REQUIRED_COLUMNS = {"label", "youtube_id", "time_start", "time_end"}
+
+
+def clip_stem(youtube_id: str, start: str, end: str) -> str:
+    """The file stem of a clip: `<youtube_id>_<start:06d>_<end:06d>`."""
+    return f"{youtube_id}_{int(float(start)):06d}_{int(float(end)):06d}"
+
+
+def _annotation_folder(root: Path) -> Path:
+    candidates = [root / "annotations", root, root.parent / "annotations", root.parent]
+    found = first_existing([c / "train.csv" for c in candidates])
+    if found is None:
+        raise DataError(
+            f"no train.csv found in {root}/annotations, {root} or beside it; put Kinetics' "
+            "annotation CSVs (train.csv, validate.csv) there"
+        )
+    return found.parent
+
+
+def _read_rows(csv_file: Path) -> list[dict[str, str]]:
+    with csv_file.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = set(reader.fieldnames or [])
+        if not REQUIRED_COLUMNS <= columns:
+            raise DataError(
+                f"{csv_file} lacks columns {sorted(REQUIRED_COLUMNS - columns)}; expected the "
+                "Kinetics format label,youtube_id,time_start,time_end,split"
+            )
+        return list(reader)
+
+
+def read_kinetics400(root: Path, name: str = "kinetics400") -> DatasetListing:
+    """List Kinetics clips under `root/<split>/[<class>/]`, matched to the CSVs by file stem."""
+    require_folder(root, "dataset root", "pass the folder holding train/ and val/ as --root")
+    annotations = _annotation_folder(root)
+    on_disk = {
+        os.path.splitext(rel.rsplit("/", 1)[-1])[0]: rel for rel in scan_videos(root).values()
+    }
+    labelled: dict[str, tuple[str, int]] = {}
+    missing: list[str] = []
+    list_files = []
+    for stem, code in CSV_ROLES:
+        csv_file = annotations / f"{stem}.csv"
+        if not csv_file.is_file() or (stem == "val" and (annotations / "validate.csv").is_file()):
+            continue
+        list_files.append(csv_file)
+        for row in _read_rows(csv_file):
+            try:
+                clip = clip_stem(row["youtube_id"], row["time_start"], row["time_end"])
+            except ValueError as error:
+                raise DataError(f"{csv_file}: bad time in row {row}") from error
+            if clip in on_disk:
+                labelled[on_disk[clip]] = (row["label"].strip(), code)
+            else:
+                missing.append(f"{clip}.mp4")
+    class_names = sorted({label for label, _ in labelled.values()})
+    label_of = {c: i for i, c in enumerate(class_names)}
+    videos = [
+        VideoRecord(rel, label, label_of[label], (code,))
+        for rel, (label, code) in labelled.items()
+    ]
+    return DatasetListing(
+        name, root, class_names, ["1"], sorted(videos, key=lambda v: v.relpath),
+        sorted(missing), list_files,
+    )

@@ -1,0 +1,17 @@
+"""Typed errors a user can cause. The CLI prints their message as one line and exits non-zero."""
+
+
+class SlicError(Exception):
+    """A mistake in the input (file, key, value) with a message naming it and the fix."""
+
+
+class ConfigError(SlicError):
+    """A config key that is unknown, of the wrong type or out of range."""
+
+
+class DataError(SlicError):
+    """A dataset root, split file or video list that cannot be used."""
+
+
+class ArtifactError(SlicError):
+    """An HDF5 artifact that is missing, of another kind, of a newer schema, or damaged."""

@@ -1,0 +1,146 @@
+"""extract-frames: decode every video of a dataset into one frames.h5 (see README, "frames.h5")."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stages import __version__
+from stages.datasets import DatasetListing, list_dataset
+from stages.io.artifacts import (
+    KIND_FRAMES,
+    Failure,
+    ImageStreamWriter,
+    Provenance,
+    VideoTable,
+    file_checksum,
+    write_artifact,
+    write_failures,
+    write_provenance,
+    write_video_table,
+)
+from stages.io.images import IMAGE_CODECS, encode_image
+from stages.io.staging import EncodedStream, StagingArea, pack_images
+from stages.io.video import StreamInfo, decode_frames
+from stages.per_video import Shard
+from stages.run_context import RunContext, fingerprint, now
+from stages.settings import output_relevant, setting
+from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.video_stage import VideoStageResult, run_video_stage
+from stages.workspace import frames_path
+
+
+@dataclass
+class ExtractFramesConfig:
+    """extract_frames: decode videos, resize, and store every frame in one frames.h5"""
+
+    short_side: int = setting(128, "resize so the short side has this many pixels (aspect kept)",
+                              minimum=16, maximum=4096)
+    fps: float | None = setting(None, "resample to this frame rate; null keeps each video's own",
+                                minimum=0.1)
+    codec: str = setting("jpeg", "how frames are stored", choices=IMAGE_CODECS)
+    jpeg_quality: int = setting(90, "JPEG quality (codec jpeg)", minimum=1, maximum=100)
+    min_frames: int = setting(2, "videos decoding to fewer frames are recorded as failures",
+                              minimum=1)
+    workers: int = setting(2, "parallel decoding processes", minimum=1, maximum=512,
+                           affects_output=False)
+
+
+def extract_video(payload: dict[str, Any]) -> tuple[dict[str, EncodedStream], dict[str, Any]]:
+    """Decode one video into encoded frames; raises with the reason if it cannot."""
+    path = Path(payload["path"])
+    info = StreamInfo()
+    encoded = [
+        encode_image(frame, payload["codec"], payload["jpeg_quality"])
+        for frame in decode_frames(path, payload["short_side"], payload["fps"], info)
+    ]
+    if len(encoded) < payload["min_frames"]:
+        raise ValueError(
+            f"too short: {len(encoded)} frames decoded, at least {payload['min_frames']} needed"
+        )
+    meta = {
+        "frame_count": len(encoded), "fps": payload["fps"] or info.src_fps,
+        "src_fps": info.src_fps, "src_width": info.src_width, "src_height": info.src_height,
+        "width": info.width, "height": info.height,
+        "file_size": path.stat().st_size, "checksum": file_checksum(path),
+    }
+    return {"images": pack_images(encoded)}, meta
+
+
+def _describe_inputs(listing: DatasetListing, settings: ExtractFramesConfig) -> dict[str, Any]:
+    """Everything the artifact depends on: settings, the listing, and each file's size and age."""
+    stats = []
+    for video in listing.videos:
+        stat = os.stat(listing.video_root / video.relpath)
+        stats.append([video.relpath, video.label, video.membership, stat.st_size,
+                      stat.st_mtime_ns])
+    return {"stage": "extract-frames", "settings": output_relevant(settings),
+            "dataset": listing.name, "classes": listing.class_names,
+            "splits": listing.split_names, "videos": stats, "missing": listing.missing}
+
+
+def _merge(listing: DatasetListing, staging: StagingArea, output: Path, key: str,
+           settings: ExtractFramesConfig, context: RunContext, started: str) -> None:
+    rows, memberships, failures = [], [], []
+    with write_artifact(output, KIND_FRAMES, key) as h5:
+        digest = hashlib.blake2b(digest_size=16)
+        stream = ImageStreamWriter(h5, "images", settings.codec, 3, digest)
+        for position, video in enumerate(listing.videos):
+            streams, meta = staging.read(position)
+            if "failure" in meta:
+                failures.append(Failure(video.video_id, video.relpath, meta["failure"]))
+                continue
+            data, offsets = streams["images"]
+            first = stream.append(data, offsets)
+            rows.append({"video_id": video.video_id, "relpath": video.relpath,
+                         "class_name": video.class_name, "label": video.label,
+                         "first_image": first, "num_images": len(offsets) - 1, **meta})
+            memberships.append(video.membership)
+        table = VideoTable.from_rows(rows, listing.class_names, listing.split_names, memberships)
+        write_video_table(h5, table)
+        write_failures(h5, failures, listing.missing)
+        h5.attrs["content_digest"] = digest.hexdigest()
+        videos_digest = hashlib.blake2b("".join(r["checksum"] for r in rows).encode(),
+                                        digest_size=16).hexdigest()
+        inputs = [{"path": str(f), "size": f.stat().st_size, "checksum": file_checksum(f)}
+                  for f in listing.list_files]
+        inputs.append({"path": str(listing.video_root), "videos": len(rows),
+                       "size": sum(r["file_size"] for r in rows), "checksum": videos_digest})
+        write_provenance(h5, Provenance(context.command, context.config, __version__, inputs,
+                                        started, now(), {"dataset": listing.name}))
+
+
+def run(
+    settings: ExtractFramesConfig, data: DataConfig, workspace: WorkspaceConfig,
+    context: RunContext | None = None, out: Path | None = None, shard: Shard | None = None,
+) -> VideoStageResult:
+    """Decode the dataset's videos into `out` (default `<workspace>/<dataset>/frames.h5`)."""
+    context = context or RunContext()
+    shard = shard or Shard()
+    started = now()
+    root = Path(data.root) if data.root is not None else None
+    listing = list_dataset(data.dataset, root, data.test_ratio, data.split_seed)
+    if listing.missing:
+        context.progress.message(
+            f"{len(listing.missing)} videos named in the split files are missing, first: "
+            + ", ".join(listing.missing[:3])
+        )
+    output = Path(out) if out is not None else frames_path(workspace, data)
+    key = fingerprint(_describe_inputs(listing, settings))
+    payloads = [
+        {"path": str(listing.video_root / v.relpath), "short_side": settings.short_side,
+         "fps": settings.fps, "codec": settings.codec, "jpeg_quality": settings.jpeg_quality,
+         "min_frames": settings.min_frames}
+        for v in listing.videos
+    ]
+
+    def merge(staging: StagingArea) -> None:
+        _merge(listing, staging, output, key, settings, context, started)
+
+    result = run_video_stage("extract-frames", output, key, payloads, extract_video, merge,
+                             shard, settings.workers, context, "decoding videos")
+    result.missing, result.num_missing = listing.missing, len(listing.missing)
+    return result

@@ -1,0 +1,73 @@
+"""inspect: what an artifact is, where it came from, and what it holds."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from stages.datasets.base import MEMBERSHIP_NAMES
+from stages.errors import ArtifactError
+from stages.io.artifacts import (
+    KIND_FLOW,
+    KIND_FRAMES,
+    open_artifact,
+    read_failures,
+    read_provenance,
+    read_video_table,
+    stream_info,
+    stream_names,
+)
+
+
+def _describe_videos(h5: h5py.File) -> dict[str, Any]:
+    """Counts, per-class table, split sizes, streams and failures of a frames or flow artifact."""
+    table = read_video_table(h5)
+    failures, missing = read_failures(h5)
+    labels = table.columns["label"]
+    images = table.columns["num_images"]
+    per_class = [
+        {"class": name, "videos": int((labels == i).sum()), "images": int(images[labels == i].sum())}
+        for i, name in enumerate(table.class_names)
+    ]
+    splits = {
+        name: {MEMBERSHIP_NAMES[code]: count for code, count in
+               sorted(Counter(table.splits[:, s].tolist()).items())}
+        for s, name in enumerate(table.split_names)
+    }
+    return {
+        "num_videos": len(table),
+        "num_classes": len(table.class_names),
+        "num_images": int(images.sum()),
+        "streams": {name: stream_info(h5, name) for name in stream_names(h5)},
+        "splits": splits,
+        "classes": per_class,
+        "failures": [f.__dict__ for f in failures],
+        "num_missing": len(missing),
+        "missing_first": missing[:10],
+        **{key: h5.attrs[key].item() if hasattr(h5.attrs[key], "item") else h5.attrs[key]
+           for key in ("bound", "method") if key in h5.attrs},
+    }
+
+
+DESCRIBERS = {KIND_FRAMES: _describe_videos, KIND_FLOW: _describe_videos}
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """Everything `slic inspect` shows, as one JSON-able dict."""
+    with open_artifact(path) as h5:
+        kind = str(h5.attrs["kind"])
+        if kind not in DESCRIBERS:
+            raise ArtifactError(f"{path} is a {kind!r} artifact, which this slic cannot show")
+        return {
+            "path": str(path),
+            "kind": kind,
+            "schema_version": int(h5.attrs["schema_version"]),
+            "file_size": Path(path).stat().st_size,
+            "fingerprint": str(h5.attrs["fingerprint"]),
+            "content_digest": str(h5.attrs.get("content_digest", "")),
+            "provenance": read_provenance(h5),
+            **DESCRIBERS[kind](h5),
+        }

@@ -1,0 +1,1 @@
+"""Reading and writing: video files through ffmpeg, encoded images, HDF5 artifacts."""

@@ -1,0 +1,268 @@
+"""Every HDF5 artifact slic writes: its layout, schema version, provenance and atomic writing.
+
+No other module spells an HDF5 path. Layout of a video artifact (frames.h5, flow.h5):
+
+    attrs            kind, schema_version, fingerprint, content_digest
+    /provenance      JSON: command, resolved config, slic version, inputs, start and end time
+    /classes/name    (C,) class names, index = label
+    /videos/<col>    (N,) one column per VIDEO_COLUMNS entry; /videos/splits (N, S) int8 with
+                     attrs names (S,): 0 unused, 1 train, 2 test
+    /<stream>/data   (total bytes,) uint8: encoded images back to back
+    /<stream>/offsets (num images + 1,) int64: image i is data[offsets[i]:offsets[i+1]]
+                     attrs codec, channels; video n owns images first_image[n] ... + num_images[n]
+    /failures/<col>  (F,) video_id, relpath, reason
+    /missing         (M,) names listed in split files but absent on disk
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from stages.errors import ArtifactError
+
+SCHEMA_VERSION = 1
+KIND_FRAMES, KIND_FLOW = "frames", "flow"
+STRING = h5py.string_dtype("utf-8")
+
+# Column name -> dtype of the per-video index table.
+VIDEO_COLUMNS: dict[str, Any] = {
+    "video_id": STRING,
+    "relpath": STRING,
+    "class_name": STRING,
+    "label": np.int32,
+    "frame_count": np.int32,
+    "fps": np.float32,
+    "src_fps": np.float32,
+    "src_width": np.int32,
+    "src_height": np.int32,
+    "width": np.int32,
+    "height": np.int32,
+    "file_size": np.int64,
+    "checksum": STRING,
+    "first_image": np.int64,
+    "num_images": np.int32,
+}
+FAILURE_COLUMNS = ("video_id", "relpath", "reason")
+
+
+def file_checksum(path: Path, chunk: int = 1 << 20) -> str:
+    """blake2b-128 of a file's bytes, as hex."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class VideoTable:
+    """The per-video index of an artifact: one numpy array per VIDEO_COLUMNS name, length N."""
+
+    columns: dict[str, np.ndarray]
+    class_names: list[str]
+    split_names: list[str]
+    splits: np.ndarray  # (N, S) int8
+
+    def __len__(self) -> int:
+        return len(self.columns["video_id"])
+
+    def row(self, index: int) -> dict[str, Any]:
+        """One video's values as plain Python objects."""
+        return {name: values[index].item() if hasattr(values[index], "item") else values[index]
+                for name, values in self.columns.items()}
+
+    @classmethod
+    def from_rows(
+        cls, rows: list[dict[str, Any]], class_names: list[str], split_names: list[str],
+        splits: list[tuple[int, ...]],
+    ) -> VideoTable:
+        columns = {
+            name: np.array([row[name] for row in rows],
+                           dtype=object if dtype is STRING else dtype)
+            for name, dtype in VIDEO_COLUMNS.items()
+        }
+        matrix = np.array(splits, dtype=np.int8).reshape(len(rows), len(split_names))
+        return cls(columns, class_names, split_names, matrix)
+
+
+@dataclass
+class Failure:
+    """A video a stage could not process, and why."""
+
+    video_id: str
+    relpath: str
+    reason: str
+
+
+class ImageStreamWriter:
+    """Appends encoded images to `/<name>/data` and `/<name>/offsets`, hashing what it writes."""
+
+    def __init__(self, h5: h5py.File, name: str, codec: str, channels: int, digest) -> None:
+        group = h5.create_group(name)
+        group.attrs["codec"], group.attrs["channels"] = codec, channels
+        self.data = group.create_dataset("data", (0,), np.uint8, maxshape=(None,),
+                                         chunks=(1 << 20,))
+        self.offsets = group.create_dataset("offsets", (1,), np.int64, maxshape=(None,),
+                                            chunks=(1 << 14,), data=[0])
+        self.digest = digest
+        self.num_images = 0
+
+    def append(self, data: np.ndarray, offsets: np.ndarray) -> int:
+        """Append images given as concatenated bytes and their (n + 1,) relative offsets.
+
+        Returns the index of the first appended image in the stream.
+        """
+        first, start = self.num_images, int(self.offsets[-1])
+        size, count = len(data), len(offsets) - 1
+        self.data.resize((start + size,))
+        self.data[start:] = data
+        self.offsets.resize((first + count + 1,))
+        self.offsets[first + 1:] = start + offsets[1:]
+        self.digest.update(data.tobytes())
+        self.digest.update(offsets.astype(np.int64).tobytes())
+        self.num_images += count
+        return first
+
+
+@dataclass
+class Provenance:
+    """Where an artifact came from; stored as JSON in `/provenance`."""
+
+    command: str
+    config: dict[str, Any]
+    slic_version: str
+    inputs: list[dict[str, Any]]
+    started: str
+    finished: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def write_artifact(path: Path, kind: str, fingerprint: str) -> Iterator[h5py.File]:
+    """Open a new artifact for writing; it appears at `path` only if the block succeeds.
+
+    The file is written beside `path` under a temporary name and renamed into place, so no
+    reader ever sees a half-written artifact.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.writing-{os.getpid()}")
+    try:
+        with h5py.File(temporary, "w") as h5:
+            h5.attrs["kind"], h5.attrs["schema_version"] = kind, SCHEMA_VERSION
+            h5.attrs["fingerprint"] = fingerprint
+            yield h5
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_provenance(h5: h5py.File, provenance: Provenance) -> None:
+    h5.create_dataset("provenance", data=json.dumps(provenance.__dict__, default=str),
+                      dtype=STRING)
+
+
+def write_video_table(h5: h5py.File, table: VideoTable) -> None:
+    h5.create_dataset("classes/name", data=np.array(table.class_names, dtype=object),
+                      dtype=STRING)
+    for name, dtype in VIDEO_COLUMNS.items():
+        h5.create_dataset(f"videos/{name}", data=table.columns[name], dtype=dtype)
+    splits = h5.create_dataset("videos/splits", data=table.splits)
+    splits.attrs["names"] = np.array(table.split_names, dtype=object)
+
+
+def write_failures(h5: h5py.File, failures: list[Failure], missing: list[str]) -> None:
+    for name in FAILURE_COLUMNS:
+        values = np.array([getattr(f, name) for f in failures], dtype=object)
+        h5.create_dataset(f"failures/{name}", data=values, shape=(len(failures),), dtype=STRING)
+    h5.create_dataset("missing", data=np.array(missing, dtype=object), shape=(len(missing),),
+                      dtype=STRING)
+
+
+def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
+    """Open an artifact for reading after checking it is one, of `kind`, of a known schema."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path} does not exist; run the stage that makes it first")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as error:
+        raise ArtifactError(f"{path} is not an HDF5 file or is damaged ({error})") from error
+    found = h5.attrs.get("kind")
+    version = h5.attrs.get("schema_version")
+    if found is None or version is None:
+        h5.close()
+        raise ArtifactError(f"{path} is an HDF5 file but not a slic artifact (no 'kind' attr)")
+    if kind is not None and found != kind:
+        h5.close()
+        raise ArtifactError(f"{path} is a {found} artifact, but a {kind} artifact is needed")
+    if int(version) > SCHEMA_VERSION:
+        h5.close()
+        raise ArtifactError(
+            f"{path} has schema version {int(version)}, newer than this slic reads "
+            f"({SCHEMA_VERSION}); upgrade slic"
+        )
+    return h5
+
+
+def artifact_fingerprint(path: Path) -> str | None:
+    """The fingerprint of the artifact at `path`, or None if there is no readable artifact."""
+    try:
+        with h5py.File(path, "r") as h5:
+            value = h5.attrs.get("fingerprint")
+            return str(value) if value is not None else None
+    except OSError:
+        return None
+
+
+def _strings(dataset: h5py.Dataset) -> np.ndarray:
+    return np.array(dataset.asstr()[()], dtype=object)
+
+
+def read_provenance(h5: h5py.File) -> dict[str, Any]:
+    return json.loads(h5["provenance"].asstr()[()])
+
+
+def read_video_table(h5: h5py.File) -> VideoTable:
+    columns = {
+        name: _strings(h5[f"videos/{name}"]) if dtype is STRING else h5[f"videos/{name}"][()]
+        for name, dtype in VIDEO_COLUMNS.items()
+    }
+    splits = h5["videos/splits"]
+    return VideoTable(columns, list(_strings(h5["classes/name"])),
+                      [str(s) for s in splits.attrs["names"]], splits[()])
+
+
+def read_failures(h5: h5py.File) -> tuple[list[Failure], list[str]]:
+    columns = [_strings(h5[f"failures/{name}"]) for name in FAILURE_COLUMNS]
+    return [Failure(*values) for values in zip(*columns)], list(_strings(h5["missing"]))
+
+
+def stream_names(h5: h5py.File) -> list[str]:
+    """Names of the image streams an artifact holds."""
+    return [name for name in h5 if isinstance(h5[name], h5py.Group) and "offsets" in h5[name]]
+
+
+def stream_info(h5: h5py.File, name: str) -> dict[str, Any]:
+    group = h5[name]
+    return {"codec": str(group.attrs["codec"]), "channels": int(group.attrs["channels"]),
+            "num_images": len(group["offsets"]) - 1, "bytes": int(group["data"].shape[0])}
+
+
+def read_encoded_images(h5: h5py.File, name: str, first: int, count: int) -> list[np.ndarray]:
+    """The encoded bytes of images first ... first + count - 1 of a stream, one read."""
+    offsets = h5[f"{name}/offsets"][first:first + count + 1]
+    block = h5[f"{name}/data"][offsets[0]:offsets[-1]]
+    relative = offsets - offsets[0]
+    return [block[relative[i]:relative[i + 1]] for i in range(count)]

@@ -1,0 +1,96 @@
+"""Per-video results of a stage kept on disk until they are merged into one artifact.
+
+Each finished video is one `<position>.npz` file, written under a temporary name and renamed,
+so a run killed at any moment keeps every finished video and no half-written one. Results live
+in a folder named after the stage's fingerprint: a changed config never mixes with old parts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.errors import SlicError
+
+# Encoded images of one stream: concatenated bytes (uint8) and (n + 1,) int64 offsets.
+EncodedStream = tuple[np.ndarray, np.ndarray]
+
+
+def pack_images(encoded: list[np.ndarray]) -> EncodedStream:
+    """Concatenate encoded images into one byte array plus offsets."""
+    sizes = np.fromiter((len(e) for e in encoded), dtype=np.int64, count=len(encoded))
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    data = np.concatenate(encoded) if encoded else np.zeros(0, np.uint8)
+    return data, offsets
+
+
+class StagingArea:
+    """The parts folder of one output artifact, for one fingerprint."""
+
+    def __init__(self, output: Path, fingerprint: str) -> None:
+        self.root = output.with_name(f".{output.name}.parts")
+        self.folder = self.root / fingerprint[:16]
+
+    def prepare(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise SlicError(
+                f"cannot write to {self.root.parent}: {error.strerror}; choose a writable "
+                "--workspace or --out"
+            ) from error
+
+    def _path(self, position: int) -> Path:
+        return self.folder / f"{position:08d}.npz"
+
+    def done_positions(self) -> set[int]:
+        if not self.folder.is_dir():
+            return set()
+        return {int(p.stem) for p in self.folder.glob("*.npz") if p.stem.isdigit()}
+
+    def write(self, position: int, streams: dict[str, EncodedStream], meta: dict[str, Any]) -> None:
+        arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
+        for name, (data, offsets) in streams.items():
+            arrays[f"{name}.data"], arrays[f"{name}.offsets"] = data, offsets
+        temporary = self.folder / f".{position:08d}.{os.getpid()}.tmp"
+        with open(temporary, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(temporary, self._path(position))
+
+    def read(self, position: int) -> tuple[dict[str, EncodedStream], dict[str, Any]]:
+        with np.load(self._path(position)) as archive:
+            meta = json.loads(archive["meta"].tobytes().decode())
+            names = {key.split(".")[0] for key in archive.files if key != "meta"}
+            streams = {n: (archive[f"{n}.data"], archive[f"{n}.offsets"]) for n in names}
+        return streams, meta
+
+    def remove_positions(self, positions: list[int]) -> None:
+        for position in positions:
+            self._path(position).unlink(missing_ok=True)
+
+    @contextmanager
+    def merge_lock(self) -> Iterator[bool]:
+        """Yield True to the one process that may merge now (the lock dies with its holder)."""
+        self.prepare()
+        with open(self.root / "merge.lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,167 @@
+"""Decode and encode video files with ffmpeg (through ffmpeg-python).
+
+The ffmpeg binary is, in order: `$SLIC_FFMPEG`, an `ffmpeg` on PATH, or the one shipped in the
+imageio-ffmpeg wheel, so a pip install is all the set-up there is.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+from stages.errors import SlicError
+
+_DIMS = re.compile(r", (\d+)x(\d+)")
+_FPS = re.compile(r"([\d.]+)(k?) (?:fps|tbr)")
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_executable() -> str:
+    """Path of the ffmpeg binary to run."""
+    override = os.environ.get("SLIC_FFMPEG")
+    if override:
+        if not (os.path.isfile(override) and os.access(override, os.X_OK)):
+            raise SlicError(f"SLIC_FFMPEG={override} is not an executable file; fix or unset it")
+        return override
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return on_path
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+class VideoDecodeError(Exception):
+    """A video that ffmpeg cannot decode; the message is the reason recorded in artifacts."""
+
+
+@dataclass
+class StreamInfo:
+    """Sizes and frame rate of a decoded stream: the source's and the output's."""
+
+    src_width: int = 0
+    src_height: int = 0
+    src_fps: float = 0.0
+    width: int = 0
+    height: int = 0
+
+
+def _parse_fps(line: str) -> float:
+    match = _FPS.search(line)
+    if not match:
+        return 0.0
+    return float(match[1]) * (1000.0 if match[2] else 1.0)
+
+
+class _StderrWatcher(threading.Thread):
+    """Reads ffmpeg's log while frames stream out, and finds the stream sizes in it."""
+
+    def __init__(self, pipe) -> None:
+        super().__init__(daemon=True)
+        self.pipe = pipe
+        self.lines: list[str] = []
+        self.info = StreamInfo()
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        in_output = False
+        for raw in iter(self.pipe.readline, b""):
+            line = raw.decode("utf-8", errors="replace").rstrip()
+            self.lines.append(line)
+            if line.startswith("Output #0"):
+                in_output = True
+            elif "Stream #" in line and "Video:" in line and (dims := _DIMS.search(line)):
+                if in_output:
+                    self.info.width, self.info.height = int(dims[1]), int(dims[2])
+                    self.ready.set()
+                elif not self.info.src_width:
+                    self.info.src_width, self.info.src_height = int(dims[1]), int(dims[2])
+                    self.info.src_fps = _parse_fps(line)
+        self.ready.set()
+
+    def reason(self) -> str:
+        """The most telling line of the log, for a failure message."""
+        errors = [
+            line for line in self.lines
+            if any(w in line.lower() for w in ("error", "invalid", "no such", "denied", "moov"))
+        ]
+        return (errors or self.lines or ["ffmpeg produced no output"])[-1].strip()
+
+
+def _scale_filter(short_side: int) -> tuple[str, str]:
+    """ffmpeg scale expressions that set the short side and keep the aspect (even sizes)."""
+    width = f"if(gt(iw,ih),-2,{short_side})"
+    height = f"if(gt(iw,ih),{short_side},-2)"
+    return width, height
+
+
+def _as_input(path: Path) -> str:
+    # "file:" keeps names with ':' from being read as a protocol, and names starting with '-'
+    # from being read as options.
+    return "file:" + str(Path(path).resolve())
+
+
+def decode_frames(
+    path: Path, short_side: int | None, fps: float | None, info: StreamInfo | None = None
+) -> Iterator[np.ndarray]:
+    """Yield the frames of a video as (H, W, 3) uint8 RGB arrays, one at a time.
+
+    The short side is resized to `short_side` (None keeps the size), the rate resampled to `fps`
+    (None keeps it). `info`, when given, is filled with the source and output sizes before the
+    first frame. Raises VideoDecodeError when ffmpeg fails.
+    """
+    stream = ffmpeg.input(_as_input(path))
+    if fps:
+        stream = stream.filter("fps", fps=fps)
+    if short_side:
+        width, height = _scale_filter(short_side)
+        stream = stream.filter("scale", width, height)
+    stream = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24")
+    process = stream.global_args("-nostdin", "-hide_banner", "-threads", "1").run_async(
+        cmd=ffmpeg_executable(), pipe_stdout=True, pipe_stderr=True
+    )
+    watcher = _StderrWatcher(process.stderr)
+    watcher.start()
+    try:
+        watcher.ready.wait()
+        target = info if info is not None else StreamInfo()
+        target.__dict__.update(watcher.info.__dict__)
+        frame_bytes = watcher.info.width * watcher.info.height * 3
+        while frame_bytes:
+            buffer = process.stdout.read(frame_bytes)
+            if len(buffer) < frame_bytes:
+                break
+            yield np.frombuffer(buffer, np.uint8).reshape(
+                watcher.info.height, watcher.info.width, 3
+            )
+    finally:
+        process.stdout.close()
+        code = process.wait()
+        watcher.join()
+    if code != 0 or not watcher.info.width:
+        raise VideoDecodeError(f"ffmpeg: {watcher.reason()}")
+
+
+def write_video(path: Path, frames: np.ndarray, fps: float, codec: str = "mpeg4") -> None:
+    """Encode (T, H, W, 3) uint8 RGB frames (H and W even) into a video file at `path`."""
+    num, height, width, _ = frames.shape
+    stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}",
+                          r=fps)
+    options = {"vcodec": codec, "pix_fmt": "yuv420p", "q:v": 3, "threads": 1,
+               "fflags": "+bitexact", "flags": "+bitexact"}
+    stream = stream.output("file:" + str(path), **options).global_args("-nostdin", "-y")
+    try:
+        stream.run(cmd=ffmpeg_executable(), input=np.ascontiguousarray(frames).tobytes(),
+                   capture_stdout=True, capture_stderr=True)
+    except ffmpeg.Error as error:
+        tail = error.stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:]
+        raise SlicError(f"ffmpeg could not write {path}: {' '.join(tail)}") from error

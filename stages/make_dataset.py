@@ -1,0 +1,119 @@
+"""make-dataset synthetic: real encoded videos in the UCF101 layout, classes defined by motion.
+
+Videos are grouped like UCF101 (`v_<Class>_gXX_cYY.avi`); the first `test_groups` groups of
+every class form the test split, so no test video shares a group with a training video. Every
+video draws its own appearance in any case, so retrieval cannot work by matching backgrounds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.errors import SlicError
+from stages.io.video import write_video
+from stages.run_context import RunContext
+from stages.settings import setting
+from stages.synthetic.appearance import random_appearance
+from stages.synthetic.motion import MOTIONS, draw_motion_parameters
+
+LIST_FOLDER = "ucfTrainTestlist"
+
+
+@dataclass
+class MakeDatasetConfig:
+    """make_dataset: size of the built-in synthetic dataset (slic make-dataset synthetic)"""
+
+    num_classes: int = setting(8, "motion classes, taken in order from the built-in list",
+                               minimum=2, maximum=len(MOTIONS))
+    groups_per_class: int = setting(6, "groups per class (UCF101-style gXX)", minimum=2)
+    clips_per_group: int = setting(4, "videos per group (UCF101-style cYY)", minimum=1)
+    test_groups: int = setting(2, "groups of each class held out as the test split", minimum=1)
+    min_size: int = setting(112, "smallest frame side in pixels", minimum=32, maximum=1024)
+    max_size: int = setting(160, "largest frame side in pixels", minimum=32, maximum=1024)
+    min_seconds: float = setting(2.0, "shortest video duration", minimum=0.2)
+    max_seconds: float = setting(4.0, "longest video duration", minimum=0.2)
+    fps: float = setting(25.0, "frame rate of the written videos", minimum=1.0, maximum=120.0)
+    seed: int = setting(0, "seed: the same seed writes the same videos", minimum=0)
+
+
+@dataclass
+class MakeDatasetResult:
+    output: Path
+    class_names: list[str]
+    num_train: int = 0
+    num_test: int = 0
+    num_frames: int = 0
+    seconds: float = 0.0
+    per_class: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {"stage": "make-dataset", "output": str(self.output),
+                "num_classes": len(self.class_names), "num_videos": self.num_train + self.num_test,
+                "num_train": self.num_train, "num_test": self.num_test,
+                "num_frames": self.num_frames, "seconds": round(self.seconds, 3)}
+
+
+def render_video(settings: MakeDatasetConfig, class_index: int, group: int,
+                 clip: int) -> np.ndarray:
+    """The (T, H, W, 3) uint8 frames of one video; depends only on the seed and its name."""
+    rng = np.random.default_rng([settings.seed, class_index, group, clip])
+    height, width = (int(rng.integers(settings.min_size // 2, settings.max_size // 2 + 1)) * 2
+                     for _ in range(2))
+    seconds = rng.uniform(settings.min_seconds, settings.max_seconds)
+    num_frames = max(2, int(round(seconds * settings.fps)))
+    appearance = random_appearance(rng, height, width)
+    parameters = draw_motion_parameters(rng, height, width)
+    motion = list(MOTIONS.values())[class_index]
+    frames = np.empty((num_frames, height, width, 3), np.uint8)
+    for index in range(num_frames):
+        centre, angle, scale = motion(index / (num_frames - 1), parameters)
+        frames[index] = appearance.draw(centre, angle, scale)
+    return frames
+
+
+def run(settings: MakeDatasetConfig, out: Path, context: RunContext | None = None
+        ) -> MakeDatasetResult:
+    """Write the dataset to `out` (video files, classInd.txt, trainlist01/testlist01)."""
+    context = context or RunContext()
+    if settings.min_size > settings.max_size or settings.min_seconds > settings.max_seconds:
+        raise SlicError("make_dataset: min_size/min_seconds must not exceed max_size/max_seconds")
+    if settings.test_groups >= settings.groups_per_class:
+        raise SlicError("make_dataset.test_groups must be smaller than groups_per_class")
+    started = time.perf_counter()
+    class_names = list(MOTIONS)[: settings.num_classes]
+    result = MakeDatasetResult(Path(out), class_names)
+    try:
+        (result.output / LIST_FOLDER).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SlicError(f"cannot create {out}: {error.strerror}; choose a writable --out") from error
+    train_lines, test_lines = [], []
+    total = settings.num_classes * settings.groups_per_class * settings.clips_per_group
+    context.progress.start("writing synthetic videos", total)
+    for class_index, class_name in enumerate(class_names):
+        (result.output / class_name).mkdir(exist_ok=True)
+        for group in range(1, settings.groups_per_class + 1):
+            for clip in range(1, settings.clips_per_group + 1):
+                relpath = f"{class_name}/v_{class_name}_g{group:02d}_c{clip:02d}.avi"
+                frames = render_video(settings, class_index, group, clip)
+                write_video(result.output / relpath, frames, settings.fps)
+                result.num_frames += len(frames)
+                if group <= settings.test_groups:
+                    test_lines.append(relpath)
+                else:
+                    train_lines.append(f"{relpath} {class_index + 1}")
+                context.progress.advance()
+    context.progress.finish()
+    lists = result.output / LIST_FOLDER
+    (lists / "classInd.txt").write_text(
+        "".join(f"{i + 1} {name}\n" for i, name in enumerate(class_names)))
+    (lists / "trainlist01.txt").write_text("".join(f"{line}\n" for line in train_lines))
+    (lists / "testlist01.txt").write_text("".join(f"{line}\n" for line in test_lines))
+    result.num_train, result.num_test = len(train_lines), len(test_lines)
+    result.per_class = {name: total // settings.num_classes for name in class_names}
+    result.seconds = time.perf_counter() - started
+    return result

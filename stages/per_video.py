@@ -1,0 +1,117 @@
+"""Run a function over many videos: in parallel, sharded, resumable, and merged in order.
+
+Both data stages (extract-frames, compute-flow) are "one job per video, one artifact at the
+end". This module owns that pattern: which videos this process takes (`--shard i/n`, or RANK and
+WORLD_SIZE under torchrun), a pool of worker processes, parts kept in a StagingArea so a killed
+run resumes, and the rule that the process finishing the last shard merges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from stages.errors import ConfigError
+from stages.io.staging import EncodedStream, StagingArea
+from stages.progress import Progress
+
+# A per-video function: takes a picklable payload, returns encoded image streams and metadata.
+# It raises any exception for a video it cannot process; the message becomes the reason.
+VideoWorker = Callable[[Any], tuple[dict[str, EncodedStream], dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of the videos: those whose position % count == index."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> Shard:
+        """From `--shard i/n` (0-based i), else from torchrun's RANK/WORLD_SIZE, else all."""
+        if text:
+            try:
+                index, count = (int(part) for part in text.split("/"))
+            except ValueError:
+                raise ConfigError(f"--shard {text!r} must look like i/n, for example 0/4") from None
+            if not 0 <= index < count:
+                raise ConfigError(f"--shard {text}: i must be in 0..n-1 (0-based)")
+            return cls(index, count)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        return cls(int(os.environ.get("RANK", "0")), world) if world > 1 else cls()
+
+    def owns(self, position: int) -> bool:
+        return position % self.count == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass
+class ProcessCounts:
+    """What one process did: videos reused from an earlier run, newly processed, failed now."""
+
+    reused: int = 0
+    processed: int = 0
+    failed: int = 0
+
+
+def _process_one(worker: VideoWorker, output: Path, fingerprint: str,
+                 job: tuple[int, Any]) -> tuple[int, str | None]:
+    position, payload = job
+    try:
+        streams, meta = worker(payload)
+        failure = None
+    except Exception as error:  # any video-specific failure is recorded, never fatal
+        failure = str(error) or type(error).__name__
+        streams, meta = {}, {"failure": failure}
+    StagingArea(output, fingerprint).write(position, streams, meta)
+    return position, failure
+
+
+def _init_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def process_videos(
+    payloads: list[Any], worker: VideoWorker, staging: StagingArea, output: Path,
+    fingerprint: str, shard: Shard, workers: int, progress: Progress, description: str,
+) -> ProcessCounts:
+    """Run `worker` on this shard's payloads that have no part yet; parts go to `staging`."""
+    staging.prepare()
+    done = staging.done_positions()
+    mine = [p for p in range(len(payloads)) if shard.owns(p)]
+    todo = [(p, payloads[p]) for p in mine if p not in done]
+    counts = ProcessCounts(reused=len(mine) - len(todo))
+    if counts.reused:
+        progress.message(f"resuming: {counts.reused} videos already done are kept")
+    progress.start(description, len(mine))
+    progress.advance(counts.reused)
+    task = partial(_process_one, worker, output, fingerprint)
+    with contextlib.ExitStack() as stack:
+        if workers <= 1 or len(todo) <= 1:
+            _init_worker()
+            results: Iterator[tuple[int, str | None]] = map(task, todo)
+        else:
+            # fork: fast to start, and works from notebooks and scripts without a main guard. The
+            # parent holds no open HDF5 file or decoder while it forks.
+            context = multiprocessing.get_context("fork")
+            pool = stack.enter_context(
+                context.Pool(min(workers, len(todo)), initializer=_init_worker)
+            )
+            results = pool.imap_unordered(task, todo)
+        for _, failure in results:
+            counts.processed += 1
+            counts.failed += failure is not None
+            progress.advance()
+    progress.finish()
+    return counts

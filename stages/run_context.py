@@ -1,0 +1,32 @@
+"""What every stage receives besides its config: provenance facts and a progress listener."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from stages.progress import Progress, SilentProgress
+
+
+@dataclass
+class RunContext:
+    """The command line and resolved config (stored as provenance), and how to report."""
+
+    command: str = "python"
+    config: dict[str, Any] = field(default_factory=dict)
+    progress: Progress = field(default_factory=SilentProgress)
+    force: bool = False
+
+
+def now() -> str:
+    """The current UTC time, ISO 8601, for provenance."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def fingerprint(description: Any) -> str:
+    """A stable hash of a JSON-able description of a stage's inputs and settings."""
+    text = json.dumps(description, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,1 @@
+"""The built-in demo data: actions told apart by motion alone."""

@@ -1,0 +1,99 @@
+"""Random appearance of one synthetic video: background texture, object shape and colour.
+
+Appearance is drawn from the video's own random generator and never from its class, so a
+model can only tell the classes apart by how the object moves.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+SHAPES = ("triangle", "square", "pentagon", "star", "cross", "arrow", "ell", "rhombus")
+
+
+def _polygon(shape: str) -> np.ndarray:
+    """Vertices (K, 2) of a shape inside the unit disc, centred on the origin."""
+    if shape in ("triangle", "square", "pentagon", "rhombus"):
+        sides = {"triangle": 3, "square": 4, "pentagon": 5, "rhombus": 4}[shape]
+        angles = np.arange(sides) * 2 * np.pi / sides + np.pi / 4 * (shape == "square")
+        points = np.stack([np.cos(angles), np.sin(angles)], 1)
+        return points * ([1.0, 0.6] if shape == "rhombus" else 1.0)
+    if shape == "star":
+        angles = np.arange(10) * np.pi / 5
+        radii = np.where(np.arange(10) % 2 == 0, 1.0, 0.45)
+        return np.stack([np.cos(angles) * radii, np.sin(angles) * radii], 1)
+    if shape == "cross":
+        a, b = 1.0, 0.33
+        return np.array([[-b, -a], [b, -a], [b, -b], [a, -b], [a, b], [b, b], [b, a], [-b, a],
+                         [-b, b], [-a, b], [-a, -b], [-b, -b]])
+    if shape == "arrow":
+        return np.array([[-1, -0.3], [0.2, -0.3], [0.2, -0.7], [1, 0], [0.2, 0.7], [0.2, 0.3],
+                         [-1, 0.3]])
+    return np.array([[-0.8, -1], [-0.2, -1], [-0.2, 0.4], [0.8, 0.4], [0.8, 1], [-0.8, 1]])
+
+
+def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A random (H, W, 3) uint8 texture: blotches, stripes, checks or a noisy gradient."""
+    kind = rng.integers(4)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    colours = rng.uniform(30, 225, size=(2, 3)).astype(np.float32)
+    if kind == 0:
+        noise = rng.normal(size=(height // 8 + 1, width // 8 + 1)).astype(np.float32)
+        weight = cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
+        weight = (weight - weight.min()) / (np.ptp(weight) + 1e-6)
+    elif kind == 1:
+        angle, period = rng.uniform(0, np.pi), rng.uniform(8, 30)
+        weight = 0.5 + 0.5 * np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period)
+    elif kind == 2:
+        cell = rng.integers(8, 24)
+        weight = ((xx // cell + yy // cell) % 2).astype(np.float32)
+    else:
+        angle = rng.uniform(0, 2 * np.pi)
+        ramp = xx * np.cos(angle) + yy * np.sin(angle)
+        weight = (ramp - ramp.min()) / (np.ptp(ramp) + 1e-6)
+        weight = weight + rng.normal(scale=0.08, size=weight.shape).astype(np.float32)
+    image = colours[0] + np.clip(weight, 0, 1)[..., None] * (colours[1] - colours[0])
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@dataclass
+class Appearance:
+    """Everything about a video's look; `draw` puts the object on a copy of the background."""
+
+    background: np.ndarray  # (H, W, 3) uint8
+    polygon: np.ndarray  # (K, 2) unit-disc vertices
+    colour: tuple[int, int, int]
+    stripe: tuple[int, int, int]
+    radius: float  # pixels
+
+    def draw(self, centre: tuple[float, float], angle: float, scale: float) -> np.ndarray:
+        frame = self.background.copy()
+        rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        radius = self.radius * scale
+        points = (self.polygon @ rotation.T) * radius + np.asarray(centre)
+        shift = 4  # sub-pixel precision of OpenCV's drawing: coordinates in 1/16 pixel
+        cv2.fillPoly(frame, [np.rint(points * (1 << shift)).astype(np.int32)], self.colour,
+                     cv2.LINE_AA, shift)
+        # A stripe from the centre marks the object's orientation, so rotation always shows.
+        tip = np.asarray(centre) + rotation @ np.array([0.8, 0.0]) * radius
+        cv2.line(frame, tuple(np.rint(np.asarray(centre) * 16).astype(int)),
+                 tuple(np.rint(tip * 16).astype(int)), self.stripe,
+                 max(1, int(radius / 5)), cv2.LINE_AA, shift)
+        return frame
+
+
+def random_appearance(rng: np.random.Generator, height: int, width: int) -> Appearance:
+    hue = rng.uniform()
+    colour = colorsys.hsv_to_rgb(hue, rng.uniform(0.6, 1.0), rng.uniform(0.7, 1.0))
+    stripe = colorsys.hsv_to_rgb((hue + 0.5) % 1.0, 0.8, 0.3)
+    return Appearance(
+        background=_background(rng, height, width),
+        polygon=_polygon(SHAPES[rng.integers(len(SHAPES))]),
+        colour=tuple(int(255 * c) for c in colour),
+        stripe=tuple(int(255 * c) for c in stripe),
+        radius=rng.uniform(0.12, 0.2) * min(height, width),
+    )

@@ -1,0 +1,98 @@
+"""The skeleton both data stages share: cache check, per-video processing, merge, result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stages.io.artifacts import (
+    Failure,
+    artifact_fingerprint,
+    open_artifact,
+    read_failures,
+    stream_info,
+    stream_names,
+)
+from stages.io.staging import StagingArea
+from stages.per_video import ProcessCounts, Shard, VideoWorker, process_videos
+from stages.run_context import RunContext
+
+
+@dataclass
+class VideoStageResult:
+    """What a data stage did; `summary()` is what `--json` prints."""
+
+    stage: str
+    output: Path
+    status: str  # "written", "up to date", or "shard done" (another shard will merge)
+    shard: str
+    num_videos: int
+    counts: ProcessCounts = field(default_factory=ProcessCounts)
+    num_failed: int = 0
+    num_missing: int = 0
+    num_images: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage, "output": str(self.output), "status": self.status,
+            "shard": self.shard, "num_videos": self.num_videos,
+            "reused": self.counts.reused, "processed": self.counts.processed,
+            "num_failed": self.num_failed, "num_missing": self.num_missing,
+            "num_images": self.num_images, "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "failures": [f.__dict__ for f in self.failures],
+            "missing_first": self.missing[:10], **self.extra,
+        }
+
+
+# Writes the artifact at the stage's output from the staged parts of every video.
+Merger = Callable[[StagingArea], None]
+
+
+def run_video_stage(
+    stage: str, output: Path, fingerprint: str, payloads: list[Any], worker: VideoWorker,
+    merge: Merger, shard: Shard, workers: int, context: RunContext, description: str,
+) -> VideoStageResult:
+    """Process this shard's videos and, when every shard is done, merge them into `output`."""
+    started = time.perf_counter()
+    result = VideoStageResult(stage, output, "up to date", str(shard), len(payloads))
+    staging = StagingArea(output, fingerprint)
+    if context.force:
+        output.unlink(missing_ok=True)
+        staging.remove_positions([p for p in range(len(payloads)) if shard.owns(p)])
+    if artifact_fingerprint(output) == fingerprint:
+        _describe_existing(result)
+        return result
+    result.counts = process_videos(payloads, worker, staging, output, fingerprint, shard,
+                                   workers, context.progress, description)
+    result.status = "shard done"
+    if len(staging.done_positions()) == len(payloads):
+        with staging.merge_lock() as acquired:
+            if acquired and artifact_fingerprint(output) != fingerprint:
+                context.progress.message(f"merging {len(payloads)} videos into {output}")
+                merge(staging)
+                staging.clear()
+    if artifact_fingerprint(output) == fingerprint:
+        result.status = "written"
+        _describe_existing(result)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _describe_existing(result: VideoStageResult) -> None:
+    """Fill a result's counts from the artifact on disk."""
+    with open_artifact(result.output) as h5:
+        result.failures, result.missing = read_failures(h5)
+        result.num_failed, result.num_missing = len(result.failures), len(result.missing)
+        streams = stream_names(h5)
+        result.num_images = stream_info(h5, streams[0])["num_images"] if streams else 0
+        result.bytes = sum(stream_info(h5, s)["bytes"] for s in streams)
+        result.extra["num_written"] = int(h5["videos/video_id"].shape[0])

@@ -29,7 +29,8 @@ def _describe_videos(h5: h5py.File) -> dict[str, Any]:
     labels = table.columns["label"]
     images = table.columns["num_images"]
     per_class = [
-        {"class": name, "videos": int((labels == i).sum()), "images": int(images[labels == i].sum())}
+        {"class": name, "videos": int((labels == i).sum()),
+         "images": int(images[labels == i].sum())}
         for i, name in enumerate(table.class_names)
     ]
     splits = {

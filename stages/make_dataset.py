@@ -90,7 +90,9 @@ def run(settings: MakeDatasetConfig, out: Path, context: RunContext | None = Non
     try:
         (result.output / LIST_FOLDER).mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise SlicError(f"cannot create {out}: {error.strerror}; choose a writable --out") from error
+        raise SlicError(
+            f"cannot create {out}: {error.strerror}; choose a writable --out"
+        ) from error
     train_lines, test_lines = [], []
     total = settings.num_classes * settings.groups_per_class * settings.clips_per_group
     context.progress.start("writing synthetic videos", total)

@@ -12,7 +12,9 @@ from stages.settings import setting
 class WorkspaceConfig:
     """workspace: where stages keep their artifacts so they chain without repeating paths"""
 
-    root: str = setting("slic-work", "folder holding <name>/frames.h5, <name>/flow.h5, <name>/runs/")
+    root: str = setting(
+        "slic-work", "folder holding <name>/frames.h5, <name>/flow.h5, <name>/runs/"
+    )
 
 
 @dataclass
@@ -21,7 +23,9 @@ class DataConfig:
 
     dataset: str = setting("ucf101", "dataset layout to read", choices=tuple(DATASETS))
     root: str | None = setting(None, "folder holding the videos (and split lists) of the dataset")
-    name: str | None = setting(None, "workspace folder for this dataset; null uses the dataset name")
+    name: str | None = setting(
+        None, "workspace folder for this dataset; null uses the dataset name"
+    )
     split: int = setting(1, "official split used by training and evaluation", choices=(1, 2, 3))
     test_ratio: float = setting(
         0.3, "folder datasets without train.txt/test.txt: share of each class held out for test",

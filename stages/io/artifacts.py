@@ -190,11 +190,15 @@ def write_failures(h5: h5py.File, failures: list[Failure], missing: list[str]) -
                       dtype=STRING)
 
 
+MADE_BY = {KIND_FRAMES: "slic extract-frames", KIND_FLOW: "slic compute-flow"}
+
+
 def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
     """Open an artifact for reading after checking it is one, of `kind`, of a known schema."""
     path = Path(path)
     if not path.is_file():
-        raise ArtifactError(f"{path} does not exist; run the stage that makes it first")
+        maker = MADE_BY.get(kind or "", "the stage that makes it")
+        raise ArtifactError(f"{path} does not exist; run {maker} first (or pass its path)")
     try:
         h5 = h5py.File(path, "r")
     except OSError as error:

@@ -1,0 +1,133 @@
+"""Dataset readers on fake trees of empty files: listing needs names, not video content."""
+
+from pathlib import Path
+
+import pytest
+
+from stages.datasets import list_dataset
+from stages.datasets.base import TEST, TRAIN, UNUSED
+from stages.datasets.folder import stratified_membership
+from stages.errors import DataError
+
+
+def touch(root: Path, *relpaths: str) -> None:
+    for rel in relpaths:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"")
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.replace("\n", "\r\n").encode())  # UCF101's lists use CRLF
+
+
+def make_ucf(videos: Path, lists: Path) -> None:
+    touch(videos, "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
+          "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi",
+          "HandStandPushups/v_HandStandPushups_g01_c01.avi",
+          "HandStandPushups/v_HandStandPushups_g08_c01.avi")
+    write(lists / "classInd.txt", "1 ApplyEyeMakeup\n2 HandstandPushups\n")
+    write(lists / "trainlist01.txt",
+          "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1\n"
+          "HandstandPushups/v_HandStandPushups_g08_c01.avi 2\n"
+          "ApplyEyeMakeup/v_ApplyEyeMakeup_g09_c01.avi 1\n")
+    write(lists / "testlist01.txt",
+          "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\n"
+          "HandstandPushups/v_HandStandPushups_g01_c01.avi\n")
+
+
+@pytest.mark.parametrize("layout", ["classes_in_root", "UCF-101_inside_root", "root_is_UCF-101"])
+def test_ucf101_layouts_and_handstand_name_mismatch(tmp_path, layout):
+    if layout == "classes_in_root":
+        make_ucf(tmp_path, tmp_path / "ucfTrainTestlist")
+        root = tmp_path
+    elif layout == "UCF-101_inside_root":
+        make_ucf(tmp_path / "UCF-101", tmp_path / "ucfTrainTestlist")
+        root = tmp_path
+    else:
+        make_ucf(tmp_path / "UCF-101", tmp_path / "ucfTrainTestlist")
+        root = tmp_path / "UCF-101"
+    listing = list_dataset("ucf101", root)
+    assert listing.class_names == ["ApplyEyeMakeup", "HandstandPushups"]
+    assert listing.split_names == ["1"]
+    by_id = {v.relpath.split("/")[1]: v for v in listing.videos}
+    assert len(by_id) == 4
+    hand = by_id["v_HandStandPushups_g08_c01.avi"]
+    assert (hand.class_name, hand.label, hand.membership) == ("HandstandPushups", 1, (TRAIN,))
+    assert by_id["v_HandStandPushups_g01_c01.avi"].membership == (TEST,)
+    assert listing.missing == ["ApplyEyeMakeup/v_ApplyEyeMakeup_g09_c01.avi"]
+
+
+def test_ucf101_without_lists_names_the_fix(tmp_path):
+    touch(tmp_path, "A/v_A_g01_c01.avi")
+    with pytest.raises(DataError, match="no ucfTrainTestlist/ folder found"):
+        list_dataset("ucf101", tmp_path)
+
+
+def test_missing_root_and_unknown_dataset(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        list_dataset("ucf101", tmp_path / "nope")
+    with pytest.raises(DataError, match="unknown dataset 'ucf'"):
+        list_dataset("ucf", tmp_path)
+    with pytest.raises(DataError, match="pass --root"):
+        list_dataset("hmdb51", None)
+
+
+def test_hmdb51_codes_and_three_splits(tmp_path):
+    touch(tmp_path, "brush_hair/a.avi", "brush_hair/b.avi", "brush_hair/c.avi", "cartwheel/d.avi")
+    splits = tmp_path / "testTrainMulti_7030_splits"
+    for n, codes in enumerate(["1 2 0", "2 1 1", "0 0 2"], start=1):
+        a, b, c = codes.split()
+        write(splits / f"brush_hair_test_split{n}.txt",
+              f"a.avi {a} \nb.avi {b} \nc.avi {c} \ngone.avi 1 \n")
+        write(splits / f"cartwheel_test_split{n}.txt", "d.avi 1 \n")
+    listing = list_dataset("hmdb51", tmp_path)
+    assert listing.split_names == ["1", "2", "3"]
+    assert listing.class_names == ["brush_hair", "cartwheel"]
+    membership = {v.relpath: v.membership for v in listing.videos}
+    assert membership["brush_hair/a.avi"] == (TRAIN, TEST, UNUSED)
+    assert membership["brush_hair/c.avi"] == (UNUSED, TRAIN, TEST)
+    assert listing.missing == ["brush_hair/gone.avi"]
+    assert listing.split_index("2") == 1
+    with pytest.raises(DataError, match="split 4 is not available"):
+        listing.split_index("4")
+
+
+@pytest.mark.parametrize("class_level", [True, False])
+def test_kinetics_csv_and_clip_names(tmp_path, class_level):
+    prefix = "passing American football (in game)/" if class_level else ""
+    touch(tmp_path, f"train/{prefix}abc_000010_000020.mp4", "val/xyz_000001_000011.mp4")
+    write(tmp_path / "annotations/train.csv",
+          "label,youtube_id,time_start,time_end,split,is_cc\n"
+          '"passing American football (in game)",abc,10,20,train,0\n'
+          "abseiling,lost,3,13,train,0\n")
+    write(tmp_path / "annotations/validate.csv",
+          "label,youtube_id,time_start,time_end,split\nabseiling,xyz,1,11,val\n")
+    listing = list_dataset("kinetics400", tmp_path)
+    assert listing.class_names == ["abseiling", "passing American football (in game)"]
+    codes = {v.relpath.rsplit("/", 1)[-1]: (v.class_name, v.membership) for v in listing.videos}
+    assert codes["abc_000010_000020.mp4"] == ("passing American football (in game)", (TRAIN,))
+    assert codes["xyz_000001_000011.mp4"] == ("abseiling", (TEST,))
+    assert listing.missing == ["lost_000003_000013.mp4"]
+
+
+def test_folder_lists_with_spaces(tmp_path):
+    touch(tmp_path, "jump/my clip 1.mp4", "jump/b.mp4", "run/c d.avi")
+    (tmp_path / "train.txt").write_text("jump/my clip 1.mp4 0\nrun/c d.avi\n")
+    (tmp_path / "test.txt").write_text("jump/b.mp4\njump/absent.mp4\n")
+    listing = list_dataset("folder", tmp_path)
+    membership = {v.relpath: v.membership for v in listing.videos}
+    assert membership == {"jump/b.mp4": (TEST,), "jump/my clip 1.mp4": (TRAIN,),
+                          "run/c d.avi": (TRAIN,)}
+    assert listing.missing == ["jump/absent.mp4"]
+
+
+def test_stratified_split_is_seeded_and_per_class():
+    by_class = {"a": [f"a/{i}.mp4" for i in range(10)], "b": [f"b/{i}.mp4" for i in range(3)]}
+    first = stratified_membership(by_class, 0.3, seed=5)
+    again = stratified_membership({k: v[::-1] for k, v in by_class.items()}, 0.3, seed=5)
+    other = stratified_membership(by_class, 0.3, seed=6)
+    assert first == again
+    assert first != other
+    assert sum(first[p] == TEST for p in by_class["a"]) == 3
+    assert sum(first[p] == TEST for p in by_class["b"]) == 1

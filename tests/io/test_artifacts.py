@@ -1,0 +1,62 @@
+import hashlib
+
+import h5py
+import numpy as np
+import pytest
+
+from stages.errors import ArtifactError
+from stages.io.artifacts import (
+    SCHEMA_VERSION,
+    ImageStreamWriter,
+    open_artifact,
+    read_encoded_images,
+    write_artifact,
+)
+from stages.io.images import decode_image, encode_image
+from stages.io.staging import pack_images
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "a.h5"
+    with pytest.raises(RuntimeError):
+        with write_artifact(target, "frames", "fp") as h5:
+            h5.create_dataset("x", data=[1])
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reader_errors(tmp_path):
+    with pytest.raises(ArtifactError, match="does not exist"):
+        open_artifact(tmp_path / "none.h5")
+    (tmp_path / "text.h5").write_text("hello")
+    with pytest.raises(ArtifactError, match="not an HDF5 file"):
+        open_artifact(tmp_path / "text.h5")
+    with h5py.File(tmp_path / "foreign.h5", "w") as h5:
+        h5["x"] = 1
+    with pytest.raises(ArtifactError, match="not a slic artifact"):
+        open_artifact(tmp_path / "foreign.h5")
+    with write_artifact(tmp_path / "flow.h5", "flow", "fp"):
+        pass
+    with pytest.raises(ArtifactError, match="is a flow artifact, but a frames artifact"):
+        open_artifact(tmp_path / "flow.h5", "frames")
+    with h5py.File(tmp_path / "flow.h5", "a") as h5:
+        h5.attrs["schema_version"] = SCHEMA_VERSION + 1
+    with pytest.raises(ArtifactError, match="newer than this slic reads"):
+        open_artifact(tmp_path / "flow.h5")
+
+
+@pytest.mark.parametrize("codec", ["jpeg", "png", "raw"])
+def test_image_stream_round_trip(tmp_path, codec):
+    ramp = np.add.outer(np.arange(16), np.arange(24))[..., None] * np.array([3, 5, 7])
+    images = [((ramp + 20 * k) % 256).astype(np.uint8) for k in range(5)]
+
+    with write_artifact(tmp_path / "s.h5", "frames", "fp") as h5:
+        writer = ImageStreamWriter(h5, "images", codec, 3, hashlib.blake2b())
+        assert writer.append(*pack_images([encode_image(i, codec, 95) for i in images[:2]])) == 0
+        assert writer.append(*pack_images([encode_image(i, codec, 95) for i in images[2:]])) == 2
+    with open_artifact(tmp_path / "s.h5", "frames") as h5:
+        encoded = read_encoded_images(h5, "images", 1, 3)
+        decoded = [decode_image(e, codec, 16, 24, 3) for e in encoded]
+    for original, back in zip(images[1:4], decoded):
+        error = np.abs(original.astype(int) - back.astype(int)).mean()
+        assert error == 0 if codec != "jpeg" else error < 8

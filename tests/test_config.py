@@ -1,0 +1,71 @@
+from pathlib import Path
+
+import pytest
+
+from stages.config import SECTIONS, load_config, render_example
+from stages.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_example_yaml_documents_every_key_with_its_default():
+    text = (REPO / "example.yaml").read_text()
+    assert text == render_example()
+    assert load_config(REPO / "example.yaml") == load_config()
+    for line in text.splitlines():
+        if line.startswith("  "):
+            assert "  # " in line, f"key without a comment: {line}"
+    assert set(SECTIONS) <= {line.rstrip(":") for line in text.splitlines() if line.endswith(":")}
+
+
+def test_precedence_file_then_options_then_set(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("extract_frames:\n  short_side: 100\n  workers: 3\ndata:\n  root: a\n")
+    resolved = load_config(config, {"extract_frames.short_side": 112, "data.root": None},
+                           ["extract_frames.short_side=144"])
+    assert resolved.extract_frames.short_side == 144
+    assert resolved.extract_frames.workers == 3
+    assert resolved.data.root == "a"
+    assert load_config(config, {"extract_frames.short_side": 112}).extract_frames.short_side == 112
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("extract_frames.shortside=3", "unknown config key extract_frames.shortside"),
+        ("extract_frame.workers=3", "unknown config section 'extract_frame'"),
+        ("extract_frames.short_side=abc", "extract_frames.short_side must be an integer"),
+        ("extract_frames.short_side=8", "extract_frames.short_side must be between 16 and 4096"),
+        ("compute_flow.method=lucas", "compute_flow.method must be one of dis, farneback, tvl1"),
+        ("data.split=4", "data.split must be one of 1, 2, 3"),
+        ("compute_flow.bound=-1", "compute_flow.bound must be between"),
+        ("extract_frames.workers=true", "extract_frames.workers must be an integer"),
+        ("workers=2", "must name section.key"),
+        ("data.root", "must look like section.key=value"),
+    ],
+)
+def test_bad_keys_fail_with_one_line_naming_key(item, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, None, [item])
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_set_accepts_hyphens_nulls_and_floats():
+    resolved = load_config(None, None, ["extract-frames.fps=12.5", "data.name=null",
+                                        "compute_flow.bound=10"])
+    assert resolved.extract_frames.fps == 12.5
+    assert resolved.data.name is None
+    assert resolved.compute_flow.bound == 10.0
+
+
+def test_bad_yaml_file_names_file_and_line(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("data:\n  root: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml line"):
+        load_config(config)
+    config.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="must map section names"):
+        load_config(config)
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "absent.yaml")

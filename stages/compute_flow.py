@@ -99,7 +99,9 @@ def _merge(table: VideoTable, frames_failures: list[Failure], missing: list[str]
         digest = hashlib.blake2b(digest_size=16)
         writers = {name: ImageStreamWriter(h5, name, settings.codec, 1, digest)
                    for name in FLOW_STREAMS}
+        context.progress.start("merging", len(table))
         for position in range(len(table)):
+            context.progress.advance()
             row = table.row(position)
             streams, meta = staging.read(position)
             if "failure" in meta:
@@ -109,6 +111,7 @@ def _merge(table: VideoTable, frames_failures: list[Failure], missing: list[str]
             row.update(first_image=firsts[0], num_images=len(streams["flow_u"][1]) - 1)
             rows.append(row)
             memberships.append(tuple(table.splits[position]))
+        context.progress.finish()
         write_video_table(h5, VideoTable.from_rows(rows, table.class_names, table.split_names,
                                                    memberships))
         write_failures(h5, failures, missing)

@@ -88,7 +88,9 @@ def _merge(listing: DatasetListing, staging: StagingArea, output: Path, key: str
     with write_artifact(output, KIND_FRAMES, key) as h5:
         digest = hashlib.blake2b(digest_size=16)
         stream = ImageStreamWriter(h5, "images", settings.codec, 3, digest)
+        context.progress.start("merging", len(listing.videos))
         for position, video in enumerate(listing.videos):
+            context.progress.advance()
             streams, meta = staging.read(position)
             if "failure" in meta:
                 failures.append(Failure(video.video_id, video.relpath, meta["failure"]))
@@ -99,6 +101,7 @@ def _merge(listing: DatasetListing, staging: StagingArea, output: Path, key: str
                          "class_name": video.class_name, "label": video.label,
                          "first_image": first, "num_images": len(offsets) - 1, **meta})
             memberships.append(video.membership)
+        context.progress.finish()
         table = VideoTable.from_rows(rows, listing.class_names, listing.split_names, memberships)
         write_video_table(h5, table)
         write_failures(h5, failures, listing.missing)

@@ -80,7 +80,7 @@ def make_dataset_command(
         "synthetic-data"),
     seed: Annotated[Optional[int], typer.Option(help="Seed [make_dataset.seed].")] = None,
     num_classes: Annotated[Optional[int], typer.Option(help="Motion classes (2-10).")] = None,
-    config: ConfigOption = None, set_: SetOption = None,
+    force: ForceOption = False, config: ConfigOption = None, set_: SetOption = None,
     quiet: QuietOption = False, json_: JsonOption = False,
 ) -> None:
     """Write the built-in demo dataset: real videos whose classes differ only by motion."""
@@ -92,7 +92,8 @@ def make_dataset_command(
         progress = RichProgress(quiet)
         with progress:
             result = make_dataset.run(resolved.make_dataset, out,
-                                      RunContext(command_line(), resolved.as_dict(), progress))
+                                      RunContext(command_line(), resolved.as_dict(), progress,
+                                                 force))
         emit(result.summary(), json_, quiet, [key_value_table("make-dataset", result.summary())])
 
 

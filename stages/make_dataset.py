@@ -7,8 +7,9 @@ video draws its own appearance in any case, so retrieval cannot work by matching
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from stages.synthetic.appearance import random_appearance
 from stages.synthetic.motion import MOTIONS, draw_motion_parameters
 
 LIST_FOLDER = "ucfTrainTestlist"
+MARKER = "slic-synthetic.json"  # written last: the settings a complete dataset was made with
 
 
 @dataclass
@@ -45,17 +47,16 @@ class MakeDatasetConfig:
 class MakeDatasetResult:
     output: Path
     class_names: list[str]
+    status: str = "written"  # or "up to date"
     num_train: int = 0
     num_test: int = 0
-    num_frames: int = 0
     seconds: float = 0.0
-    per_class: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {"stage": "make-dataset", "output": str(self.output),
+        return {"stage": "make-dataset", "output": str(self.output), "status": self.status,
                 "num_classes": len(self.class_names), "num_videos": self.num_train + self.num_test,
                 "num_train": self.num_train, "num_test": self.num_test,
-                "num_frames": self.num_frames, "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3)}
 
 
 def render_video(settings: MakeDatasetConfig, class_index: int, group: int,
@@ -87,6 +88,13 @@ def run(settings: MakeDatasetConfig, out: Path, context: RunContext | None = Non
     started = time.perf_counter()
     class_names = list(MOTIONS)[: settings.num_classes]
     result = MakeDatasetResult(Path(out), class_names)
+    marker = result.output / MARKER
+    made_before = marker.is_file() and json.loads(marker.read_text()) == asdict(settings)
+    if made_before and not context.force:
+        result.status = "up to date"
+        _count_lists(result)
+        return result
+    marker.unlink(missing_ok=True)
     try:
         (result.output / LIST_FOLDER).mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -103,7 +111,6 @@ def run(settings: MakeDatasetConfig, out: Path, context: RunContext | None = Non
                 relpath = f"{class_name}/v_{class_name}_g{group:02d}_c{clip:02d}.avi"
                 frames = render_video(settings, class_index, group, clip)
                 write_video(result.output / relpath, frames, settings.fps)
-                result.num_frames += len(frames)
                 if group <= settings.test_groups:
                     test_lines.append(relpath)
                 else:
@@ -115,7 +122,13 @@ def run(settings: MakeDatasetConfig, out: Path, context: RunContext | None = Non
         "".join(f"{i + 1} {name}\n" for i, name in enumerate(class_names)))
     (lists / "trainlist01.txt").write_text("".join(f"{line}\n" for line in train_lines))
     (lists / "testlist01.txt").write_text("".join(f"{line}\n" for line in test_lines))
-    result.num_train, result.num_test = len(train_lines), len(test_lines)
-    result.per_class = {name: total // settings.num_classes for name in class_names}
+    marker.write_text(json.dumps(asdict(settings)))
+    _count_lists(result)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _count_lists(result: MakeDatasetResult) -> None:
+    lists = result.output / LIST_FOLDER
+    result.num_train = len((lists / "trainlist01.txt").read_text().splitlines())
+    result.num_test = len((lists / "testlist01.txt").read_text().splitlines())

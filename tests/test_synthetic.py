@@ -48,3 +48,19 @@ def test_every_video_has_its_own_background():
                     for k in (1, 2)]
     corners = {f[:8, :8].tobytes() for f in first_frames}
     assert len(corners) == len(first_frames)
+
+
+def test_written_dataset_splits_by_group_and_is_cached(synthetic_root):
+    from stages.make_dataset import run
+    from tests.conftest import SMALL
+
+    lists = synthetic_root / "ucfTrainTestlist"
+    train = [line.split()[0] for line in (lists / "trainlist01.txt").read_text().splitlines()]
+    test = (lists / "testlist01.txt").read_text().splitlines()
+    assert len(train) == 16 and len(test) == 8
+    assert {p.split("_g")[1][:2] for p in test} == {"01"}
+    assert "01" not in {p.split("_g")[1][:2] for p in train}
+    assert all((synthetic_root / p).stat().st_size > 1000 for p in train + test)
+    before = (synthetic_root / train[0]).stat().st_mtime_ns
+    assert run(SMALL, synthetic_root).status == "up to date"
+    assert (synthetic_root / train[0]).stat().st_mtime_ns == before

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import h5py
 
 from stages import __version__
@@ -83,9 +84,9 @@ def flow_video(payload: dict[str, Any]) -> tuple[dict[str, EncodedStream], dict[
     previous = decode_gray(encoded[0], payload["frames_codec"], height, width)
     for data in encoded[1:]:
         current = decode_gray(data, payload["frames_codec"], height, width)
-        stored = quantise_flow(flow(previous, current), payload["bound"])
-        u_images.append(encode_image(stored[..., 0], payload["codec"], payload["jpeg_quality"]))
-        v_images.append(encode_image(stored[..., 1], payload["codec"], payload["jpeg_quality"]))
+        u, v = cv2.split(quantise_flow(flow(previous, current), payload["bound"]))
+        u_images.append(encode_image(u, payload["codec"], payload["jpeg_quality"]))
+        v_images.append(encode_image(v, payload["codec"], payload["jpeg_quality"]))
         previous = current
     return {"flow_u": pack_images(u_images), "flow_v": pack_images(v_images)}, {}
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from stages import __version__
 from stages.datasets import DatasetListing, list_dataset
 from stages.io.artifacts import (
@@ -22,15 +24,17 @@ from stages.io.artifacts import (
     write_provenance,
     write_video_table,
 )
-from stages.io.images import IMAGE_CODECS, encode_image
+from stages.io.images import encode_image
 from stages.io.staging import EncodedStream, StagingArea, pack_images
-from stages.io.video import StreamInfo, decode_frames
+from stages.io.video import StreamInfo, decode_frames, encode_jpeg_frames
 from stages.per_video import Shard
 from stages.run_context import RunContext, fingerprint, now
 from stages.settings import output_relevant, setting
 from stages.shared_config import DataConfig, WorkspaceConfig
 from stages.video_stage import VideoStageResult, run_video_stage
 from stages.workspace import frames_path
+
+FRAME_CODECS = ("jpeg", "raw")
 
 
 @dataclass
@@ -41,22 +45,33 @@ class ExtractFramesConfig:
                               minimum=16, maximum=4096)
     fps: float | None = setting(None, "resample to this frame rate; null keeps each video's own",
                                 minimum=0.1)
-    codec: str = setting("jpeg", "how frames are stored", choices=IMAGE_CODECS)
-    jpeg_quality: int = setting(90, "JPEG quality (codec jpeg)", minimum=1, maximum=100)
+    codec: str = setting("jpeg", "how frames are stored (see README: why JPEG)",
+                         choices=FRAME_CODECS)
+    jpeg_qscale: int | None = setting(
+        4, "JPEG quality as ffmpeg's -q:v, 2 best ... 31 worst; null = ffmpeg's default rate "
+        "control, as the official SLIC scripts", minimum=2, maximum=31,
+    )
     min_frames: int = setting(2, "videos decoding to fewer frames are recorded as failures",
                               minimum=1)
     workers: int = setting(2, "parallel decoding processes", minimum=1, maximum=512,
                            affects_output=False)
 
 
+def _encoded_frames(path: Path, payload: dict[str, Any], info: StreamInfo) -> list[np.ndarray]:
+    """Every frame of a video, stored as `payload["codec"]` says: JPEG from ffmpeg, or raw RGB."""
+    if payload["codec"] == "jpeg":
+        jpegs = encode_jpeg_frames(path, payload["short_side"], payload["fps"],
+                                   payload["jpeg_qscale"], info)
+        return [np.frombuffer(jpeg, np.uint8) for jpeg in jpegs]
+    frames = decode_frames(path, payload["short_side"], payload["fps"], info)
+    return [encode_image(frame, "raw") for frame in frames]
+
+
 def extract_video(payload: dict[str, Any]) -> tuple[dict[str, EncodedStream], dict[str, Any]]:
     """Decode one video into encoded frames; raises with the reason if it cannot."""
     path = Path(payload["path"])
     info = StreamInfo()
-    encoded = [
-        encode_image(frame, payload["codec"], payload["jpeg_quality"])
-        for frame in decode_frames(path, payload["short_side"], payload["fps"], info)
-    ]
+    encoded = _encoded_frames(path, payload, info)
     if len(encoded) < payload["min_frames"]:
         raise ValueError(
             f"too short: {len(encoded)} frames decoded, at least {payload['min_frames']} needed"
@@ -135,7 +150,7 @@ def run(
     key = fingerprint(_describe_inputs(listing, settings))
     payloads = [
         {"path": str(listing.video_root / v.relpath), "short_side": settings.short_side,
-         "fps": settings.fps, "codec": settings.codec, "jpeg_quality": settings.jpeg_quality,
+         "fps": settings.fps, "codec": settings.codec, "jpeg_qscale": settings.jpeg_qscale,
          "min_frames": settings.min_frames}
         for v in listing.videos
     ]

@@ -61,8 +61,9 @@ def quantise_flow(flow: np.ndarray, bound: float) -> np.ndarray:
     0 maps to 127.5 (stored as 128 after rounding); this is the convention of the public TV-L1
     flow of UCF101 (bound 20). `dequantise_flow` inverts it up to the rounding step.
     """
-    scaled = (np.clip(flow, -bound, bound) + bound) * (255.0 / (2.0 * bound))
-    return np.rint(scaled).astype(np.uint8)
+    # One OpenCV pass: scale, shift, round and saturate (the saturation is the clipping).
+    scale = 255.0 / (2.0 * bound)
+    return cv2.addWeighted(flow, scale, flow, 0.0, 127.5, dtype=cv2.CV_8U)
 
 
 def dequantise_flow(stored: np.ndarray, bound: float) -> np.ndarray:

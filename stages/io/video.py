@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import ffmpeg
 import numpy as np
@@ -110,6 +112,38 @@ def _as_input(path: Path) -> str:
     return "file:" + str(Path(path).resolve())
 
 
+def _start_decoder(path: Path, short_side: int | None, fps: float | None,
+                   output: dict[str, Any]) -> tuple[subprocess.Popen, _StderrWatcher]:
+    """Start ffmpeg decoding `path` (resized, resampled) to stdout in the `output` format."""
+    stream = ffmpeg.input(_as_input(path))
+    if fps:
+        stream = stream.filter("fps", fps=fps)
+    if short_side:
+        width, height = _scale_filter(short_side)
+        stream = stream.filter("scale", width, height)
+    stream = stream.output("pipe:", **output)
+    process = stream.global_args("-nostdin", "-hide_banner", "-threads", "1").run_async(
+        cmd=ffmpeg_executable(), pipe_stdout=True, pipe_stderr=True
+    )
+    watcher = _StderrWatcher(process.stderr)
+    watcher.start()
+    return process, watcher
+
+
+def _finish(process: subprocess.Popen, watcher: _StderrWatcher, completed: bool) -> None:
+    """Reap ffmpeg; when the stream was read to its end, raise if ffmpeg failed.
+
+    A consumer that stops early (completed False) stops ffmpeg, and that is not an error.
+    """
+    if not completed:
+        process.kill()
+    process.stdout.close()
+    code = process.wait()
+    watcher.join()
+    if completed and (code != 0 or not watcher.info.width):
+        raise VideoDecodeError(f"ffmpeg: {watcher.reason()}")
+
+
 def decode_frames(
     path: Path, short_side: int | None, fps: float | None, info: StreamInfo | None = None
 ) -> Iterator[np.ndarray]:
@@ -119,22 +153,13 @@ def decode_frames(
     (None keeps it). `info`, when given, is filled with the source and output sizes before the
     first frame. Raises VideoDecodeError when ffmpeg fails.
     """
-    stream = ffmpeg.input(_as_input(path))
-    if fps:
-        stream = stream.filter("fps", fps=fps)
-    if short_side:
-        width, height = _scale_filter(short_side)
-        stream = stream.filter("scale", width, height)
-    stream = stream.output("pipe:", format="rawvideo", pix_fmt="rgb24")
-    process = stream.global_args("-nostdin", "-hide_banner", "-threads", "1").run_async(
-        cmd=ffmpeg_executable(), pipe_stdout=True, pipe_stderr=True
-    )
-    watcher = _StderrWatcher(process.stderr)
-    watcher.start()
+    process, watcher = _start_decoder(path, short_side, fps,
+                                      {"format": "rawvideo", "pix_fmt": "rgb24"})
+    completed = False
     try:
         watcher.ready.wait()
-        target = info if info is not None else StreamInfo()
-        target.__dict__.update(watcher.info.__dict__)
+        if info is not None:
+            info.__dict__.update(watcher.info.__dict__)
         frame_bytes = watcher.info.width * watcher.info.height * 3
         while frame_bytes:
             buffer = process.stdout.read(frame_bytes)
@@ -143,12 +168,72 @@ def decode_frames(
             yield np.frombuffer(buffer, np.uint8).reshape(
                 watcher.info.height, watcher.info.width, 3
             )
+        completed = True
     finally:
-        process.stdout.close()
-        code = process.wait()
-        watcher.join()
-    if code != 0 or not watcher.info.width:
-        raise VideoDecodeError(f"ffmpeg: {watcher.reason()}")
+        _finish(process, watcher, completed)
+
+
+def split_jpeg_stream(buffer: bytes | bytearray) -> tuple[list[bytes], int]:
+    """Cut the complete JPEG images off the front of a concatenated JPEG stream.
+
+    Returns the images and the number of bytes they span; an incomplete image at the end is
+    left for the next call. Header segments are skipped by their lengths; in the entropy-coded
+    data every 0xFF byte is stuffed, so the first FF D9 after the scan header is the image's end.
+    """
+    images: list[bytes] = []
+    position = 0
+    size = len(buffer)
+    while position + 4 <= size:
+        if buffer[position] != 0xFF or buffer[position + 1] != 0xD8:
+            raise VideoDecodeError("ffmpeg wrote a JPEG stream that does not start with SOI")
+        cursor, end = position + 2, -1
+        while cursor + 4 <= size:
+            code = buffer[cursor + 1]
+            if code == 0xFF:  # fill byte before a marker
+                cursor += 1
+            elif 0xD0 <= code <= 0xD7 or code == 0x01:
+                cursor += 2
+            elif code == 0xDA:
+                scan = cursor + 2 + int.from_bytes(buffer[cursor + 2:cursor + 4], "big")
+                found = buffer.find(b"\xff\xd9", scan)
+                end = found + 2 if found >= 0 else -1
+                break
+            else:
+                cursor += 2 + int.from_bytes(buffer[cursor + 2:cursor + 4], "big")
+        if end < 0:
+            break
+        images.append(bytes(buffer[position:end]))
+        position = end
+    return images, position
+
+
+def encode_jpeg_frames(
+    path: Path, short_side: int | None, fps: float | None, qscale: int | None,
+    info: StreamInfo | None = None, chunk: int = 1 << 16,
+) -> Iterator[bytes]:
+    """Yield every frame of a video as a JPEG file's bytes, encoded by ffmpeg itself.
+
+    Decoding, resizing and JPEG encoding all happen inside one ffmpeg process, with no RGB
+    round trip through Python. `qscale` is ffmpeg's `-q:v` (2 best ... 31 worst); None keeps
+    ffmpeg's default rate control, as the official SLIC data scripts do.
+    """
+    output: dict[str, Any] = {"format": "image2pipe", "vcodec": "mjpeg"}
+    if qscale is not None:
+        output["q:v"] = qscale
+    process, watcher = _start_decoder(path, short_side, fps, output)
+    completed = False
+    try:
+        pending = bytearray()
+        while block := process.stdout.read(chunk):
+            pending += block
+            images, consumed = split_jpeg_stream(pending)
+            del pending[:consumed]
+            yield from images
+        if info is not None:
+            info.__dict__.update(watcher.info.__dict__)
+        completed = True
+    finally:
+        _finish(process, watcher, completed)
 
 
 def write_video(path: Path, frames: np.ndarray, fps: float, codec: str = "mpeg4") -> None:

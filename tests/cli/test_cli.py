@@ -80,7 +80,7 @@ def test_config_command_prints_resolved_yaml(tmp_path):
 @pytest.mark.slow
 def test_sigkill_then_resume_gives_the_same_artifact(synthetic_root, tmp_path):
     args = ["extract-frames", "--dataset", "synthetic", "--root", str(synthetic_root),
-            "--workers", "1", "--codec", "png", "--fps", "50", "--quiet"]
+            "--workers", "1", "--codec", "raw", "--fps", "50", "--quiet"]
     process = subprocess.Popen([slic_executable(), *args, "--workspace", "killed"], cwd=tmp_path,
                                start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)

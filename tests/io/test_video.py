@@ -1,7 +1,15 @@
+import cv2
 import numpy as np
 import pytest
 
-from stages.io.video import StreamInfo, VideoDecodeError, decode_frames, write_video
+from stages.io.video import (
+    StreamInfo,
+    VideoDecodeError,
+    decode_frames,
+    encode_jpeg_frames,
+    split_jpeg_stream,
+    write_video,
+)
 
 
 def ramp_frames(num: int, height: int, width: int) -> np.ndarray:
@@ -51,3 +59,29 @@ def test_corrupt_or_empty_file_raises_with_reason(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(VideoDecodeError, match="ffmpeg: "):
         list(decode_frames(path, 32, None))
+
+
+def test_ffmpeg_jpegs_split_from_a_stream_read_in_pieces(tmp_path):
+    path = tmp_path / "v.avi"
+    write_video(path, ramp_frames(9, 48, 64), fps=25)
+    info = StreamInfo()
+    jpegs = list(encode_jpeg_frames(path, 32, None, 4, info, chunk=97))
+    assert len(jpegs) == 9 and (info.width, info.height) == (42, 32)
+    assert all(j[:2] == b"\xff\xd8" and j[-2:] == b"\xff\xd9" for j in jpegs)
+    stream = b"".join(jpegs)
+    for cut in (1, 5, len(jpegs[0]) + 3, len(stream) - 1):
+        head, consumed = split_jpeg_stream(stream[:cut])
+        rest, _ = split_jpeg_stream(stream[consumed:])
+        assert head + rest == jpegs
+    decoded = cv2.imdecode(np.frombuffer(jpegs[4], np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == (32, 42, 3)
+    with pytest.raises(VideoDecodeError):
+        split_jpeg_stream(b"nonsense")
+
+
+def test_stopping_early_is_not_an_error(tmp_path):
+    path = tmp_path / "v.avi"
+    write_video(path, ramp_frames(30, 48, 64), fps=25)
+    frames = decode_frames(path, None, None)
+    next(frames)
+    frames.close()

@@ -157,5 +157,6 @@ def run(
         _merge(table, frames_failures, missing, staging, output, key, settings, context,
                inputs, started)
 
+    pixels = [float(p["num_images"] * p["height"] * p["width"]) for p in payloads]
     return run_video_stage("compute-flow", output, key, payloads, flow_video, merge, shard,
-                           settings.workers, context, f"{settings.method} flow")
+                           settings.workers, context, f"{settings.method} flow", pixels)

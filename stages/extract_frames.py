@@ -147,7 +147,8 @@ def run(
             + ", ".join(listing.missing[:3])
         )
     output = Path(out) if out is not None else frames_path(workspace, data)
-    key = fingerprint(_describe_inputs(listing, settings))
+    description = _describe_inputs(listing, settings)
+    key = fingerprint(description)
     payloads = [
         {"path": str(listing.video_root / v.relpath), "short_side": settings.short_side,
          "fps": settings.fps, "codec": settings.codec, "jpeg_qscale": settings.jpeg_qscale,
@@ -158,7 +159,8 @@ def run(
     def merge(staging: StagingArea) -> None:
         _merge(listing, staging, output, key, settings, context, started)
 
+    sizes = [float(size) for _, _, _, size, _ in description["videos"]]
     result = run_video_stage("extract-frames", output, key, payloads, extract_video, merge,
-                             shard, settings.workers, context, "decoding videos")
+                             shard, settings.workers, context, "decoding videos", sizes)
     result.missing, result.num_missing = listing.missing, len(listing.missing)
     return result

@@ -85,12 +85,18 @@ def _init_worker() -> None:
 def process_videos(
     payloads: list[Any], worker: VideoWorker, staging: StagingArea, output: Path,
     fingerprint: str, shard: Shard, workers: int, progress: Progress, description: str,
+    costs: list[float] | None = None,
 ) -> ProcessCounts:
-    """Run `worker` on this shard's payloads that have no part yet; parts go to `staging`."""
+    """Run `worker` on this shard's payloads that have no part yet; parts go to `staging`.
+
+    `costs` (one per payload, any unit) sets the dispatch order, most expensive first.
+    """
     staging.prepare()
     done = staging.done_positions()
     mine = [p for p in range(len(payloads)) if shard.owns(p)]
-    todo = [(p, payloads[p]) for p in mine if p not in done]
+    # Longest first: the last videos to finish are short ones, so no worker idles at the end.
+    pending = sorted((p for p in mine if p not in done), key=lambda p: -costs[p] if costs else 0)
+    todo = [(p, payloads[p]) for p in pending]
     counts = ProcessCounts(reused=len(mine) - len(todo))
     if counts.reused:
         progress.message(f"resuming: {counts.reused} videos already done are kept")

@@ -60,6 +60,7 @@ Merger = Callable[[StagingArea], None]
 def run_video_stage(
     stage: str, output: Path, fingerprint: str, payloads: list[Any], worker: VideoWorker,
     merge: Merger, shard: Shard, workers: int, context: RunContext, description: str,
+    costs: list[float] | None = None,
 ) -> VideoStageResult:
     """Process this shard's videos and, when every shard is done, merge them into `output`."""
     started = time.perf_counter()
@@ -72,7 +73,7 @@ def run_video_stage(
         _describe_existing(result)
         return result
     result.counts = process_videos(payloads, worker, staging, output, fingerprint, shard,
-                                   workers, context.progress, description)
+                                   workers, context.progress, description, costs)
     result.status = "shard done"
     if len(staging.done_positions()) == len(payloads):
         with staging.merge_lock() as acquired:

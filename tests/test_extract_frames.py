@@ -29,6 +29,8 @@ def test_frames_and_index_match_the_videos(synthetic_root, tmp_path):
         assert table.class_names[:2] == ["TranslateRight", "TranslateLeft"]
         assert table.split_names == ["1"]
         assert sorted(np.unique(table.splits[:, 0])) == [1, 2]
+        assert set(table.columns["src_fps"]) == set(table.columns["fps"]) == {25.0}
+        assert (np.minimum(table.columns["width"], table.columns["height"]) == 48).all()
         row = table.row(5)
         direct = list(decode_frames(synthetic_root / row["relpath"], 48, None))
         assert row["frame_count"] == row["num_images"] == len(direct)

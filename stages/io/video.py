@@ -215,7 +215,8 @@ def encode_jpeg_frames(
 
     Decoding, resizing and JPEG encoding all happen inside one ffmpeg process, with no RGB
     round trip through Python. `qscale` is ffmpeg's `-q:v` (2 best ... 31 worst); None keeps
-    ffmpeg's default rate control, as the official SLIC data scripts do.
+    ffmpeg's default rate control, as the official SLIC data scripts do. `info` is filled
+    once the video is read to its end.
     """
     output: dict[str, Any] = {"format": "image2pipe", "vcodec": "mjpeg"}
     if qscale is not None:
@@ -229,11 +230,11 @@ def encode_jpeg_frames(
             images, consumed = split_jpeg_stream(pending)
             del pending[:consumed]
             yield from images
-        if info is not None:
-            info.__dict__.update(watcher.info.__dict__)
         completed = True
     finally:
         _finish(process, watcher, completed)
+    if info is not None:  # only now: the log is read to its end once _finish returns
+        info.__dict__.update(watcher.info.__dict__)
 
 
 def write_video(path: Path, frames: np.ndarray, fps: float, codec: str = "mpeg4") -> None:

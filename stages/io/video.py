@@ -112,19 +112,31 @@ def _as_input(path: Path) -> str:
     return "file:" + str(Path(path).resolve())
 
 
+def _ffmpeg_command(stream: Any, *global_options: str) -> list[str]:
+    """The ffmpeg command line of a stream, with global options first, where ffmpeg reads them.
+
+    ffmpeg-python appends `global_args` after the output, where ffmpeg ignores them.
+    """
+    command = stream.compile(cmd=ffmpeg_executable())
+    return [command[0], "-nostdin", "-hide_banner", *global_options, *command[1:]]
+
+
 def _start_decoder(path: Path, short_side: int | None, fps: float | None,
                    output: dict[str, Any]) -> tuple[subprocess.Popen, _StderrWatcher]:
-    """Start ffmpeg decoding `path` (resized, resampled) to stdout in the `output` format."""
-    stream = ffmpeg.input(_as_input(path))
+    """Start ffmpeg decoding `path` (resized, resampled) to stdout in the `output` format.
+
+    One thread for decoding, filtering and encoding: slic runs one ffmpeg per worker process.
+    """
+    stream = ffmpeg.input(_as_input(path), threads=1)
     if fps:
         stream = stream.filter("fps", fps=fps)
     if short_side:
         width, height = _scale_filter(short_side)
         stream = stream.filter("scale", width, height)
-    stream = stream.output("pipe:", **output)
-    process = stream.global_args("-nostdin", "-hide_banner", "-threads", "1").run_async(
-        cmd=ffmpeg_executable(), pipe_stdout=True, pipe_stderr=True
-    )
+    stream = stream.output("pipe:", threads=1, **output)
+    process = subprocess.Popen(_ffmpeg_command(stream, "-filter_threads", "1"),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
     watcher = _StderrWatcher(process.stderr)
     watcher.start()
     return process, watcher
@@ -244,10 +256,9 @@ def write_video(path: Path, frames: np.ndarray, fps: float, codec: str = "mpeg4"
                           r=fps)
     options = {"vcodec": codec, "pix_fmt": "yuv420p", "q:v": 3, "threads": 1,
                "fflags": "+bitexact", "flags": "+bitexact"}
-    stream = stream.output("file:" + str(path), **options).global_args("-nostdin", "-y")
-    try:
-        stream.run(cmd=ffmpeg_executable(), input=np.ascontiguousarray(frames).tobytes(),
-                   capture_stdout=True, capture_stderr=True)
-    except ffmpeg.Error as error:
-        tail = error.stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:]
-        raise SlicError(f"ffmpeg could not write {path}: {' '.join(tail)}") from error
+    stream = stream.output("file:" + str(path), **options)
+    process = subprocess.run(_ffmpeg_command(stream, "-y"),
+                             input=np.ascontiguousarray(frames).tobytes(), capture_output=True)
+    if process.returncode != 0:
+        tail = process.stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:]
+        raise SlicError(f"ffmpeg could not write {path}: {' '.join(tail)}")

@@ -19,7 +19,7 @@ DIS_PRESETS = {
 }
 TVL1_INSTALL_HINT = (
     "--method tvl1 needs OpenCV's contrib module: pip uninstall -y opencv-python && "
-    "pip install opencv-contrib-python (or use --method dis, about 50x faster)"
+    "pip install opencv-contrib-python (or use --method dis, about 100x faster)"
 )
 
 

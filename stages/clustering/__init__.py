@@ -1,0 +1,1 @@
+"""Clustering of video features: FINCH (first-neighbour relations) on faiss."""

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from stages.clustering.finch import finch, first_neighbours, successor_components
+
+
+def blobs(seed: int, n: int, dim: int, centres: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    means = rng.normal(size=(centres, dim))
+    return (means[rng.integers(centres, size=n)] + 0.6 * rng.normal(size=(n, dim))).astype(
+        np.float32)
+
+
+def test_components_of_a_successor_graph():
+    successor = np.array([1, 0, 1, 4, 3, 3, 6])
+    assert successor_components(successor).tolist() == [0, 0, 0, 1, 1, 1, 2]
+    chain = np.array([1, 2, 3, 4, 5, 4])
+    assert successor_components(chain).tolist() == [0] * 6
+
+
+def test_first_neighbour_is_never_self_even_with_duplicates():
+    points = np.array([[1, 0], [1, 0], [0, 1], [0.9, 0.1]], np.float32)
+    neighbours, distances = first_neighbours(points)
+    assert (neighbours != np.arange(4)).all()
+    assert neighbours[0] == 1 and neighbours[1] == 0
+    assert distances[0] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed, n, dim, centres", [(0, 600, 16, 8), (1, 2000, 64, 30),
+                                                    (2, 1500, 8, 5)])
+def test_partitions_equal_the_authors_package(seed, n, dim, centres):
+    from finch.finch import FINCH
+    from sklearn.metrics import adjusted_rand_score
+
+    data = blobs(seed, n, dim, centres)
+    ours = finch(data)
+    labels, counts, _ = FINCH(data, distance="cosine", ann_threshold=n + 1, verbose=False)
+    assert ours.num_clusters == list(counts)
+    for level, partition in enumerate(ours.partitions):
+        assert adjusted_rand_score(labels[:, level], partition) == 1.0
+
+
+def test_labels_are_canonical_and_deterministic():
+    data = blobs(3, 500, 12, 6)
+    first, again = finch(data), finch(data)
+    for a, b in zip(first.partitions, again.partitions):
+        assert np.array_equal(a, b)
+        firsts = [int(np.flatnonzero(a == k)[0]) for k in range(a.max() + 1)]
+        assert firsts == sorted(firsts)

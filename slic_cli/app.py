@@ -17,7 +17,7 @@ from slic_cli.console import (
     stdout,
     user_errors,
 )
-from slic_cli.inspect_view import inspect_tables
+from slic_cli.inspect_view import inspect_tables, partitions_table
 from slic_cli.options import (
     ConfigOption,
     DatasetOption,
@@ -32,7 +32,7 @@ from slic_cli.options import (
     WorkersOption,
     WorkspaceOption,
 )
-from stages import compute_flow, extract_frames, inspect_artifact, make_dataset
+from stages import cluster, compute_flow, extract_frames, inspect_artifact, make_dataset
 from stages.config import SlicConfig, load_config
 from stages.errors import SlicError
 from stages.per_video import Shard
@@ -144,6 +144,28 @@ def compute_flow_command(
                                   RichProgress(quiet), force, frames=frames, out=out,
                                   shard=Shard.parse(shard))
         emit(result.summary(), json_, quiet, _video_stage_tables(result))
+
+
+@app.command("cluster")
+def cluster_command(
+    features: Annotated[Path, typer.Option(help="Features: a .npz with 'features' (N, D) and "
+                                           "optional labels, split, video_ids, class_names.")],
+    out: Annotated[Optional[Path], typer.Option(help="Output [assignments.h5 beside FILE].")
+                   ] = None,
+    split: Annotated[Optional[str], typer.Option(help="train, test or all [cluster.split].")
+                     ] = None,
+    partition: Annotated[Optional[str], typer.Option(
+        help="Pseudo-label partition: finest, coarsest or an index [cluster.partition].")] = None,
+    config: ConfigOption = None, set_: SetOption = None,
+    quiet: QuietOption = False, json_: JsonOption = False,
+) -> None:
+    """FINCH partitions of video features, and their quality against true labels."""
+    with user_errors():
+        resolved = load_config(config, {"cluster.split": split, "cluster.partition": partition},
+                               set_)
+        context = RunContext(command_line(), resolved.as_dict(), RichProgress(quiet))
+        result = cluster.run(resolved.cluster, features, out, context)
+        emit(result.summary(), json_, quiet, [partitions_table(result.summary())])
 
 
 @app.command("inspect")

@@ -10,7 +10,25 @@ from rich.table import Table
 from slic_cli.console import failures_table, key_value_table
 
 
+def partitions_table(summary: dict[str, Any]) -> Table:
+    """One row per partition: clusters and, with true labels, their quality scores."""
+    table = Table(title=f"{summary['num_videos']} videos clustered (chosen partition: "
+                        f"{summary['chosen_partition']})", title_justify="left")
+    columns = ["partition", "clusters", "nmi", "ami", "ari", "purity", "pair FP rate"]
+    for column in columns if summary["quality"] else columns[:2]:
+        table.add_column(column, justify="right")
+    for level, count in enumerate(summary["num_clusters"]):
+        scores = summary["quality"][level].values() if summary["quality"] else []
+        table.add_row(str(level), str(count), *(f"{v:.3f}" for v in scores))
+    return table
+
+
 def inspect_tables(description: dict[str, Any]) -> list[Table]:
+    if description["kind"] == "assignments":
+        return [key_value_table("assignments artifact", {
+            "file": description["path"], "schema version": description["schema_version"],
+            "command": description["provenance"]["command"]}),
+            partitions_table(description)]
     provenance = description["provenance"]
     overview = {
         "file": description["path"], "kind": description["kind"],

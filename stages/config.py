@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from stages.cluster import ClusterConfig
 from stages.compute_flow import ComputeFlowConfig
 from stages.errors import ConfigError
 from stages.extract_frames import ExtractFramesConfig
@@ -30,6 +31,7 @@ class SlicConfig:
     make_dataset: MakeDatasetConfig = field(default_factory=MakeDatasetConfig)
     extract_frames: ExtractFramesConfig = field(default_factory=ExtractFramesConfig)
     compute_flow: ComputeFlowConfig = field(default_factory=ComputeFlowConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from stages.datasets.base import MEMBERSHIP_NAMES
 from stages.errors import ArtifactError
 from stages.io.artifacts import (
+    KIND_ASSIGNMENTS,
     KIND_FLOW,
     KIND_FRAMES,
     open_artifact,
+    read_assignments,
     read_failures,
     read_provenance,
     read_video_table,
@@ -53,7 +56,19 @@ def _describe_videos(h5: h5py.File) -> dict[str, Any]:
     }
 
 
-DESCRIBERS = {KIND_FRAMES: _describe_videos, KIND_FLOW: _describe_videos}
+def _describe_assignments(h5: h5py.File) -> dict[str, Any]:
+    found = read_assignments(h5)
+    known = found.labels[found.labels >= 0]
+    return {
+        "num_videos": int(found.partitions.shape[1]),
+        "num_classes": int(len(np.unique(known))),
+        "num_clusters": [int(c) for c in found.partitions.max(axis=1) + 1],
+        "chosen_partition": found.chosen, "method": found.method, "quality": found.quality,
+    }
+
+
+DESCRIBERS = {KIND_FRAMES: _describe_videos, KIND_FLOW: _describe_videos,
+              KIND_ASSIGNMENTS: _describe_assignments}
 
 
 def describe(path: Path) -> dict[str, Any]:

@@ -270,3 +270,44 @@ def read_encoded_images(h5: h5py.File, name: str, first: int, count: int) -> lis
     block = h5[f"{name}/data"][offsets[0]:offsets[-1]]
     relative = offsets - offsets[0]
     return [block[relative[i]:relative[i + 1]] for i in range(count)]
+
+
+KIND_ASSIGNMENTS = "assignments"
+
+
+@dataclass
+class Assignments:
+    """Cluster labels of N videos at every partition, and the one chosen as pseudo-labels.
+
+    `partitions` is (P, N) int64, finest first; `quality` holds one dict of scores per partition
+    when true labels were known (else empty); `labels` is (N,) int64 with -1 where unknown.
+    """
+
+    partitions: np.ndarray
+    chosen: int
+    video_ids: np.ndarray
+    labels: np.ndarray
+    quality: list[dict[str, float]]
+    method: str
+
+
+def write_assignments(h5: h5py.File, assignments: Assignments) -> None:
+    partitions = h5.create_dataset("partitions/labels", data=assignments.partitions)
+    partitions.attrs["chosen"] = assignments.chosen
+    partitions.attrs["method"] = assignments.method
+    h5.create_dataset("partitions/num_clusters",
+                      data=assignments.partitions.max(axis=1) + 1)
+    h5.create_dataset("videos/video_id", data=np.asarray(assignments.video_ids, dtype=object),
+                      dtype=STRING)
+    h5.create_dataset("videos/label", data=assignments.labels)
+    h5.create_dataset("partitions/quality", data=json.dumps(assignments.quality), dtype=STRING)
+
+
+def read_assignments(h5: h5py.File) -> Assignments:
+    partitions = h5["partitions/labels"]
+    return Assignments(
+        partitions=partitions[()], chosen=int(partitions.attrs["chosen"]),
+        video_ids=_strings(h5["videos/video_id"]), labels=h5["videos/label"][()],
+        quality=json.loads(h5["partitions/quality"].asstr()[()]),
+        method=str(partitions.attrs["method"]),
+    )

@@ -1,0 +1,104 @@
+"""cluster: FINCH partitions of video features, with their quality against true labels."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages import __version__
+from stages.clustering.finch import finch
+from stages.clustering.metrics import cluster_quality
+from stages.errors import ConfigError
+from stages.io.artifacts import (
+    KIND_ASSIGNMENTS,
+    Assignments,
+    Provenance,
+    file_checksum,
+    write_artifact,
+    write_assignments,
+    write_provenance,
+)
+from stages.io.features import load_features
+from stages.run_context import RunContext, fingerprint, now
+from stages.settings import output_relevant, setting
+
+
+@dataclass
+class ClusterConfig:
+    """cluster: FINCH on video features; the chosen partition becomes the pseudo-labels"""
+
+    split: str = setting("all", "which videos to cluster, by the features' split array",
+                         choices=("train", "test", "all"))
+    partition: str = setting("finest", "partition used as pseudo-labels: finest, coarsest or "
+                             "a level index (0 = finest)")
+    ensure_early_exit: bool = setting(False, "drop coarse links longer than partition 0's "
+                                      "longest (no effect in the authors' package)")
+
+
+@dataclass
+class ClusterResult:
+    output: Path
+    num_videos: int
+    num_clusters: list[int]
+    chosen: int
+    quality: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {"stage": "cluster", "output": str(self.output), "num_videos": self.num_videos,
+                "num_clusters": self.num_clusters, "chosen_partition": self.chosen,
+                "quality": self.quality, "seconds": round(self.seconds, 3)}
+
+
+def choose_partition(choice: str, count: int) -> int:
+    """Index of the partition named by `finest`, `coarsest` or an index in 0..count-1."""
+    if choice == "finest":
+        return 0
+    if choice == "coarsest":
+        return count - 1
+    if choice.lstrip("-").isdigit() and 0 <= int(choice) < count:
+        return int(choice)
+    raise ConfigError(f"cluster.partition {choice!r} must be finest, coarsest or an index in "
+                      f"0..{count - 1} (this clustering has {count} partitions)")
+
+
+def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
+        context: RunContext | None = None) -> ClusterResult:
+    """Cluster the features in `features_path` and write assignments.h5 (default: beside it)."""
+    context = context or RunContext()
+    started, clock = now(), time.perf_counter()
+    found = load_features(Path(features_path))
+    if settings.split != "all":
+        if found.split is None:
+            raise ConfigError(f"--split {settings.split} needs a 'split' array in "
+                              f"{features_path}; use --split all")
+        found = found.select(found.split == settings.split)
+    result = finch(found.features, settings.ensure_early_exit)
+    partitions = np.stack(result.partitions)
+    chosen = choose_partition(settings.partition, len(partitions))
+    quality = ([] if found.labels is None else
+               [cluster_quality(found.labels, p).as_dict() for p in partitions])
+    output = Path(out) if out is not None else Path(features_path).with_name("assignments.h5")
+    count = len(found.features)
+    video_ids = (found.video_ids if found.video_ids is not None
+                 else np.array([str(i) for i in range(count)]))
+    labels = (np.asarray(found.labels, dtype=np.int64) if found.labels is not None
+              else np.full(count, -1, dtype=np.int64))
+    key = fingerprint({"stage": "cluster", "settings": output_relevant(settings),
+                       "features": file_checksum(Path(features_path))})
+    with write_artifact(output, KIND_ASSIGNMENTS, key) as h5:
+        write_assignments(h5, Assignments(partitions, chosen, video_ids, labels, quality,
+                                          "finch"))
+        digest = hashlib.blake2b(partitions.tobytes(), digest_size=16).hexdigest()
+        h5.attrs["content_digest"] = digest
+        inputs = [{"path": str(features_path), "size": Path(features_path).stat().st_size,
+                   "checksum": file_checksum(Path(features_path))}]
+        write_provenance(h5, Provenance(context.command, context.config, __version__, inputs,
+                                        started, now()))
+    return ClusterResult(output, count, result.num_clusters, chosen, quality,
+                         time.perf_counter() - clock)

@@ -1,0 +1,79 @@
+"""Video features from any model: a `.npz` with `features` (N, D) and optional metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stages.errors import ArtifactError
+
+
+@dataclass
+class FeatureSet:
+    """(N, D) float32 features and, where known, per-video labels, split and ids."""
+
+    features: np.ndarray
+    labels: np.ndarray | None = None
+    split: np.ndarray | None = None
+    video_ids: np.ndarray | None = None
+    class_names: list[str] | None = None
+
+    def select(self, keep: np.ndarray) -> FeatureSet:
+        """The rows where the boolean mask `keep` is true."""
+        def pick(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[keep]
+
+        return FeatureSet(self.features[keep], pick(self.labels), pick(self.split),
+                          pick(self.video_ids), self.class_names)
+
+
+def _check(path: Path, found: FeatureSet) -> FeatureSet:
+    features = found.features
+    if features.ndim != 2 or features.shape[1] == 0:
+        raise ArtifactError(f"{path}: features must be a 2-D array (N, D) with D >= 1, "
+                            f"got shape {features.shape}")
+    if len(features) < 2:
+        raise ArtifactError(f"{path}: clustering needs at least 2 feature rows, got "
+                            f"{len(features)}")
+    bad = ~np.isfinite(features).all(axis=1)
+    if bad.any():
+        raise ArtifactError(f"{path}: {int(bad.sum())} feature rows hold NaN or Inf (first: row "
+                            f"{int(np.flatnonzero(bad)[0])}); fix or drop them")
+    for name in ("labels", "split", "video_ids"):
+        values = getattr(found, name)
+        if values is not None and len(values) != len(features):
+            raise ArtifactError(f"{path}: array '{name}' has {len(values)} entries but "
+                                f"'features' has {len(features)} rows")
+    return found
+
+
+def load_features(path: Path) -> FeatureSet:
+    """Read a `.npz` with `features` and optional `labels`, `split`, `video_ids`, `class_names`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path} does not exist; pass a features .npz with --features")
+    if path.suffix != ".npz":
+        raise ArtifactError(f"{path} is not a .npz file; pass a .npz holding an array "
+                            "'features' (N, D) and optionally labels, split, video_ids")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ArtifactError(f"{path} cannot be read as .npz ({error})") from error
+    with archive:
+        if "features" not in archive.files:
+            raise ArtifactError(f"{path} has no array 'features' (it has: "
+                                f"{', '.join(archive.files)})")
+
+        def optional(name: str) -> np.ndarray | None:
+            return archive[name] if name in archive.files else None
+
+        class_names = optional("class_names")
+        found = FeatureSet(
+            features=np.asarray(archive["features"], dtype=np.float32),
+            labels=optional("labels"), split=optional("split"),
+            video_ids=optional("video_ids"),
+            class_names=None if class_names is None else [str(c) for c in class_names],
+        )
+    return _check(path, found)

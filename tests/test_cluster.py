@@ -1,0 +1,61 @@
+import json
+
+import numpy as np
+import pytest
+
+from stages.cluster import ClusterConfig, run
+from stages.errors import SlicError
+from stages.io.artifacts import open_artifact, read_assignments
+from tests.clustering.test_finch import blobs
+from tests.conftest import run_slic
+
+
+def write_npz(path, n=400, **arrays):
+    data = blobs(7, n, 16, 6)
+    rng = np.random.default_rng(0)
+    defaults = {"features": data, "labels": rng.integers(6, size=n),
+                "split": np.where(np.arange(n) % 4 == 0, "test", "train"),
+                "video_ids": np.array([f"v{i}" for i in range(n)])}
+    np.savez(path, **{**defaults, **arrays})
+    return path
+
+
+def test_cluster_writes_every_partition_and_scores(tmp_path):
+    features = write_npz(tmp_path / "f.npz")
+    result = run(ClusterConfig(partition="coarsest", split="train"), features)
+    assert result.output == tmp_path / "assignments.h5" and result.num_videos == 300
+    with open_artifact(result.output, "assignments") as h5:
+        stored = read_assignments(h5)
+    assert stored.partitions.shape == (len(result.num_clusters), 300)
+    assert list(stored.partitions.max(axis=1) + 1) == result.num_clusters
+    assert stored.chosen == len(result.num_clusters) - 1
+    assert stored.video_ids[0] == "v1"
+    assert set(result.quality[0]) == {"nmi", "ami", "ari", "purity", "pair_false_positive_rate"}
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"features": np.full((5, 3), np.nan, np.float32)}, "hold NaN or Inf"),
+        ({"features": np.zeros((5, 0), np.float32)}, "D >= 1"),
+        ({"features": np.ones((1, 4), np.float32)}, "at least 2"),
+        ({"labels": np.zeros(3)}, "'labels' has 3 entries"),
+    ],
+)
+def test_bad_feature_files_fail_with_one_line(tmp_path, arrays, message):
+    features = write_npz(tmp_path / "f.npz", **arrays)
+    with pytest.raises(SlicError, match=message):
+        run(ClusterConfig(), features)
+    process = run_slic("cluster", "--features", str(features), check=False)
+    assert process.returncode == 2 and len(process.stderr.strip().splitlines()) == 1
+
+
+def test_cli_json_and_inspect(tmp_path):
+    features = write_npz(tmp_path / "f.npz")
+    summary = json.loads(run_slic("cluster", "--features", str(features), "--json").stdout)
+    assert summary["num_videos"] == 400 and summary["chosen_partition"] == 0
+    info = json.loads(run_slic("inspect", str(tmp_path / "assignments.h5"), "--json").stdout)
+    assert info["kind"] == "assignments" and info["num_classes"] == 6
+    assert info["num_clusters"] == summary["num_clusters"]
+    bad = run_slic("cluster", "--features", str(features), "--partition", "99", check=False)
+    assert bad.returncode == 2 and "cluster.partition" in bad.stderr

@@ -156,13 +156,15 @@ def cluster_command(
                      ] = None,
     partition: Annotated[Optional[str], typer.Option(
         help="Pseudo-label partition: finest, coarsest or an index [cluster.partition].")] = None,
+    num_clusters: Annotated[Optional[int], typer.Option(
+        help="Pseudo-labels with exactly K clusters [cluster.num_clusters].")] = None,
     config: ConfigOption = None, set_: SetOption = None,
     quiet: QuietOption = False, json_: JsonOption = False,
 ) -> None:
     """FINCH partitions of video features, and their quality against true labels."""
     with user_errors():
-        resolved = load_config(config, {"cluster.split": split, "cluster.partition": partition},
-                               set_)
+        resolved = load_config(config, {"cluster.split": split, "cluster.partition": partition,
+                                        "cluster.num_clusters": num_clusters}, set_)
         context = RunContext(command_line(), resolved.as_dict(), RichProgress(quiet))
         result = cluster.run(resolved.cluster, features, out, context)
         emit(result.summary(), json_, quiet, [partitions_table(result.summary())])

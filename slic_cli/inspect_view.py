@@ -12,14 +12,18 @@ from slic_cli.console import failures_table, key_value_table
 
 def partitions_table(summary: dict[str, Any]) -> Table:
     """One row per partition: clusters and, with true labels, their quality scores."""
-    table = Table(title=f"{summary['num_videos']} videos clustered (chosen partition: "
-                        f"{summary['chosen_partition']})", title_justify="left")
+    table = Table(title=f"{summary['num_videos']} videos clustered; pseudo-labels: "
+                        f"{summary['chosen_from']}", title_justify="left")
     columns = ["partition", "clusters", "nmi", "ami", "ari", "purity", "pair FP rate"]
     for column in columns if summary["quality"] else columns[:2]:
         table.add_column(column, justify="right")
     for level, count in enumerate(summary["num_clusters"]):
         scores = summary["quality"][level].values() if summary["quality"] else []
         table.add_row(str(level), str(count), *(f"{v:.3f}" for v in scores))
+    if summary["chosen_from"].startswith("num_clusters"):
+        scores = summary["quality"][-1].values() if summary["quality"] else []
+        table.add_row("requested", str(summary["num_chosen_clusters"]),
+                      *(f"{v:.3f}" for v in scores))
     return table
 
 

@@ -36,6 +36,9 @@ class ClusterConfig:
                          choices=("train", "test", "all"))
     partition: str = setting("finest", "partition used as pseudo-labels: finest, coarsest or "
                              "a level index (0 = finest)")
+    num_clusters: int | None = setting(None, "pseudo-labels with exactly this many clusters "
+                                       "(overrides partition); null = use partition",
+                                       minimum=1)
     ensure_early_exit: bool = setting(False, "drop coarse links longer than partition 0's "
                                       "longest (no effect in the authors' package)")
 
@@ -45,13 +48,15 @@ class ClusterResult:
     output: Path
     num_videos: int
     num_clusters: list[int]
-    chosen: int
+    chosen_from: str
+    num_chosen: int
     quality: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         return {"stage": "cluster", "output": str(self.output), "num_videos": self.num_videos,
-                "num_clusters": self.num_clusters, "chosen_partition": self.chosen,
+                "num_clusters": self.num_clusters, "chosen_from": self.chosen_from,
+                "num_chosen_clusters": self.num_chosen,
                 "quality": self.quality, "seconds": round(self.seconds, 3)}
 
 
@@ -78,11 +83,15 @@ def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
             raise ConfigError(f"--split {settings.split} needs a 'split' array in "
                               f"{features_path}; use --split all")
         found = found.select(found.split == settings.split)
-    result = finch(found.features, settings.ensure_early_exit)
+    result = finch(found.features, settings.ensure_early_exit, settings.num_clusters)
     partitions = np.stack(result.partitions)
-    chosen = choose_partition(settings.partition, len(partitions))
+    if result.requested is not None:
+        chosen, chosen_from = result.requested, f"num_clusters {settings.num_clusters}"
+    else:
+        level = choose_partition(settings.partition, len(partitions))
+        chosen, chosen_from = partitions[level], f"partition {level}"
     quality = ([] if found.labels is None else
-               [cluster_quality(found.labels, p).as_dict() for p in partitions])
+               [cluster_quality(found.labels, p).as_dict() for p in [*partitions, chosen]])
     output = Path(out) if out is not None else Path(features_path).with_name("assignments.h5")
     count = len(found.features)
     video_ids = (found.video_ids if found.video_ids is not None
@@ -92,13 +101,13 @@ def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
     key = fingerprint({"stage": "cluster", "settings": output_relevant(settings),
                        "features": file_checksum(Path(features_path))})
     with write_artifact(output, KIND_ASSIGNMENTS, key) as h5:
-        write_assignments(h5, Assignments(partitions, chosen, video_ids, labels, quality,
-                                          "finch"))
+        write_assignments(h5, Assignments(partitions, chosen, chosen_from, video_ids, labels,
+                                          quality, "finch"))
         digest = hashlib.blake2b(partitions.tobytes(), digest_size=16).hexdigest()
         h5.attrs["content_digest"] = digest
         inputs = [{"path": str(features_path), "size": Path(features_path).stat().st_size,
                    "checksum": file_checksum(Path(features_path))}]
         write_provenance(h5, Provenance(context.command, context.config, __version__, inputs,
                                         started, now()))
-    return ClusterResult(output, count, result.num_clusters, chosen, quality,
-                         time.perf_counter() - clock)
+    return ClusterResult(output, count, result.num_clusters, chosen_from,
+                         int(chosen.max()) + 1, quality, time.perf_counter() - clock)

@@ -63,7 +63,8 @@ def _describe_assignments(h5: h5py.File) -> dict[str, Any]:
         "num_videos": int(found.partitions.shape[1]),
         "num_classes": int(len(np.unique(known))),
         "num_clusters": [int(c) for c in found.partitions.max(axis=1) + 1],
-        "chosen_partition": found.chosen, "method": found.method, "quality": found.quality,
+        "chosen_from": found.chosen_from, "num_chosen_clusters": int(found.chosen.max()) + 1,
+        "method": found.method, "quality": found.quality,
     }
 
 

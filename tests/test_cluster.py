@@ -28,7 +28,8 @@ def test_cluster_writes_every_partition_and_scores(tmp_path):
         stored = read_assignments(h5)
     assert stored.partitions.shape == (len(result.num_clusters), 300)
     assert list(stored.partitions.max(axis=1) + 1) == result.num_clusters
-    assert stored.chosen == len(result.num_clusters) - 1
+    assert stored.chosen_from == f"partition {len(result.num_clusters) - 1}"
+    assert np.array_equal(stored.chosen, stored.partitions[-1])
     assert stored.video_ids[0] == "v1"
     assert set(result.quality[0]) == {"nmi", "ami", "ari", "purity", "pair_false_positive_rate"}
 
@@ -53,9 +54,17 @@ def test_bad_feature_files_fail_with_one_line(tmp_path, arrays, message):
 def test_cli_json_and_inspect(tmp_path):
     features = write_npz(tmp_path / "f.npz")
     summary = json.loads(run_slic("cluster", "--features", str(features), "--json").stdout)
-    assert summary["num_videos"] == 400 and summary["chosen_partition"] == 0
+    assert summary["num_videos"] == 400 and summary["chosen_from"] == "partition 0"
     info = json.loads(run_slic("inspect", str(tmp_path / "assignments.h5"), "--json").stdout)
     assert info["kind"] == "assignments" and info["num_classes"] == 6
     assert info["num_clusters"] == summary["num_clusters"]
     bad = run_slic("cluster", "--features", str(features), "--partition", "99", check=False)
     assert bad.returncode == 2 and "cluster.partition" in bad.stderr
+
+
+def test_num_clusters_gives_exactly_that_many(tmp_path):
+    features = write_npz(tmp_path / "f.npz")
+    result = run(ClusterConfig(num_clusters=9), features)
+    assert (result.num_chosen, result.chosen_from) == (9, "num_clusters 9")
+    with pytest.raises(SlicError, match="must be between 1 and"):
+        run(ClusterConfig(num_clusters=10_000), features)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from stages.errors import SlicError
+
 
 @dataclass
 class FinchResult:
@@ -23,6 +25,7 @@ class FinchResult:
 
     partitions: list[np.ndarray]
     num_clusters: list[int]
+    requested: np.ndarray | None = None  # (N,) labels with exactly the requested count
 
 
 def _normalised(features: np.ndarray) -> np.ndarray:
@@ -82,8 +85,44 @@ def cluster_sums(rows: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray
     return np.add.reduceat(rows[order].astype(np.float64), starts, axis=0)
 
 
-def finch(features: np.ndarray, ensure_early_exit: bool = False) -> FinchResult:
-    """All FINCH partitions of (N, D) features, N >= 2.
+def canonical_labels(labels: np.ndarray) -> np.ndarray:
+    """Renumber labels 0..K-1 in the order of each label's first (smallest-index) member."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse]
+
+
+def merge_to_count(features: np.ndarray, labels: np.ndarray, target: int) -> np.ndarray:
+    """Merge the two closest clusters (cosine between raw-feature means), one pair at a time,
+    until `target` clusters are left; returns canonical (N,) labels.
+
+    This is how FINCH reaches a requested cluster count from the smallest partition that has
+    at least that many clusters.
+    """
+    labels = canonical_labels(labels)
+    count = int(labels.max()) + 1
+    sums = cluster_sums(features, labels, count)
+    sizes = np.bincount(labels, minlength=count).astype(np.float64)
+    while count > target:
+        successor, distance = first_neighbours((sums / sizes[:, None]).astype(np.float32))
+        keep = int(np.argmin(distance))
+        drop = int(successor[keep])
+        keep, drop = min(keep, drop), max(keep, drop)
+        sums[keep] += sums[drop]
+        sizes[keep] += sizes[drop]
+        sums, sizes = np.delete(sums, drop, axis=0), np.delete(sizes, drop)
+        labels = np.where(labels == drop, keep, labels)
+        labels = np.where(labels > drop, labels - 1, labels)
+        count -= 1
+    return canonical_labels(labels)
+
+
+def finch(features: np.ndarray, ensure_early_exit: bool = False,
+          num_clusters: int | None = None) -> FinchResult:
+    """All FINCH partitions of (N, D) features, N >= 2; with `num_clusters`, also labels with
+    exactly that many clusters (`merge_to_count` from the coarsest partition that has at least
+    as many).
 
     A coarser partition is kept while it merges at least two clusters and leaves more than
     one. With `ensure_early_exit`, links at coarser levels longer than the longest
@@ -114,4 +153,11 @@ def finch(features: np.ndarray, ensure_early_exit: bool = False) -> FinchResult:
         counts.append(count)
         sums = cluster_sums(sums, groups, count)
         sizes = np.bincount(groups, weights=sizes, minlength=count)
-    return FinchResult(partitions, counts)
+    result = FinchResult(partitions, counts)
+    if num_clusters is not None:
+        if not 1 <= num_clusters <= counts[0]:
+            raise SlicError(f"--num-clusters {num_clusters} must be between 1 and {counts[0]}, "
+                            "the cluster count of the finest FINCH partition of this data")
+        level = max(i for i, c in enumerate(counts) if c >= num_clusters)
+        result.requested = merge_to_count(features, partitions[level], num_clusters)
+    return result

@@ -279,12 +279,15 @@ KIND_ASSIGNMENTS = "assignments"
 class Assignments:
     """Cluster labels of N videos at every partition, and the one chosen as pseudo-labels.
 
-    `partitions` is (P, N) int64, finest first; `quality` holds one dict of scores per partition
-    when true labels were known (else empty); `labels` is (N,) int64 with -1 where unknown.
+    `partitions` is (P, N) int64, finest first; `chosen` (N,) int64 holds the pseudo-labels to
+    use, described by `chosen_from` ("partition 0", "num_clusters 50"); `quality` holds one dict
+    of scores per partition (and, last, for `chosen`) when true labels were known (else
+    empty); `labels` is (N,) int64 with -1 where unknown.
     """
 
     partitions: np.ndarray
-    chosen: int
+    chosen: np.ndarray
+    chosen_from: str
     video_ids: np.ndarray
     labels: np.ndarray
     quality: list[dict[str, float]]
@@ -293,8 +296,9 @@ class Assignments:
 
 def write_assignments(h5: h5py.File, assignments: Assignments) -> None:
     partitions = h5.create_dataset("partitions/labels", data=assignments.partitions)
-    partitions.attrs["chosen"] = assignments.chosen
     partitions.attrs["method"] = assignments.method
+    chosen = h5.create_dataset("partitions/chosen", data=assignments.chosen)
+    chosen.attrs["chosen_from"] = assignments.chosen_from
     h5.create_dataset("partitions/num_clusters",
                       data=assignments.partitions.max(axis=1) + 1)
     h5.create_dataset("videos/video_id", data=np.asarray(assignments.video_ids, dtype=object),
@@ -305,8 +309,9 @@ def write_assignments(h5: h5py.File, assignments: Assignments) -> None:
 
 def read_assignments(h5: h5py.File) -> Assignments:
     partitions = h5["partitions/labels"]
+    chosen = h5["partitions/chosen"]
     return Assignments(
-        partitions=partitions[()], chosen=int(partitions.attrs["chosen"]),
+        partitions=partitions[()], chosen=chosen[()], chosen_from=str(chosen.attrs["chosen_from"]),
         video_ids=_strings(h5["videos/video_id"]), labels=h5["videos/label"][()],
         quality=json.loads(h5["partitions/quality"].asstr()[()]),
         method=str(partitions.attrs["method"]),

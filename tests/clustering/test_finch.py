@@ -47,3 +47,16 @@ def test_labels_are_canonical_and_deterministic():
         assert np.array_equal(a, b)
         firsts = [int(np.flatnonzero(a == k)[0]) for k in range(a.max() + 1)]
         assert firsts == sorted(firsts)
+
+
+@pytest.mark.parametrize("target", [3, 12, 25])
+def test_requested_count_equals_the_authors_package(target):
+    from finch.finch import FINCH
+    from sklearn.metrics import adjusted_rand_score
+
+    data = blobs(1, 2000, 64, 30)
+    ours = finch(data, num_clusters=target)
+    _, _, requested = FINCH(data, req_clust=target, distance="cosine", ann_threshold=2001,
+                            verbose=False)
+    assert ours.requested.max() + 1 == target
+    assert adjusted_rand_score(requested, ours.requested) == 1.0

@@ -158,13 +158,16 @@ def cluster_command(
         help="Pseudo-label partition: finest, coarsest or an index [cluster.partition].")] = None,
     num_clusters: Annotated[Optional[int], typer.Option(
         help="Pseudo-labels with exactly K clusters [cluster.num_clusters].")] = None,
+    method: Annotated[Optional[str], typer.Option(
+        help="finch or kmeans [cluster.method].")] = None,
     config: ConfigOption = None, set_: SetOption = None,
     quiet: QuietOption = False, json_: JsonOption = False,
 ) -> None:
     """FINCH partitions of video features, and their quality against true labels."""
     with user_errors():
         resolved = load_config(config, {"cluster.split": split, "cluster.partition": partition,
-                                        "cluster.num_clusters": num_clusters}, set_)
+                                        "cluster.num_clusters": num_clusters,
+                                        "cluster.method": method}, set_)
         context = RunContext(command_line(), resolved.as_dict(), RichProgress(quiet))
         result = cluster.run(resolved.cluster, features, out, context)
         emit(result.summary(), json_, quiet, [partitions_table(result.summary())])

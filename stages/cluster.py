@@ -1,4 +1,4 @@
-"""cluster: FINCH partitions of video features, with their quality against true labels."""
+"""cluster: FINCH partitions (or k-means) of video features, and their quality against labels."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from stages import __version__
 from stages.clustering.finch import finch
+from stages.clustering.kmeans import spherical_kmeans
 from stages.clustering.metrics import cluster_quality
 from stages.errors import ConfigError
 from stages.io.artifacts import (
@@ -32,6 +33,8 @@ from stages.settings import output_relevant, setting
 class ClusterConfig:
     """cluster: FINCH on video features; the chosen partition becomes the pseudo-labels"""
 
+    method: str = setting("finch", "finch (all partitions) or kmeans (needs num_clusters)",
+                          choices=("finch", "kmeans"))
     split: str = setting("all", "which videos to cluster, by the features' split array",
                          choices=("train", "test", "all"))
     partition: str = setting("finest", "partition used as pseudo-labels: finest, coarsest or "
@@ -39,6 +42,7 @@ class ClusterConfig:
     num_clusters: int | None = setting(None, "pseudo-labels with exactly this many clusters "
                                        "(overrides partition); null = use partition",
                                        minimum=1)
+    seed: int = setting(0, "seed of k-means", minimum=0)
     ensure_early_exit: bool = setting(False, "drop coarse links longer than partition 0's "
                                       "longest (no effect in the authors' package)")
 
@@ -83,13 +87,20 @@ def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
             raise ConfigError(f"--split {settings.split} needs a 'split' array in "
                               f"{features_path}; use --split all")
         found = found.select(found.split == settings.split)
-    result = finch(found.features, settings.ensure_early_exit, settings.num_clusters)
-    partitions = np.stack(result.partitions)
-    if result.requested is not None:
-        chosen, chosen_from = result.requested, f"num_clusters {settings.num_clusters}"
+    if settings.method == "kmeans":
+        if settings.num_clusters is None:
+            raise ConfigError("--method kmeans needs --num-clusters K (cluster.num_clusters)")
+        labels_found = spherical_kmeans(found.features, settings.num_clusters, settings.seed)
+        partitions, num_clusters = labels_found[None], [settings.num_clusters]
+        chosen, chosen_from = labels_found, "partition 0"
     else:
-        level = choose_partition(settings.partition, len(partitions))
-        chosen, chosen_from = partitions[level], f"partition {level}"
+        result = finch(found.features, settings.ensure_early_exit, settings.num_clusters)
+        partitions, num_clusters = np.stack(result.partitions), result.num_clusters
+        if result.requested is not None:
+            chosen, chosen_from = result.requested, f"num_clusters {settings.num_clusters}"
+        else:
+            level = choose_partition(settings.partition, len(partitions))
+            chosen, chosen_from = partitions[level], f"partition {level}"
     quality = ([] if found.labels is None else
                [cluster_quality(found.labels, p).as_dict() for p in [*partitions, chosen]])
     output = Path(out) if out is not None else Path(features_path).with_name("assignments.h5")
@@ -102,12 +113,12 @@ def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
                        "features": file_checksum(Path(features_path))})
     with write_artifact(output, KIND_ASSIGNMENTS, key) as h5:
         write_assignments(h5, Assignments(partitions, chosen, chosen_from, video_ids, labels,
-                                          quality, "finch"))
+                                          quality, settings.method))
         digest = hashlib.blake2b(partitions.tobytes(), digest_size=16).hexdigest()
         h5.attrs["content_digest"] = digest
         inputs = [{"path": str(features_path), "size": Path(features_path).stat().st_size,
                    "checksum": file_checksum(Path(features_path))}]
         write_provenance(h5, Provenance(context.command, context.config, __version__, inputs,
                                         started, now()))
-    return ClusterResult(output, count, result.num_clusters, chosen_from,
+    return ClusterResult(output, count, num_clusters, chosen_from,
                          int(chosen.max()) + 1, quality, time.perf_counter() - clock)

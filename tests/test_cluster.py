@@ -68,3 +68,15 @@ def test_num_clusters_gives_exactly_that_many(tmp_path):
     assert (result.num_chosen, result.chosen_from) == (9, "num_clusters 9")
     with pytest.raises(SlicError, match="must be between 1 and"):
         run(ClusterConfig(num_clusters=10_000), features)
+
+
+def test_kmeans_is_seeded_and_needs_a_count(tmp_path):
+    features = write_npz(tmp_path / "f.npz")
+    first = run(ClusterConfig(method="kmeans", num_clusters=6, seed=1), features, tmp_path / "a.h5")
+    again = run(ClusterConfig(method="kmeans", num_clusters=6, seed=1), features, tmp_path / "b.h5")
+    with open_artifact(first.output) as a, open_artifact(again.output) as b:
+        assert np.array_equal(read_assignments(a).chosen, read_assignments(b).chosen)
+        assert read_assignments(a).method == "kmeans"
+    assert first.num_clusters == [6] and first.quality[0]["nmi"] > 0
+    with pytest.raises(SlicError, match="needs --num-clusters"):
+        run(ClusterConfig(method="kmeans"), features)

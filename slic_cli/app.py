@@ -160,6 +160,8 @@ def cluster_command(
         help="Pseudo-labels with exactly K clusters [cluster.num_clusters].")] = None,
     method: Annotated[Optional[str], typer.Option(
         help="finch or kmeans [cluster.method].")] = None,
+    nn: Annotated[Optional[str], typer.Option(
+        help="First neighbours: exact, ivf, hnsw or auto [cluster.nn].")] = None,
     config: ConfigOption = None, set_: SetOption = None,
     quiet: QuietOption = False, json_: JsonOption = False,
 ) -> None:
@@ -167,7 +169,7 @@ def cluster_command(
     with user_errors():
         resolved = load_config(config, {"cluster.split": split, "cluster.partition": partition,
                                         "cluster.num_clusters": num_clusters,
-                                        "cluster.method": method}, set_)
+                                        "cluster.method": method, "cluster.nn": nn}, set_)
         context = RunContext(command_line(), resolved.as_dict(), RichProgress(quiet))
         result = cluster.run(resolved.cluster, features, out, context)
         emit(result.summary(), json_, quiet, [partitions_table(result.summary())])

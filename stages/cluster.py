@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from stages import __version__
-from stages.clustering.finch import finch
+from stages.clustering.finch import NEIGHBOUR_SEARCHES, finch
 from stages.clustering.kmeans import spherical_kmeans
 from stages.clustering.metrics import cluster_quality
 from stages.errors import ConfigError
@@ -42,6 +42,8 @@ class ClusterConfig:
     num_clusters: int | None = setting(None, "pseudo-labels with exactly this many clusters "
                                        "(overrides partition); null = use partition",
                                        minimum=1)
+    nn: str = setting("auto", "first-neighbour search: exact, ivf or hnsw (approximate); auto "
+                      "= exact up to 50,000 points", choices=NEIGHBOUR_SEARCHES)
     seed: int = setting(0, "seed of k-means", minimum=0)
     ensure_early_exit: bool = setting(False, "drop coarse links longer than partition 0's "
                                       "longest (no effect in the authors' package)")
@@ -94,7 +96,8 @@ def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
         partitions, num_clusters = labels_found[None], [settings.num_clusters]
         chosen, chosen_from = labels_found, "partition 0"
     else:
-        result = finch(found.features, settings.ensure_early_exit, settings.num_clusters)
+        result = finch(found.features, settings.ensure_early_exit, settings.num_clusters,
+                       settings.nn)
         partitions, num_clusters = np.stack(result.partitions), result.num_clusters
         if result.requested is not None:
             chosen, chosen_from = result.requested, f"num_clusters {settings.num_clusters}"

@@ -35,21 +35,52 @@ def _normalised(features: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def first_neighbours(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact first neighbour of every row by cosine similarity, never the row itself.
+NEIGHBOUR_SEARCHES = ("exact", "ivf", "hnsw", "auto")
+AUTO_EXACT_LIMIT = 50_000  # --nn auto: exact search up to this many points, IVF above
 
-    Returns (N,) int64 indices and (N,) float32 cosine distances (1 - similarity). faiss's flat
-    search keeps only the best two per query, so memory stays O(N * D).
+
+def _search_index(matrix: np.ndarray, method: str) -> faiss.Index:
+    """A faiss inner-product index over unit rows: flat (exact), IVF or HNSW (approximate).
+
+    IVF is the approximate default: its seeded k-means training and its search give the same
+    answer on every run, whatever the thread count (HNSW's parallel build does not).
+    """
+    count, dim = matrix.shape
+    if method == "auto":
+        method = "exact" if count <= AUTO_EXACT_LIMIT else "ivf"
+    if method == "exact":
+        index = faiss.IndexFlatIP(dim)
+    elif method == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = 64
+    else:
+        lists = int(max(1, min(4 * np.sqrt(count), count // 39)))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = 1234
+        index.train(matrix[np.random.default_rng(0).permutation(count)[: lists * 64]]
+                    if count > lists * 64 else matrix)
+        index.nprobe = min(lists, 16)
+    index.add(matrix)
+    return index
+
+
+def first_neighbours(features: np.ndarray, method: str = "exact") -> tuple[np.ndarray, np.ndarray]:
+    """First neighbour of every row by cosine similarity, never the row itself.
+
+    `method` is one of NEIGHBOUR_SEARCHES. Returns (N,) int64 indices and (N,) float32 cosine
+    distances (1 - similarity). faiss keeps only the best two per query, so memory stays
+    O(N * D).
     """
     matrix = _normalised(features)
-    index = faiss.IndexFlatIP(matrix.shape[1])
-    index.add(matrix)
-    similarity, neighbours = index.search(matrix, 2)
+    similarity, neighbours = _search_index(matrix, method).search(matrix, 2)
     own = np.arange(len(matrix))
     # A duplicate of a point may come back before the point itself: take the first other one.
+    # An approximate search may miss every other point (-1): the point then links to itself.
     second = neighbours[:, 0] == own
     chosen = np.where(second, neighbours[:, 1], neighbours[:, 0])
     distance = 1.0 - np.where(second, similarity[:, 1], similarity[:, 0])
+    missing = chosen < 0
+    chosen[missing], distance[missing] = own[missing], np.inf
     return chosen.astype(np.int64), distance.astype(np.float32)
 
 
@@ -119,10 +150,10 @@ def merge_to_count(features: np.ndarray, labels: np.ndarray, target: int) -> np.
 
 
 def finch(features: np.ndarray, ensure_early_exit: bool = False,
-          num_clusters: int | None = None) -> FinchResult:
+          num_clusters: int | None = None, neighbours: str = "exact") -> FinchResult:
     """All FINCH partitions of (N, D) features, N >= 2; with `num_clusters`, also labels with
     exactly that many clusters (`merge_to_count` from the coarsest partition that has at least
-    as many).
+    as many). `neighbours` picks the first-neighbour search (NEIGHBOUR_SEARCHES).
 
     A coarser partition is kept while it merges at least two clusters and leaves more than
     one. With `ensure_early_exit`, links at coarser levels longer than the longest
@@ -132,17 +163,17 @@ def finch(features: np.ndarray, ensure_early_exit: bool = False,
     those of the authors' package.
     """
     features = np.asarray(features, dtype=np.float32)
-    successor, distance = first_neighbours(features)
+    successor, distance = first_neighbours(features, neighbours)
     labels = successor_components(successor)
     partitions, counts = [labels], [int(labels.max()) + 1]
-    longest_link = float(distance.max())
+    longest_link = float(distance[np.isfinite(distance)].max())
     # Means of the raw features per cluster, kept as sums and sizes so that each coarser level
     # sums the previous level's clusters instead of all N rows again.
     sums = cluster_sums(features, labels, counts[0])
     sizes = np.bincount(labels, minlength=counts[0]).astype(np.float64)
     while counts[-1] > 1:
         means = (sums / sizes[:, None]).astype(np.float32)
-        successor, distance = first_neighbours(means)
+        successor, distance = first_neighbours(means, neighbours)
         if ensure_early_exit:
             successor = np.where(distance > longest_link, np.arange(len(means)), successor)
         groups = successor_components(successor)

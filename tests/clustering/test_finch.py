@@ -60,3 +60,16 @@ def test_requested_count_equals_the_authors_package(target):
                             verbose=False)
     assert ours.requested.max() + 1 == target
     assert adjusted_rand_score(requested, ours.requested) == 1.0
+
+
+@pytest.mark.parametrize("method", ["ivf", "hnsw"])
+def test_approximate_neighbours_agree_with_exact(method):
+    from sklearn.metrics import adjusted_rand_score
+
+    data = blobs(4, 6000, 32, 40)
+    exact = finch(data).partitions[0]
+    approximate = finch(data, neighbours=method)
+    assert adjusted_rand_score(exact, approximate.partitions[0]) >= 0.95
+    if method == "ivf":
+        assert np.array_equal(approximate.partitions[0],
+                              finch(data, neighbours=method).partitions[0])

@@ -37,6 +37,7 @@ def _normalised(features: np.ndarray) -> np.ndarray:
 
 NEIGHBOUR_SEARCHES = ("exact", "ivf", "hnsw", "auto")
 AUTO_EXACT_LIMIT = 50_000  # --nn auto: exact search up to this many points, IVF above
+ALWAYS_EXACT_LIMIT = 4_096  # below this, exact search is cheap: no method approximates
 
 
 def _search_index(matrix: np.ndarray, method: str) -> faiss.Index:
@@ -48,6 +49,8 @@ def _search_index(matrix: np.ndarray, method: str) -> faiss.Index:
     count, dim = matrix.shape
     if method == "auto":
         method = "exact" if count <= AUTO_EXACT_LIMIT else "ivf"
+    if count <= ALWAYS_EXACT_LIMIT:
+        method = "exact"
     if method == "exact":
         index = faiss.IndexFlatIP(dim)
     elif method == "hnsw":

@@ -65,20 +65,20 @@ def compare(sizes: list[int], dim: int, runs: int) -> None:
               f"| {', '.join(f'{a:.3f}' for a in aris)} |", flush=True)
 
 
-def scale(n: int, dim: int, subset: int) -> None:
+def scale(n: int, dim: int, subset: int, method: str) -> None:
     from sklearn.metrics import adjusted_rand_score
 
     data = clustered(n, dim)
     start = time.perf_counter()
-    result = finch(data, neighbours="ivf")
+    result = finch(data, neighbours=method)
     seconds = time.perf_counter() - start
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"N={n} D={dim} ivf: {seconds:.1f} s, peak RSS {peak_gb:.2f} GB (data itself "
+    print(f"N={n} D={dim} {method}: {seconds:.1f} s, peak RSS {peak_gb:.2f} GB (data itself "
           f"{data.nbytes / 2**30:.2f} GB), levels {result.num_clusters}")
     part = data[:subset]
     exact = finch(part, neighbours="exact").partitions[0]
-    approximate = finch(part, neighbours="ivf").partitions[0]
-    print(f"partition 0 on the first {subset} points, ivf vs exact: ARI "
+    approximate = finch(part, neighbours=method).partitions[0]
+    print(f"partition 0 on the first {subset} points, {method} vs exact: ARI "
           f"{adjusted_rand_score(exact, approximate):.4f}")
 
 
@@ -90,9 +90,10 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=None,
                         help="instead: one approximate run at this N (peak memory, time)")
     parser.add_argument("--subset", type=int, default=50_000)
+    parser.add_argument("--nn", default="hnsw", help="approximate search for --scale")
     args = parser.parse_args()
     if args.scale:
-        scale(args.scale, args.dim, args.subset)
+        scale(args.scale, args.dim, args.subset, args.nn)
     else:
         compare(args.sizes, args.dim, args.runs)
 

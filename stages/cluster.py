@@ -42,8 +42,8 @@ class ClusterConfig:
     num_clusters: int | None = setting(None, "pseudo-labels with exactly this many clusters "
                                        "(overrides partition); null = use partition",
                                        minimum=1)
-    nn: str = setting("auto", "first-neighbour search: exact, ivf or hnsw (approximate); auto "
-                      "= exact up to 50,000 points", choices=NEIGHBOUR_SEARCHES)
+    nn: str = setting("auto", "first-neighbour search: exact, hnsw or ivf (approximate); auto "
+                      "= exact up to 50,000 points, hnsw above", choices=NEIGHBOUR_SEARCHES)
     seed: int = setting(0, "seed of k-means", minimum=0)
     ensure_early_exit: bool = setting(False, "drop coarse links longer than partition 0's "
                                       "longest (no effect in the authors' package)")

@@ -70,6 +70,4 @@ def test_approximate_neighbours_agree_with_exact(method):
     exact = finch(data).partitions[0]
     approximate = finch(data, neighbours=method)
     assert adjusted_rand_score(exact, approximate.partitions[0]) >= 0.95
-    if method == "ivf":
-        assert np.array_equal(approximate.partitions[0],
-                              finch(data, neighbours=method).partitions[0])
+    assert np.array_equal(approximate.partitions[0], finch(data, neighbours=method).partitions[0])

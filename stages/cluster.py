@@ -112,15 +112,16 @@ def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
                  else np.array([str(i) for i in range(count)]))
     labels = (np.asarray(found.labels, dtype=np.int64) if found.labels is not None
               else np.full(count, -1, dtype=np.int64))
+    features_checksum = file_checksum(Path(features_path))
     key = fingerprint({"stage": "cluster", "settings": output_relevant(settings),
-                       "features": file_checksum(Path(features_path))})
+                       "features": features_checksum})
     with write_artifact(output, KIND_ASSIGNMENTS, key) as h5:
         write_assignments(h5, Assignments(partitions, chosen, chosen_from, video_ids, labels,
                                           quality, settings.method))
         digest = hashlib.blake2b(partitions.tobytes(), digest_size=16).hexdigest()
         h5.attrs["content_digest"] = digest
         inputs = [{"path": str(features_path), "size": Path(features_path).stat().st_size,
-                   "checksum": file_checksum(Path(features_path))}]
+                   "checksum": features_checksum}]
         write_provenance(h5, Provenance(context.command, context.config, __version__, inputs,
                                         started, now()))
     return ClusterResult(output, count, num_clusters, chosen_from,

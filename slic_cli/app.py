@@ -45,6 +45,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help text: option help names its config key in brackets, which rich markup would eat.
+    rich_markup_mode=None,
 )
 
 

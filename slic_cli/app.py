@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -35,6 +36,7 @@ from slic_cli.options import (
 from stages import cluster, compute_flow, extract_frames, inspect_artifact, make_dataset
 from stages.config import SlicConfig, load_config
 from stages.errors import SlicError
+from stages.models import ARCHITECTURES
 from stages.per_video import Shard
 from stages.run_context import RunContext
 from stages.video_stage import VideoStageResult
@@ -175,6 +177,56 @@ def cluster_command(
         context = RunContext(command_line(), resolved.as_dict(), RichProgress(quiet))
         result = cluster.run(resolved.cluster, features, out, context)
         emit(result.summary(), json_, quiet, [partitions_table(result.summary())])
+
+
+@app.command("pretrain")
+def pretrain_command(
+    dataset: DatasetOption = None, name: NameOption = None, split: SplitOption = None,
+    workspace: WorkspaceOption = None,
+    frames: Annotated[Optional[Path], typer.Option(
+        help="Input frames.h5 [<workspace>/<name>/frames.h5].")] = None,
+    flow: Annotated[Optional[Path], typer.Option(
+        help="Input flow.h5 [<workspace>/<name>/flow.h5].")] = None,
+    run_name: Annotated[Optional[str], typer.Option(
+        help="Run folder name [pretrain.run_name].")] = None,
+    arch: Annotated[Optional[str], typer.Option(
+        help=f"Backbone: {', '.join(ARCHITECTURES)} [pretrain.arch].")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs [pretrain.epochs].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        help="Items per step, all ranks together [pretrain.batch_size].")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate [pretrain.lr].")] = None,
+    pseudo_labels: Annotated[Optional[str], typer.Option(
+        help="finch, kmeans, none or labels [pretrain.pseudo_labels].")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed [pretrain.seed].")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        help="auto, cpu or cuda [pretrain.device].")] = None,
+    workers: WorkersOption = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its "
+                                         "checkpoint.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start the run over, deleting its "
+                                        "checkpoint.")] = False,
+    config: ConfigOption = None, set_: SetOption = None,
+    quiet: QuietOption = False, json_: JsonOption = False,
+) -> None:
+    """SLIC self-supervised training with iterative FINCH clustering; torchrun-ready."""
+    from stages import pretrain  # torch loads only for the commands that train
+
+    with user_errors():
+        resolved = load_config(config, {
+            **_shared(dataset, None, name, split, workspace),
+            "pretrain.run_name": run_name, "pretrain.arch": arch, "pretrain.epochs": epochs,
+            "pretrain.batch_size": batch_size, "pretrain.lr": lr,
+            "pretrain.pseudo_labels": pseudo_labels, "pretrain.seed": seed,
+            "pretrain.device": device, "pretrain.workers": workers}, set_)
+        quiet = quiet or int(os.environ.get("RANK", "0")) > 0
+        progress = RichProgress(quiet)
+        with progress:
+            result = pretrain.run(resolved.pretrain, resolved.data, resolved.workspace,
+                                  RunContext(command_line(), resolved.as_dict(), progress,
+                                             force), frames, flow, resume)
+        if int(os.environ.get("RANK", "0")) == 0:
+            emit(result.summary(), json_, quiet,
+                 [key_value_table("pretrain", result.summary())])
 
 
 @app.command("inspect")

@@ -33,6 +33,15 @@ def command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["slic", *sys.argv[1:]])
 
 
+# Running epoch table: title, record key, width, number format.
+ROW_COLUMNS = (("epoch", "epoch", 5, "d"), ("loss", "loss", 8, ".4f"),
+               ("triplet", "triplet_loss", 8, ".4f"), ("temporal", "temporal_loss", 9, ".4f"),
+               ("clusters", "num_clusters", 9, "d"), ("NMI", "nmi", 6, ".3f"),
+               ("pos FP", "positive_fp_rate", 7, ".3f"), ("neg FN", "negative_fn_rate", 7, ".3f"),
+               ("R@1", "r1", 6, ".3f"), ("R@5", "r5", 6, ".3f"),
+               ("clips/s", "clips_per_second", 8, ".1f"))
+
+
 class RichProgress:
     """The stages' `Progress` protocol drawn as rich progress bars on stderr."""
 
@@ -43,6 +52,7 @@ class RichProgress:
             TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, disable=quiet,
         )
         self.task: TaskID | None = None
+        self.header_shown = False
 
     def __enter__(self) -> RichProgress:
         self.bars.start()
@@ -63,7 +73,26 @@ class RichProgress:
             self.bars.console.print(f"[yellow]note:[/] {text}", markup=True, highlight=False)
 
     def finish(self) -> None:
+        if self.task is not None:
+            self.bars.remove_task(self.task)
         self.task = None
+
+    def row(self, values: dict[str, Any]) -> None:
+        """Print one row of the running epoch table (columns fixed, blanks where absent)."""
+        if self.quiet:
+            return
+        if not self.header_shown:
+            self.bars.console.print(
+                "".join(f"{title:>{width}}" for title, _, width, _ in ROW_COLUMNS),
+                style="bold", highlight=False)
+            self.header_shown = True
+        cells = []
+        for _, key, width, form in ROW_COLUMNS:
+            value = values.get(key)
+            text = "final" if key == "epoch" and values.get("final") else (
+                "" if value is None else format(value, form))
+            cells.append(f"{text:>{width}}")
+        self.bars.console.print("".join(cells), highlight=False)
 
 
 @contextmanager

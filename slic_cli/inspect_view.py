@@ -27,12 +27,35 @@ def partitions_table(summary: dict[str, Any]) -> Table:
     return table
 
 
+def rounds_table(rounds: list[dict[str, Any]]) -> Table:
+    """Pretraining's clustering rounds: epoch, clusters and (with labels) their quality."""
+    table = Table(title="clustering rounds", title_justify="left")
+    keys = [k for k in rounds[0] if k != "epoch"]
+    for column in ["epoch", *keys]:
+        table.add_column(column, justify="right")
+    for row in rounds:
+        table.add_row(str(row["epoch"]), *(f"{row[k]:.3f}" if isinstance(row[k], float)
+                                           else str(row[k]) for k in keys))
+    return table
+
+
 def inspect_tables(description: dict[str, Any]) -> list[Table]:
     if description["kind"] == "assignments":
-        return [key_value_table("assignments artifact", {
+        tables = [key_value_table("assignments artifact", {
             "file": description["path"], "schema version": description["schema_version"],
             "command": description["provenance"]["command"]}),
             partitions_table(description)]
+        if description["rounds"]:
+            tables.append(rounds_table(description["rounds"]))
+        return tables
+    if description["kind"] == "features":
+        return [key_value_table("features artifact", {
+            "file": description["path"], "schema version": description["schema_version"],
+            "videos": description["num_videos"], "dimensions": description["dim"],
+            "feature": description["feature"], "classes": description["num_classes"],
+            "splits": json.dumps(description["splits"]),
+            "source": json.dumps(description["source"]),
+            "command": description["provenance"]["command"]})]
     provenance = description["provenance"]
     overview = {
         "file": description["path"], "kind": description["kind"],

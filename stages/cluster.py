@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from stages import __version__
-from stages.clustering.finch import NEIGHBOUR_SEARCHES, finch
-from stages.clustering.kmeans import spherical_kmeans
+from stages.clustering.finch import NEIGHBOUR_SEARCHES
 from stages.clustering.metrics import cluster_quality
+from stages.clustering.partitions import cluster_features
 from stages.errors import ConfigError
 from stages.io.artifacts import (
     KIND_ASSIGNMENTS,
@@ -66,18 +66,6 @@ class ClusterResult:
                 "quality": self.quality, "seconds": round(self.seconds, 3)}
 
 
-def choose_partition(choice: str, count: int) -> int:
-    """Index of the partition named by `finest`, `coarsest` or an index in 0..count-1."""
-    if choice == "finest":
-        return 0
-    if choice == "coarsest":
-        return count - 1
-    if choice.lstrip("-").isdigit() and 0 <= int(choice) < count:
-        return int(choice)
-    raise ConfigError(f"cluster.partition {choice!r} must be finest, coarsest or an index in "
-                      f"0..{count - 1} (this clustering has {count} partitions)")
-
-
 def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
         context: RunContext | None = None) -> ClusterResult:
     """Cluster the features in `features_path` and write assignments.h5 (default: beside it)."""
@@ -89,21 +77,10 @@ def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
             raise ConfigError(f"--split {settings.split} needs a 'split' array in "
                               f"{features_path}; use --split all")
         found = found.select(found.split == settings.split)
-    if settings.method == "kmeans":
-        if settings.num_clusters is None:
-            raise ConfigError("--method kmeans needs --num-clusters K (cluster.num_clusters)")
-        labels_found = spherical_kmeans(found.features, settings.num_clusters, settings.seed)
-        partitions, num_clusters = labels_found[None], [settings.num_clusters]
-        chosen, chosen_from = labels_found, "partition 0"
-    else:
-        result = finch(found.features, settings.ensure_early_exit, settings.num_clusters,
-                       settings.nn)
-        partitions, num_clusters = np.stack(result.partitions), result.num_clusters
-        if result.requested is not None:
-            chosen, chosen_from = result.requested, f"num_clusters {settings.num_clusters}"
-        else:
-            level = choose_partition(settings.partition, len(partitions))
-            chosen, chosen_from = partitions[level], f"partition {level}"
+    clustering = cluster_features(found.features, settings.method, settings.partition,
+                                  settings.num_clusters, settings.nn, settings.seed,
+                                  settings.ensure_early_exit)
+    partitions, chosen = clustering.partitions, clustering.chosen
     quality = ([] if found.labels is None else
                [cluster_quality(found.labels, p).as_dict() for p in [*partitions, chosen]])
     output = Path(out) if out is not None else Path(features_path).with_name("assignments.h5")
@@ -116,13 +93,13 @@ def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
     key = fingerprint({"stage": "cluster", "settings": output_relevant(settings),
                        "features": features_checksum})
     with write_artifact(output, KIND_ASSIGNMENTS, key) as h5:
-        write_assignments(h5, Assignments(partitions, chosen, chosen_from, video_ids, labels,
-                                          quality, settings.method))
+        write_assignments(h5, Assignments(partitions, chosen, clustering.chosen_from, video_ids,
+                                          labels, quality, settings.method))
         digest = hashlib.blake2b(partitions.tobytes(), digest_size=16).hexdigest()
         h5.attrs["content_digest"] = digest
         inputs = [{"path": str(features_path), "size": Path(features_path).stat().st_size,
                    "checksum": features_checksum}]
         write_provenance(h5, Provenance(context.command, context.config, __version__, inputs,
                                         started, now()))
-    return ClusterResult(output, count, num_clusters, chosen_from,
+    return ClusterResult(output, count, clustering.num_clusters, clustering.chosen_from,
                          int(chosen.max()) + 1, quality, time.perf_counter() - clock)

@@ -18,6 +18,7 @@ from stages.compute_flow import ComputeFlowConfig
 from stages.errors import ConfigError
 from stages.extract_frames import ExtractFramesConfig
 from stages.make_dataset import MakeDatasetConfig
+from stages.pretrain_config import PretrainConfig
 from stages.settings import build_section, render_section_yaml
 from stages.shared_config import DataConfig, WorkspaceConfig
 
@@ -32,6 +33,7 @@ class SlicConfig:
     extract_frames: ExtractFramesConfig = field(default_factory=ExtractFramesConfig)
     compute_flow: ComputeFlowConfig = field(default_factory=ComputeFlowConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

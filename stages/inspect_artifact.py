@@ -13,11 +13,14 @@ from stages.datasets.base import MEMBERSHIP_NAMES
 from stages.errors import ArtifactError
 from stages.io.artifacts import (
     KIND_ASSIGNMENTS,
+    KIND_FEATURES,
     KIND_FLOW,
     KIND_FRAMES,
     open_artifact,
+    read_assignment_rounds,
     read_assignments,
     read_failures,
+    read_features,
     read_provenance,
     read_video_table,
     stream_info,
@@ -65,11 +68,26 @@ def _describe_assignments(h5: h5py.File) -> dict[str, Any]:
         "num_clusters": [int(c) for c in found.partitions.max(axis=1) + 1],
         "chosen_from": found.chosen_from, "num_chosen_clusters": int(found.chosen.max()) + 1,
         "method": found.method, "quality": found.quality,
+        "rounds": [{"epoch": epoch, "num_clusters": int(r.chosen.max()) + 1,
+                    **({k: r.quality[-1][k] for k in ("nmi", "ami", "ari", "purity")}
+                       if r.quality else {})}
+                   for epoch, r in read_assignment_rounds(h5)],
+    }
+
+
+def _describe_features(h5: h5py.File) -> dict[str, Any]:
+    stored = read_features(h5)
+    known = stored.labels[stored.labels >= 0]
+    return {
+        "num_videos": len(stored.features), "dim": int(stored.features.shape[1]),
+        "feature": stored.feature, "num_classes": int(len(np.unique(known))),
+        "splits": dict(sorted(Counter(stored.split.tolist()).items())),
+        "source": stored.source,
     }
 
 
 DESCRIBERS = {KIND_FRAMES: _describe_videos, KIND_FLOW: _describe_videos,
-              KIND_ASSIGNMENTS: _describe_assignments}
+              KIND_ASSIGNMENTS: _describe_assignments, KIND_FEATURES: _describe_features}
 
 
 def describe(path: Path) -> dict[str, Any]:

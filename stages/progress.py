@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Progress(Protocol):
@@ -20,6 +20,9 @@ class Progress(Protocol):
     def finish(self) -> None:
         """The current loop is over."""
 
+    def row(self, values: dict[str, Any]) -> None:
+        """One row of a stage's running table (an epoch's metrics, for example)."""
+
 
 class SilentProgress:
     """A `Progress` that ignores everything: the default for library use and `--quiet`."""
@@ -34,4 +37,7 @@ class SilentProgress:
         pass
 
     def finish(self) -> None:
+        pass
+
+    def row(self, values: dict[str, Any]) -> None:
         pass

@@ -294,7 +294,7 @@ class Assignments:
     method: str
 
 
-def write_assignments(h5: h5py.File, assignments: Assignments) -> None:
+def write_assignments(h5: h5py.Group, assignments: Assignments) -> None:
     partitions = h5.create_dataset("partitions/labels", data=assignments.partitions)
     partitions.attrs["method"] = assignments.method
     chosen = h5.create_dataset("partitions/chosen", data=assignments.chosen)
@@ -307,7 +307,7 @@ def write_assignments(h5: h5py.File, assignments: Assignments) -> None:
     h5.create_dataset("partitions/quality", data=json.dumps(assignments.quality), dtype=STRING)
 
 
-def read_assignments(h5: h5py.File) -> Assignments:
+def read_assignments(h5: h5py.Group) -> Assignments:
     partitions = h5["partitions/labels"]
     chosen = h5["partitions/chosen"]
     return Assignments(
@@ -316,3 +316,60 @@ def read_assignments(h5: h5py.File) -> Assignments:
         quality=json.loads(h5["partitions/quality"].asstr()[()]),
         method=str(partitions.attrs["method"]),
     )
+
+
+def write_assignment_rounds(h5: h5py.File, rounds: list[tuple[int, Assignments]]) -> None:
+    """Pretraining's clustering rounds: `/rounds/epoch_EEEEE/` each, the last also at the top
+    level (so a run's assignments.h5 reads like `slic cluster`'s)."""
+    for epoch, assignments in rounds:
+        group = h5.create_group(f"rounds/epoch_{epoch:05d}")
+        group.attrs["epoch"] = epoch
+        write_assignments(group, assignments)
+    write_assignments(h5, rounds[-1][1])
+
+
+def read_assignment_rounds(h5: h5py.File) -> list[tuple[int, Assignments]]:
+    """Every clustering round of a pretraining run, in epoch order (empty for `slic cluster`)."""
+    if "rounds" not in h5:
+        return []
+    return [(int(group.attrs["epoch"]), read_assignments(group))
+            for _, group in sorted(h5["rounds"].items())]
+
+
+KIND_FEATURES = "features"
+
+
+@dataclass
+class StoredFeatures:
+    """Per-video features: `features` (N, D) float32; `labels` (N,) int64 (-1 unknown);
+    `split` (N,) str ("train" / "test"); `feature` says which output ("projection",
+    "backbone"); `source` describes the checkpoint and clip settings they came from."""
+
+    features: np.ndarray
+    video_ids: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray
+    class_names: list[str]
+    feature: str
+    source: dict[str, Any] = field(default_factory=dict)
+
+
+def write_features(h5: h5py.File, stored: StoredFeatures) -> None:
+    data = h5.create_dataset("features", data=stored.features.astype(np.float32))
+    data.attrs["feature"] = stored.feature
+    data.attrs["source"] = json.dumps(stored.source, default=str)
+    h5.create_dataset("videos/video_id", data=np.asarray(stored.video_ids, dtype=object),
+                      dtype=STRING)
+    h5.create_dataset("videos/label", data=np.asarray(stored.labels, dtype=np.int64))
+    h5.create_dataset("videos/split", data=np.asarray(stored.split, dtype=object), dtype=STRING)
+    h5.create_dataset("classes/name", data=np.array(stored.class_names, dtype=object),
+                      shape=(len(stored.class_names),), dtype=STRING)
+
+
+def read_features(h5: h5py.File) -> StoredFeatures:
+    data = h5["features"]
+    return StoredFeatures(
+        features=data[()], video_ids=_strings(h5["videos/video_id"]),
+        labels=h5["videos/label"][()], split=_strings(h5["videos/split"]),
+        class_names=[str(c) for c in _strings(h5["classes/name"])],
+        feature=str(data.attrs["feature"]), source=json.loads(str(data.attrs["source"])))

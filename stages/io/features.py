@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.errors import ArtifactError
+from stages.io.artifacts import KIND_FEATURES, open_artifact, read_features
 
 
 @dataclass
@@ -49,14 +50,26 @@ def _check(path: Path, found: FeatureSet) -> FeatureSet:
     return found
 
 
+def _load_artifact(path: Path) -> FeatureSet:
+    with open_artifact(path, KIND_FEATURES) as h5:
+        stored = read_features(h5)
+    labels = stored.labels if (stored.labels >= 0).any() else None
+    return FeatureSet(stored.features.astype(np.float32), labels, stored.split,
+                      stored.video_ids, stored.class_names)
+
+
 def load_features(path: Path) -> FeatureSet:
-    """Read a `.npz` with `features` and optional `labels`, `split`, `video_ids`, `class_names`."""
+    """Read slic's features.h5, or a `.npz` with `features` and optional `labels`, `split`,
+    `video_ids`, `class_names`."""
     path = Path(path)
     if not path.is_file():
-        raise ArtifactError(f"{path} does not exist; pass a features .npz with --features")
+        raise ArtifactError(f"{path} does not exist; pass a features.h5 or .npz with --features")
+    if path.suffix == ".h5":
+        return _check(path, _load_artifact(path))
     if path.suffix != ".npz":
-        raise ArtifactError(f"{path} is not a .npz file; pass a .npz holding an array "
-                            "'features' (N, D) and optionally labels, split, video_ids")
+        raise ArtifactError(f"{path} is neither a features.h5 nor a .npz; pass slic's "
+                            "features.h5 or a .npz holding an array 'features' (N, D) and "
+                            "optionally labels, split, video_ids")
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:

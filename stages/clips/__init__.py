@@ -1,0 +1,1 @@
+"""Clips for training and evaluation: reading frames and flow, choosing windows, augmenting."""

@@ -1,0 +1,133 @@
+"""Random access to the frames of frames.h5 and the flow of flow.h5, by video and frame index.
+
+The HDF5 files are opened lazily, on first read, so a `ClipStore` can be handed to DataLoader
+workers and each worker opens its own handle after the fork (h5py handles must not be shared).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from stages.errors import ArtifactError
+from stages.flow_methods import dequantise_flow, quantise_flow
+from stages.io.artifacts import (
+    KIND_FLOW,
+    KIND_FRAMES,
+    VideoTable,
+    open_artifact,
+    read_encoded_images,
+    read_provenance,
+    read_video_table,
+)
+from stages.io.images import decode_image
+
+FLOW_CHANNELS = ("u", "v", "magnitude")
+
+
+@dataclass
+class StreamLayout:
+    """Where one video's images live in an artifact's image stream."""
+
+    first_image: np.ndarray  # (N,) int64
+    num_images: np.ndarray  # (N,) int32
+    codec: str
+
+
+def _layout(h5: h5py.File, table: VideoTable, stream: str) -> StreamLayout:
+    return StreamLayout(table.columns["first_image"].astype(np.int64),
+                        table.columns["num_images"].astype(np.int32),
+                        str(h5[stream].attrs["codec"]))
+
+
+class ClipStore:
+    """Decodes clips: `rgb(video, frames)` (T, H, W, 3) and `flow(video, frames)` (T, H, W).
+
+    `video` indexes the frames.h5 video table; `frames` is a (T,) int array of frame indices.
+    Flow for frame t is the flow from t to t + 1 (the last frame reuses the previous field).
+    """
+
+    def __init__(self, frames_path: Path, flow_path: Path | None = None) -> None:
+        self.frames_path, self.flow_path = Path(frames_path), flow_path
+        with open_artifact(self.frames_path, KIND_FRAMES) as h5:
+            self.table = read_video_table(h5)
+            self.frames_layout = _layout(h5, self.table, "images")
+        self.flow_layout: StreamLayout | None = None
+        self.flow_bound = 0.0
+        self.flow_rows = np.zeros(0, dtype=np.int64)
+        if flow_path is not None:
+            self._index_flow(Path(flow_path))
+        self._handles: dict[str, h5py.File] = {}
+
+    def _index_flow(self, path: Path) -> None:
+        with open_artifact(path, KIND_FLOW) as h5:
+            flow_table = read_video_table(h5)
+            self.flow_layout = _layout(h5, flow_table, "flow_u")
+            self.flow_bound = float(read_provenance(h5)["config"]["compute_flow"]["bound"])
+        position = {vid: i for i, vid in enumerate(flow_table.columns["video_id"])}
+        self.flow_rows = np.array([position.get(v, -1) for v in self.table.columns["video_id"]],
+                                  dtype=np.int64)
+        if (self.flow_rows < 0).all():
+            raise ArtifactError(f"{path} shares no video with {self.frames_path}; compute flow "
+                                "from these frames (slic compute-flow)")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_handles"] = {}
+        return state
+
+    def _file(self, key: str, path: Path) -> h5py.File:
+        if key not in self._handles:
+            self._handles[key] = h5py.File(path, "r")
+        return self._handles[key]
+
+    def has_flow(self, video: int) -> bool:
+        return self.flow_layout is not None and self.flow_rows[video] >= 0 and \
+            self.flow_layout.num_images[self.flow_rows[video]] > 0
+
+    def frame_count(self, video: int) -> int:
+        return int(self.frames_layout.num_images[video])
+
+    def _decode_run(self, h5: h5py.File, stream: str, layout: StreamLayout, row: int,
+                    frames: np.ndarray, channels: int) -> np.ndarray:
+        """Decode images `frames` of video row `row`, reading the covering range once."""
+        low, high = int(frames.min()), int(frames.max())
+        encoded = read_encoded_images(h5, stream, int(layout.first_image[row]) + low,
+                                      high - low + 1)
+        height, width = int(self.table.columns["height"][row]), int(
+            self.table.columns["width"][row])
+        decoded: dict[int, np.ndarray] = {}
+        images = []
+        for index in frames.tolist():
+            if index not in decoded:
+                decoded[index] = decode_image(encoded[index - low], layout.codec, height, width,
+                                              channels)
+            images.append(decoded[index])
+        return np.stack(images)
+
+    def rgb(self, video: int, frames: np.ndarray) -> np.ndarray:
+        """(T, H, W, 3) uint8 RGB frames of `video`."""
+        h5 = self._file("frames", self.frames_path)
+        return self._decode_run(h5, "images", self.frames_layout, video, frames, 3)
+
+    def flow(self, video: int, frames: np.ndarray, channel: str = "u") -> np.ndarray:
+        """(T, H, W) uint8 flow images (0..255, 128 = no motion) for the frames of `video`."""
+        assert self.flow_layout is not None and self.flow_path is not None
+        row = int(self.flow_rows[video])
+        count = int(self.flow_layout.num_images[row])
+        fields = np.minimum(frames, count - 1)
+        h5 = self._file("flow", self.flow_path)
+        if channel in ("u", "v"):
+            return self._decode_run(h5, f"flow_{channel}", self.flow_layout, row, fields, 1)
+        u = dequantise_flow(self._decode_run(h5, "flow_u", self.flow_layout, row, fields, 1),
+                            self.flow_bound)
+        v = dequantise_flow(self._decode_run(h5, "flow_v", self.flow_layout, row, fields, 1),
+                            self.flow_bound)
+        # Magnitude in 0..bound mapped onto the same 0..255 range as a signed component.
+        magnitude = np.sqrt(u * u + v * v) * 2.0 - self.flow_bound
+        flat = magnitude.astype(np.float32).reshape(len(frames), -1)
+        return quantise_flow(flat, self.flow_bound).reshape(magnitude.shape)

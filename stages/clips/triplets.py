@@ -1,0 +1,137 @@
+"""Training items for SLIC: an anchor clip, a positive clip and an augmented anchor.
+
+Every random choice of an item comes from a generator seeded by (seed, epoch, video), so an
+item is the same whichever DataLoader worker makes it and whether or not the run was resumed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from stages.clips.augment import AugmentSettings, augment_clip, draw_augmentation
+from stages.clips.store import ClipStore
+from stages.clips.windows import anchor_and_positive_starts, random_start, window
+
+
+@dataclass(frozen=True)
+class TripletSettings:
+    """How a training item is sampled (see the pretrain config section for meanings)."""
+
+    clip_length: int = 16
+    stride: int = 1
+    anchor: str = "random"
+    p_alpha: float = 0.2
+    p_beta: float = 0.75
+    multiview: bool = True
+    flow_channel: str = "u"
+    augment: AugmentSettings = AugmentSettings()
+
+
+def item_generator(seed: int, epoch: int, video: int) -> np.random.Generator:
+    """The generator behind every random choice of one item in one epoch."""
+    return np.random.Generator(np.random.PCG64([seed, epoch, video]))
+
+
+class TripletClips(Dataset):
+    """Item i of `videos` (rows of the frames table) -> a dict of three clips and metadata.
+
+    Keys: `anchor`, `positive`, `augmented` (3, T, S, S) float32; `index` (this item's
+    position i), `positive_index` (position of the positive's video), `cluster` (pseudo-label
+    of both), `positive_flow` and `augmented_flow` (bool: the clip is the flow view).
+    """
+
+    def __init__(self, store: ClipStore, videos: np.ndarray, settings: TripletSettings,
+                 seed: int) -> None:
+        self.store, self.videos, self.settings, self.seed = store, videos, settings, seed
+        self.epoch = 0
+        self.set_clusters(np.arange(len(videos)))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def set_clusters(self, clusters: np.ndarray) -> None:
+        """Use `clusters` (len(videos),) int as pseudo-labels for choosing positives."""
+        self.clusters = np.asarray(clusters, dtype=np.int64)
+        order = np.argsort(self.clusters, kind="stable")
+        bounds = np.flatnonzero(np.diff(self.clusters[order])) + 1
+        self.members = {int(self.clusters[group[0]]): group
+                        for group in np.split(order, bounds)}
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def _positive_video(self, index: int, rng: np.random.Generator) -> int:
+        mates = self.members[int(self.clusters[index])]
+        if len(mates) == 1 or rng.random() < self.settings.p_alpha:
+            return index
+        others = mates[mates != index]
+        return int(others[rng.integers(0, len(others))])
+
+    def _view(self, video: int, frames: np.ndarray, rgb: np.ndarray | None,
+              rng: np.random.Generator, use_flow: bool) -> torch.Tensor:
+        height, width = (rgb.shape[1:3] if rgb is not None else
+                         (int(self.store.table.columns["height"][video]),
+                          int(self.store.table.columns["width"][video])))
+        augmentation = draw_augmentation(height, width, self.settings.augment, rng)
+        if use_flow:
+            pixels = self.store.flow(video, frames, self.settings.flow_channel)
+        else:
+            pixels = rgb if rgb is not None else self.store.rgb(video, frames)
+        return augment_clip(pixels, augmentation, self.settings.augment.crop_size)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int | bool]:
+        settings, rng = self.settings, item_generator(self.seed, self.epoch, index)
+        length, stride = settings.clip_length, settings.stride
+        video = int(self.videos[index])
+        count = self.store.frame_count(video)
+        anchor_start, same_start = anchor_and_positive_starts(count, length, stride,
+                                                              settings.anchor, rng)
+        positive_index = self._positive_video(index, rng)
+        positive_video = int(self.videos[positive_index])
+        if positive_index == index:
+            positive_frames = window(same_start, length, stride, count)
+        else:
+            mate_count = self.store.frame_count(positive_video)
+            positive_frames = window(random_start(mate_count, length, stride, rng), length,
+                                     stride, mate_count)
+        anchor_frames = window(anchor_start, length, stride, count)
+        can_flow = settings.multiview and self.store.has_flow(video)
+        augmented_flow = can_flow and bool(rng.random() >= settings.p_beta)
+        positive_flow = (settings.multiview and self.store.has_flow(positive_video)
+                         and bool(rng.random() >= settings.p_beta))
+        anchor_rgb = self.store.rgb(video, anchor_frames)
+        return {
+            "anchor": self._view(video, anchor_frames, anchor_rgb, rng, False),
+            "augmented": self._view(video, anchor_frames, anchor_rgb, rng, augmented_flow),
+            "positive": self._view(positive_video, positive_frames, None, rng, positive_flow),
+            "index": index, "positive_index": positive_index,
+            "cluster": int(self.clusters[index]),
+            "positive_flow": positive_flow, "augmented_flow": augmented_flow,
+        }
+
+
+class EpochSampler(Sampler[int]):
+    """A seeded permutation per epoch, split across `world` ranks (each takes every world-th).
+
+    Every rank gets the same number of items: the permutation is cut to a multiple of `world`.
+    """
+
+    def __init__(self, size: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        self.size, self.seed, self.rank, self.world = size, seed, rank, world
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        order = np.random.Generator(np.random.PCG64([self.seed, self.epoch, 2**31])).permutation(
+            self.size)
+        usable = len(order) - len(order) % self.world
+        return iter(order[self.rank:usable:self.world].tolist())
+
+    def __len__(self) -> int:
+        return self.size // self.world

@@ -1,0 +1,1 @@
+"""Evaluation measures shared by pretraining's monitoring and the evaluation stages."""

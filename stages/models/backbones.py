@@ -1,0 +1,105 @@
+"""3D CNN backbones by name. Each maps clips (B, 3, T, H, W) to pooled features (B, D).
+
+No weights are ever downloaded: every backbone starts from random initialisation (or from a
+local checkpoint the caller loads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+from torchvision.models.video import r2plus1d_18, s3d
+from torchvision.models.video.resnet import BasicBlock, Conv3DSimple
+
+
+class VideoResNet3d(nn.Module):
+    """A 3D ResNet of BasicBlocks with a configurable stem and widths, without max-pool.
+
+    Layers 2.. downsample T, H and W by 2 (type-B shortcuts: 1x1x1 conv + BN), as the SLIC /
+    kenshohara R3D does. `feature_dim` is the last width.
+    """
+
+    def __init__(self, widths: Sequence[int], blocks: Sequence[int],
+                 stem_kernel: tuple[int, int, int]) -> None:
+        super().__init__()
+        padding = tuple(k // 2 for k in stem_kernel)
+        self.stem = nn.Sequential(
+            nn.Conv3d(3, widths[0], stem_kernel, stride=(1, 2, 2), padding=padding, bias=False),
+            nn.BatchNorm3d(widths[0]),
+            nn.ReLU(inplace=True),
+        )
+        layers, in_planes = [], widths[0]
+        for index, (width, count) in enumerate(zip(widths, blocks)):
+            stride = 1 if index == 0 else 2
+            layer, in_planes = _residual_layer(in_planes, width, count, stride)
+            layers.append(layer)
+        self.layers = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.feature_dim = widths[-1]
+        for module in self.modules():
+            if isinstance(module, nn.Conv3d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm3d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B, feature_dim)."""
+        return self.pool(self.layers(self.stem(clips))).flatten(1)
+
+
+def _residual_layer(in_planes: int, width: int, count: int, stride: int
+                    ) -> tuple[nn.Sequential, int]:
+    downsample = None
+    if stride != 1 or in_planes != width:
+        downsample = nn.Sequential(
+            nn.Conv3d(in_planes, width, 1, stride=stride, bias=False), nn.BatchNorm3d(width))
+    blocks = [BasicBlock(in_planes, width, Conv3DSimple, stride, downsample)]
+    blocks += [BasicBlock(width, width, Conv3DSimple) for _ in range(count - 1)]
+    return nn.Sequential(*blocks), width
+
+
+class TorchvisionVideoBackbone(nn.Module):
+    """A torchvision video model cut before its classifier, with adaptive average pooling."""
+
+    def __init__(self, features: nn.Module, feature_dim: int) -> None:
+        super().__init__()
+        self.features = features
+        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.feature_dim = feature_dim
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B, feature_dim)."""
+        return self.pool(self.features(clips)).flatten(1)
+
+
+def build_r3d_18() -> nn.Module:
+    """R3D-18 as SLIC trains it: 7x7x7 stem, temporal stride 1, no max-pool; 512-d."""
+    return VideoResNet3d((64, 128, 256, 512), (2, 2, 2, 2), (7, 7, 7))
+
+
+def build_r3d_tiny() -> nn.Module:
+    """A narrow R3D (widths 16-128, one block per stage) for CPU demos and tests; 128-d."""
+    return VideoResNet3d((16, 32, 64, 128), (1, 1, 1, 1), (3, 7, 7))
+
+
+def build_r2plus1d_18() -> nn.Module:
+    """torchvision's R(2+1)D-18, random init; 512-d."""
+    model = r2plus1d_18(weights=None)
+    features = nn.Sequential(model.stem, model.layer1, model.layer2, model.layer3, model.layer4)
+    return TorchvisionVideoBackbone(features, 512)
+
+
+def build_s3d() -> nn.Module:
+    """torchvision's S3D, random init, pooled adaptively so any clip size works; 1024-d."""
+    return TorchvisionVideoBackbone(s3d(weights=None).features, 1024)
+
+
+BACKBONES: dict[str, Callable[[], nn.Module]] = {
+    "r3d_18": build_r3d_18,
+    "r2plus1d_18": build_r2plus1d_18,
+    "s3d": build_s3d,
+    "r3d_tiny": build_r3d_tiny,
+}

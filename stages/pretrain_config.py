@@ -1,0 +1,89 @@
+"""The `pretrain` config section: every SLIC training choice, defaults from the paper's code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stages.clips.store import FLOW_CHANNELS
+from stages.clips.windows import ANCHOR_MODES
+from stages.clustering.finch import NEIGHBOUR_SEARCHES
+from stages.models import ARCHITECTURES
+from stages.settings import setting
+from stages.training.rounds import PSEUDO_LABEL_SOURCES
+
+# Keys a resumed run may change: they alter how long or how often, not what an epoch does.
+RESUMABLE_CHANGES = ("epochs", "eval_every")
+
+
+@dataclass
+class PretrainConfig:
+    """pretrain: SLIC self-supervised training with iterative clustering (slic pretrain)"""
+
+    run_name: str | None = setting(None, "run folder name under <workspace>/<name>/runs; null "
+                                   "= <arch>-<pseudo_labels>", affects_output=False)
+    arch: str = setting("r3d_18", "backbone", choices=ARCHITECTURES)
+    init: str | None = setting(None, "start from the weights of this local checkpoint "
+                               "(null = random init; nothing is downloaded)")
+    projection_hidden: int = setting(2048, "projection head hidden width", minimum=1)
+    projection_dim: int = setting(128, "projection (embedding) size", minimum=1)
+    clip_length: int = setting(16, "frames per clip (T)", minimum=1)
+    stride: int = setting(1, "take every stride-th frame", minimum=1)
+    crop_size: int = setting(128, "clip side in pixels after cropping (S)", minimum=16)
+    anchor: str = setting("random", "anchor window start: random, or start (frame 0, the "
+                          "official code)", choices=ANCHOR_MODES)
+    short_videos: str = setting("loop", "videos shorter than two windows: loop-pad them or "
+                                "skip them (reported either way)", choices=("loop", "skip"))
+    min_crop_area: float = setting(0.25, "random resized crop: smallest area share",
+                                   minimum=0.01, maximum=1.0)
+    jitter: float = setting(0.5, "colour jitter strength (brightness, contrast, saturation)",
+                            minimum=0.0, maximum=1.0)
+    hue: float = setting(0.5, "colour jitter hue strength", minimum=0.0, maximum=0.5)
+    p_alpha: float = setting(0.2, "probability that the positive comes from the anchor's own "
+                             "video (else a cluster-mate)", minimum=0.0, maximum=1.0)
+    multiview: bool = setting(True, "replace positives and augmented anchors by optical flow "
+                              "with probability 1 - p_beta (needs flow.h5)")
+    p_beta: float = setting(0.75, "probability that a positive / augmented anchor stays RGB",
+                            minimum=0.0, maximum=1.0)
+    flow_channel: str = setting("u", "flow view: u (official), v or magnitude, replicated to "
+                                "3 channels", choices=FLOW_CHANNELS)
+    margin: float = setting(0.2, "triplet margin m1 (cosine distance)", minimum=0.0)
+    temporal_loss: bool = setting(True, "add the temporal discrimination loss")
+    temporal_margin: float = setting(0.04, "temporal loss margin m2", minimum=0.0)
+    temporal_weight: float = setting(1.0, "weight of the temporal loss", minimum=0.0)
+    pseudo_labels: str = setting("finch", "clusters that pick positives and negatives: finch, "
+                                 "kmeans, none (instance only) or labels (supervised)",
+                                 choices=PSEUDO_LABEL_SOURCES)
+    cluster_every: int = setting(5, "recluster every this many epochs (from epoch 0)",
+                                 minimum=1)
+    partition: str = setting("finest", "FINCH partition used: finest (official), coarsest or "
+                             "an index")
+    num_clusters: int | None = setting(None, "clusters for kmeans (or an exact FINCH count)",
+                                       minimum=2)
+    cluster_nn: str = setting("auto", "FINCH first-neighbour search",
+                              choices=NEIGHBOUR_SEARCHES)
+    official_fallback_bug: bool = setting(False, "reproduce the official code's wrong index "
+                                          "for the hardest-negative fallback")
+    official_label_shift: bool = setting(False, "reproduce the official code's off-by-one "
+                                         "read of the cluster labels")
+    epochs: int = setting(600, "training epochs", minimum=1)
+    batch_size: int = setting(32, "items (anchor, positive, augmented) per step, all ranks "
+                              "together", minimum=2)
+    lr: float = setting(0.1, "SGD learning rate", minimum=0.0)
+    momentum: float = setting(0.5, "SGD momentum", minimum=0.0, maximum=1.0)
+    weight_decay: float = setting(0.0, "SGD weight decay", minimum=0.0)
+    schedule: str = setting("constant", "learning-rate schedule", choices=("constant", "cosine"))
+    warmup_epochs: int = setting(0, "linear warm-up epochs", minimum=0)
+    eval_every: int = setting(10, "test-to-train kNN recall every this many epochs (0 = only "
+                              "at the end)", minimum=0)
+    best_by: str = setting("last", "best.pt: the last epoch, or the best val R@1 on a "
+                           "validation share carved from train (never the test split)",
+                           choices=("last", "val"))
+    val_fraction: float = setting(0.1, "share of training videos held out when best_by is val",
+                                  minimum=0.01, maximum=0.5)
+    seed: int = setting(7, "seed of initialisation, sampling and mining", minimum=0)
+    workers: int = setting(4, "DataLoader worker processes", minimum=0, affects_output=False)
+    device: str = setting("auto", "auto (CUDA when available), cpu or cuda",
+                          choices=("auto", "cpu", "cuda"), affects_output=False)
+    amp: str = setting("auto", "mixed precision on CUDA: auto (bf16 when supported), bf16, "
+                       "fp16 or off", choices=("auto", "bf16", "fp16", "off"),
+                       affects_output=False)

@@ -1,0 +1,1 @@
+"""Training pieces shared by pretrain and finetune: losses, checkpoints, distribution, logs."""

@@ -1,0 +1,42 @@
+"""Checkpoints written atomically and read without unpickling arbitrary objects.
+
+A checkpoint is a dict of tensors, numbers, strings, lists and dicts only, so
+`torch.load(weights_only=True)` can read it back.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stages.errors import ArtifactError
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Write `state` to `path` through a temporary file, fsync and rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.writing-{os.getpid()}")
+    try:
+        with open(temporary, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by `save_checkpoint` (tensors and plain values only)."""
+    if not Path(path).is_file():
+        raise ArtifactError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - report any unreadable file the same way
+        raise ArtifactError(f"{path} is not a readable slic checkpoint ({error})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise ArtifactError(f"{path} is not a slic checkpoint (no 'model' entry)")
+    return state

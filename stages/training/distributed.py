@@ -1,0 +1,115 @@
+"""One process or many: torchrun's environment turns on DDP; without it everything is local.
+
+gloo serves CPU runs (and the tests), NCCL serves CUDA.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """This process's place in the job."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: str = "cpu"  # where collective tensors live: cuda for NCCL, cpu for gloo
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+
+def start_distribution(device_kind: str) -> Distribution:
+    """Join the process group torchrun describes (RANK, WORLD_SIZE); a no-op otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distribution()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = "cpu"
+    if device_kind == "cuda":
+        torch.cuda.set_device(local_rank)
+        device = f"cuda:{local_rank}"
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+    return Distribution(dist.get_rank(), dist.get_world_size(), local_rank, device)
+
+
+def stop_distribution(distribution: Distribution) -> None:
+    if distribution.active and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(distribution: Distribution) -> None:
+    if distribution.active:
+        dist.barrier()
+
+
+def gather_rows(rows: torch.Tensor, positions: torch.Tensor, total: int,
+                distribution: Distribution) -> torch.Tensor:
+    """Assemble a (total, D) matrix from every rank's (n_r, D) rows at their positions."""
+    if not distribution.active:
+        result = torch.zeros(total, rows.shape[1], dtype=rows.dtype)
+        result[positions] = rows
+        return result
+    device = distribution.device
+    counts = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(distribution.world)]
+    dist.all_gather(counts, torch.tensor([len(rows)], device=device))
+    longest = int(max(c.item() for c in counts))
+    padded_rows = torch.zeros(longest, rows.shape[1], dtype=rows.dtype, device=device)
+    padded_rows[:len(rows)] = rows.to(device)
+    padded_positions = torch.full((longest,), -1, dtype=torch.long, device=device)
+    padded_positions[:len(positions)] = positions.to(device)
+    all_rows = [torch.zeros_like(padded_rows) for _ in range(distribution.world)]
+    all_positions = [torch.zeros_like(padded_positions) for _ in range(distribution.world)]
+    dist.all_gather(all_rows, padded_rows)
+    dist.all_gather(all_positions, padded_positions)
+    result = torch.zeros(total, rows.shape[1], dtype=rows.dtype)
+    for block, where in zip(all_rows, all_positions):
+        block, where = block.cpu(), where.cpu()
+        valid = where >= 0
+        result[where[valid]] = block[valid]
+    return result
+
+
+def broadcast_labels(labels: np.ndarray | None, size: int,
+                     distribution: Distribution) -> np.ndarray:
+    """Rank 0's (size,) int64 labels on every rank."""
+    if not distribution.active:
+        assert labels is not None
+        return labels
+    buffer = torch.zeros(size, dtype=torch.int64)
+    if distribution.is_main and labels is not None:
+        buffer = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    buffer = buffer.to(distribution.device)
+    dist.broadcast(buffer, src=0)
+    return buffer.cpu().numpy()
+
+
+def all_agree(value: str, distribution: Distribution) -> bool:
+    """True when every rank passes the same string (a digest, for example)."""
+    if not distribution.active:
+        return True
+    values: list[str | None] = [None] * distribution.world
+    dist.all_gather_object(values, value)
+    return all(v == values[0] for v in values)
+
+
+def sum_across(values: torch.Tensor, distribution: Distribution) -> torch.Tensor:
+    """Element-wise sum of a small CPU tensor over ranks."""
+    if distribution.active:
+        values = values.to(distribution.device).clone()
+        dist.all_reduce(values)
+        values = values.cpu()
+    return values

@@ -1,0 +1,52 @@
+"""Embed videos with an encoder in eval mode, each rank a share, gathered on every rank."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from stages.clips.evaluation import EvaluationClips
+from stages.progress import Progress
+from stages.training.distributed import Distribution, gather_rows
+
+
+def configure_worker(worker_id: int) -> None:
+    """DataLoader workers each use one thread: the main process needs the cores for the model."""
+    torch.set_num_threads(1)
+
+
+@torch.no_grad()
+def embed_clips(encoder: torch.nn.Module, clips: EvaluationClips, *, feature: str,
+                batch_size: int, workers: int, device: torch.device,
+                distribution: Distribution, progress: Progress, autocast: dict
+                ) -> np.ndarray:
+    """(N, D) float32 features of the N videos of `clips`, averaged over each video's clips.
+
+    Rank r embeds items r, r + world, ...; the rows are gathered on every rank.
+    """
+    share = list(range(distribution.rank, len(clips), distribution.world))
+    loader = DataLoader(Subset(clips, share), batch_size=batch_size, num_workers=workers,
+                        worker_init_fn=configure_worker, pin_memory=device.type == "cuda")
+    was_training = encoder.training
+    encoder.eval()
+    rows, positions = [], []
+    if distribution.is_main:
+        progress.start(f"embedding {len(clips.videos)} videos", len(share))
+    for batch, owners in loader:
+        with torch.autocast(device_type=device.type, **autocast):
+            features = encoder.embed(batch.to(device, non_blocking=True), feature)
+        rows.append(features.float().cpu())
+        positions.append(owners)
+        if distribution.is_main:
+            progress.advance(len(batch))
+    if distribution.is_main:
+        progress.finish()
+    encoder.train(was_training)
+    items = len(clips)
+    dim = rows[0].shape[1] if rows else 1
+    local_rows = torch.cat(rows) if rows else torch.zeros(0, dim)
+    local_items = torch.tensor(share, dtype=torch.long)
+    per_item = gather_rows(local_rows, local_items, items, distribution)
+    per_video = per_item.view(len(clips.videos), clips.clips_per_video, -1).mean(dim=1)
+    return per_video.numpy().astype(np.float32)

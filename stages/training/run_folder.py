@@ -1,0 +1,95 @@
+"""The files of a pretraining run folder, each written atomically by the main process:
+config.yaml, checkpoint.pt, best.pt, metrics.jsonl (see monitor.py), assignments.h5,
+features.h5 and the PNG plots."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import yaml
+
+from stages import __version__
+from stages.io.artifacts import (
+    KIND_ASSIGNMENTS,
+    KIND_FEATURES,
+    Provenance,
+    StoredFeatures,
+    write_artifact,
+    write_assignment_rounds,
+    write_features,
+    write_provenance,
+)
+from stages.io.artifacts import (
+    read_assignment_rounds as _read_rounds,
+)
+from stages.run_context import RunContext, fingerprint, now
+from stages.training.rounds import ClusteringRound
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def assignments(self) -> Path:
+        return self.path / "assignments.h5"
+
+    @property
+    def features(self) -> Path:
+        return self.path / "features.h5"
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+
+def write_config(folder: RunFolder, config: dict[str, Any]) -> None:
+    folder.path.mkdir(parents=True, exist_ok=True)
+    temporary = folder.config.with_name(".config.yaml.writing")
+    temporary.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.replace(temporary, folder.config)
+
+
+def _provenance(context: RunContext, inputs: list[dict[str, Any]], started: str) -> Provenance:
+    return Provenance(context.command, context.config, __version__, inputs, started, now())
+
+
+def record_round(folder: RunFolder, new_round: ClusteringRound, context: RunContext,
+                 inputs: list[dict[str, Any]]) -> None:
+    """Add a clustering round to assignments.h5, replacing rounds of its epoch or later (a
+    resumed run redoes them)."""
+    started = now()
+    kept = []
+    if folder.assignments.is_file():
+        with h5py.File(folder.assignments, "r") as h5:
+            kept = [(e, a) for e, a in _read_rounds(h5) if e < new_round.epoch]
+    rounds = [*kept, (new_round.epoch, new_round.assignments)]
+    key = fingerprint({"rounds": [(e, a.chosen.tolist()) for e, a in rounds]})
+    with write_artifact(folder.assignments, KIND_ASSIGNMENTS, key) as h5:
+        write_assignment_rounds(h5, rounds)
+        write_provenance(h5, _provenance(context, inputs, started))
+
+
+def record_features(folder: RunFolder, stored: StoredFeatures, context: RunContext,
+                    inputs: list[dict[str, Any]]) -> None:
+    started = now()
+    key = fingerprint({"source": stored.source, "videos": list(map(str, stored.video_ids))})
+    with write_artifact(folder.features, KIND_FEATURES, key) as h5:
+        write_features(h5, stored)
+        write_provenance(h5, _provenance(context, inputs, started))

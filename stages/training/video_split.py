@@ -1,0 +1,82 @@
+"""Which videos pretraining trains on, evaluates on and (optionally) validates on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from stages.clips.store import ClipStore
+from stages.clips.windows import window_span
+from stages.datasets.base import TEST, TRAIN
+from stages.errors import ConfigError
+from stages.progress import Progress
+
+
+@dataclass
+class TrainingVideos:
+    """Rows of the frames table per role, and their true labels (-1 where unknown).
+
+    `train` (N,) trains the model and forms the kNN gallery; `test` are kNN queries (never used
+    to choose a checkpoint); `val`, carved from train when asked, chooses best.pt.
+    """
+
+    train: np.ndarray
+    test: np.ndarray
+    val: np.ndarray
+    labels: np.ndarray  # (all videos,) int64
+    video_ids: np.ndarray
+    class_names: list[str]
+    skipped_short: int = 0
+
+    @property
+    def train_labels(self) -> np.ndarray:
+        return self.labels[self.train]
+
+    @property
+    def test_labels(self) -> np.ndarray:
+        return self.labels[self.test]
+
+    @property
+    def val_labels(self) -> np.ndarray:
+        return self.labels[self.val]
+
+    @property
+    def train_ids(self) -> np.ndarray:
+        return self.video_ids[self.train]
+
+
+def select_training_videos(store: ClipStore, split: int, settings: Any,
+                           progress: Progress) -> TrainingVideos:
+    """Train/test rows of `split`; short videos skipped if asked; a val share if asked."""
+    table = store.table
+    names = [str(n) for n in table.split_names]
+    if str(split) not in names:
+        raise ConfigError(f"{store.frames_path} has no split {split} (it has "
+                          f"{', '.join(names)}); set data.split")
+    membership = table.splits[:, names.index(str(split))]
+    train = np.flatnonzero(membership == TRAIN)
+    test = np.flatnonzero(membership == TEST)
+    counts = table.columns["num_images"].astype(np.int64)
+    short = counts[train] < 2 * window_span(settings.clip_length, settings.stride)
+    skipped = 0
+    if short.any():
+        if settings.short_videos == "skip":
+            skipped = int(short.sum())
+            train = train[~short]
+            progress.message(f"skipped {skipped} training videos shorter than two clips")
+        else:
+            progress.message(f"{int(short.sum())} training videos are shorter than two clips; "
+                             "they are loop-padded (pretrain.short_videos)")
+    val = np.zeros(0, dtype=np.int64)
+    if settings.best_by == "val":
+        order = np.random.Generator(np.random.PCG64([settings.seed, 1])).permutation(len(train))
+        count = max(1, int(round(settings.val_fraction * len(train))))
+        val, train = np.sort(train[order[:count]]), np.sort(train[order[count:]])
+    if len(train) < 2:
+        raise ConfigError(f"split {split} of {store.frames_path} has {len(train)} usable "
+                          "training videos; pretraining needs at least 2")
+    labels = table.columns["label"].astype(np.int64)
+    return TrainingVideos(train, test, val, labels, table.columns["video_id"],
+                          list(table.class_names), skipped)

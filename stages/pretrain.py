@@ -343,6 +343,7 @@ def _run(m: Machinery, resume: bool, clock: float) -> PretrainResult:
         m.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
         start, best, clusters = state["epoch"], state["best"], state["clusters"].numpy()
+        _apply_learning_rate(m)
         if state["finished"] and start >= s.epochs:
             return PretrainResult(folder.path, "up to date", start,
                                   _final_metrics(log.records()),
@@ -375,6 +376,14 @@ def _run(m: Machinery, resume: bool, clock: float) -> PretrainResult:
             draw_plots(log.records(), folder.path)
     final = _finish(m, clusters, best, log)
     return PretrainResult(folder.path, "trained", s.epochs, final, time.perf_counter() - clock)
+
+
+def _apply_learning_rate(m: Machinery) -> None:
+    """Use the configured lr after loading an optimiser state (a resume may lower it)."""
+    m.scheduler.base_lrs = [m.settings.lr for _ in m.optimizer.param_groups]
+    factor = m.scheduler.lr_lambdas[0](m.scheduler.last_epoch)
+    for group in m.optimizer.param_groups:
+        group["initial_lr"], group["lr"] = m.settings.lr, m.settings.lr * factor
 
 
 def _finish(m: Machinery, clusters: np.ndarray, best: dict[str, Any], log: MetricsLog

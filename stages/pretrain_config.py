@@ -11,8 +11,9 @@ from stages.models import ARCHITECTURES
 from stages.settings import setting
 from stages.training.rounds import PSEUDO_LABEL_SOURCES
 
-# Keys a resumed run may change: they alter how long or how often, not what an epoch does.
-RESUMABLE_CHANGES = ("epochs", "eval_every")
+# Keys a resumed run may change: how long, how often to evaluate, and the learning rate (the
+# usual cure after a divergence).
+RESUMABLE_CHANGES = ("epochs", "eval_every", "lr")
 
 
 @dataclass

@@ -25,6 +25,23 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def training_workspace(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace holding synthetic/frames.h5 (short side 48) and synthetic/flow.h5."""
+    from stages.compute_flow import ComputeFlowConfig
+    from stages.compute_flow import run as compute_flow
+    from stages.extract_frames import ExtractFramesConfig
+    from stages.extract_frames import run as extract_frames
+    from stages.shared_config import DataConfig, WorkspaceConfig
+
+    root = tmp_path_factory.mktemp("training-ws")
+    workspace = WorkspaceConfig(root=str(root))
+    data = DataConfig(dataset="synthetic", root=str(synthetic_root))
+    extract_frames(ExtractFramesConfig(short_side=48, workers=1), data, workspace)
+    compute_flow(ComputeFlowConfig(workers=1), data, workspace)
+    return root
+
+
 def slic_executable() -> str:
     """The installed `slic` command next to this Python."""
     candidate = Path(sys.executable).with_name("slic")

@@ -21,7 +21,6 @@ from stages.io.artifacts import (
     VideoTable,
     open_artifact,
     read_encoded_images,
-    read_provenance,
     read_video_table,
 )
 from stages.io.images import decode_image
@@ -67,7 +66,7 @@ class ClipStore:
         with open_artifact(path, KIND_FLOW) as h5:
             flow_table = read_video_table(h5)
             self.flow_layout = _layout(h5, flow_table, "flow_u")
-            self.flow_bound = float(read_provenance(h5)["config"]["compute_flow"]["bound"])
+            self.flow_bound = float(h5.attrs["bound"])
         position = {vid: i for i, vid in enumerate(flow_table.columns["video_id"])}
         self.flow_rows = np.array([position.get(v, -1) for v in self.table.columns["video_id"]],
                                   dtype=np.int64)

@@ -41,7 +41,8 @@ class TripletClips(Dataset):
 
     Keys: `anchor`, `positive`, `augmented` (3, T, S, S) float32; `index` (this item's
     position i), `positive_index` (position of the positive's video), `cluster` (pseudo-label
-    of both), `positive_flow` and `augmented_flow` (bool: the clip is the flow view).
+    of both), `positive_flow` and `augmented_flow` (bool: the clip is the flow view),
+    `anchor_frames` and `positive_frames` (T,) int64 frame indices.
     """
 
     def __init__(self, store: ClipStore, videos: np.ndarray, settings: TripletSettings,
@@ -108,6 +109,8 @@ class TripletClips(Dataset):
             "anchor": self._view(video, anchor_frames, anchor_rgb, rng, False),
             "augmented": self._view(video, anchor_frames, anchor_rgb, rng, augmented_flow),
             "positive": self._view(positive_video, positive_frames, None, rng, positive_flow),
+            "anchor_frames": torch.from_numpy(anchor_frames),
+            "positive_frames": torch.from_numpy(positive_frames),
             "index": index, "positive_index": positive_index,
             "cluster": int(self.clusters[index]),
             "positive_flow": positive_flow, "augmented_flow": augmented_flow,

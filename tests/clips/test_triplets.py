@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import torch
+
+from stages.clips.augment import AugmentSettings
+from stages.clips.store import ClipStore
+from stages.clips.triplets import EpochSampler, TripletClips, TripletSettings
+from stages.clips.windows import window_span
+
+
+@pytest.fixture(scope="module")
+def store(training_workspace):
+    folder = training_workspace / "synthetic"
+    return ClipStore(folder / "frames.h5", folder / "flow.h5")
+
+
+def _dataset(store, **changes):
+    settings = TripletSettings(**{"clip_length": 4, "augment": AugmentSettings(crop_size=32),
+                                  **changes})
+    return TripletClips(store, np.arange(len(store.table)), settings, seed=5)
+
+
+def test_items_depend_only_on_seed_epoch_and_video(store):
+    first, second = _dataset(store), _dataset(store)
+    first.set_epoch(3)
+    second.set_epoch(3)
+    order = [4, 0, 9]
+    for index in order:
+        a, b = first[index], second[index]
+        for key in ("anchor", "positive", "augmented", "anchor_frames", "positive_frames"):
+            assert torch.equal(a[key], b[key]), key
+    second.set_epoch(4)
+    assert not torch.equal(first[4]["anchor"], second[4]["anchor"])
+
+
+def test_same_video_positive_does_not_overlap(store):
+    data = _dataset(store, p_alpha=1.0, multiview=False)
+    span = window_span(4, 1)
+    for index in range(len(data)):
+        item = data[index]
+        assert item["positive_index"] == index
+        assert abs(int(item["anchor_frames"][0]) - int(item["positive_frames"][0])) >= span
+        assert item["anchor"].shape == (3, 4, 32, 32)
+
+
+def test_cluster_positives_come_from_cluster_mates(store):
+    data = _dataset(store, p_alpha=0.0)
+    clusters = np.arange(len(data)) // 3
+    data.set_clusters(clusters)
+    for index in range(len(data)):
+        item = data[index]
+        assert item["positive_index"] != index
+        assert clusters[item["positive_index"]] == clusters[index] == item["cluster"]
+
+
+def test_p_beta_decides_the_flow_view(store):
+    always_flow, never_flow = _dataset(store, p_beta=0.0), _dataset(store, p_beta=1.0)
+    for index in range(6):
+        flows = always_flow[index]
+        assert flows["positive_flow"] and flows["augmented_flow"]
+        rgb = never_flow[index]
+        assert not rgb["positive_flow"] and not rgb["augmented_flow"]
+    # A flow clip is gray: its three channels are equal before normalisation.
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1, 1)
+    pixels = always_flow[0]["augmented"] * std + mean
+    assert torch.allclose(pixels[0], pixels[2], atol=1e-5)
+
+
+def test_store_reads_flow_channels(store):
+    frames = np.arange(4)
+    u, v = store.flow(0, frames, "u"), store.flow(0, frames, "v")
+    magnitude = store.flow(0, frames, "magnitude")
+    assert u.shape == v.shape == magnitude.shape == (4, *store.rgb(0, frames).shape[1:3])
+    assert u.dtype == magnitude.dtype == np.uint8
+    last = store.frame_count(0) - 1
+    assert np.array_equal(store.flow(0, np.array([last]), "u"),
+                          store.flow(0, np.array([last - 1]), "u"))
+
+
+def test_sampler_splits_one_permutation_across_ranks():
+    parts = [list(EpochSampler(11, seed=1, rank=r, world=3)) for r in range(3)]
+    assert all(len(p) == 3 for p in parts)
+    joined = sum(parts, [])
+    assert len(set(joined)) == 9
+    again = EpochSampler(11, seed=1, rank=0, world=3)
+    again.set_epoch(1)
+    assert list(again) != parts[0]

@@ -1,0 +1,67 @@
+import pytest
+import torch
+from torch import nn
+
+from stages.errors import ConfigError
+from stages.models import ARCHITECTURES
+from stages.models.backbones import BACKBONES, build_r3d_18
+from stages.models.encoder import Encoder, load_encoder_weights
+
+
+def test_architecture_names_match_the_registry():
+    assert ARCHITECTURES == tuple(BACKBONES)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_every_backbone_maps_clips_to_pooled_features(arch):
+    torch.manual_seed(0)
+    encoder = Encoder(arch, hidden_dim=32, out_dim=16).eval()
+    clips = torch.randn(2, 3, 8, 32, 32)
+    with torch.no_grad():
+        projection = encoder(clips)
+        pooled = encoder.embed(clips, "backbone")
+    assert projection.shape == (2, 16)
+    assert pooled.shape == (2, encoder.backbone.feature_dim)
+    assert torch.isfinite(projection).all()
+
+
+def test_r3d_18_is_the_slic_variant():
+    model = build_r3d_18()
+    stem = model.stem[0]
+    assert stem.kernel_size == (7, 7, 7) and stem.stride == (1, 2, 2)
+    assert not any(isinstance(m, (nn.MaxPool3d, nn.MaxPool2d)) for m in model.modules())
+    shapes = []
+    hooks = [layer.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape)))
+             for layer in model.layers]
+    with torch.no_grad():
+        features = model.eval()(torch.randn(1, 3, 16, 64, 64))
+    for hook in hooks:
+        hook.remove()
+    # For 16x128x128 the spec gives 64x16x64, 128x8x32, 256x4x16, 512x2x8; at 64 px, half.
+    assert shapes == [(1, 64, 16, 32, 32), (1, 128, 8, 16, 16), (1, 256, 4, 8, 8),
+                      (1, 512, 2, 4, 4)]
+    assert features.shape == (1, 512)
+    blocks = [len(layer) for layer in model.layers]
+    assert blocks == [2, 2, 2, 2]
+
+
+def test_projection_head_is_512_2048_bn_relu_128():
+    head = Encoder("r3d_18").head.layers
+    assert [type(m) for m in head] == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear]
+    assert (head[0].in_features, head[0].out_features, head[3].out_features) == (512, 2048, 128)
+
+
+def test_init_from_checkpoint_and_wrong_arch(tmp_path):
+    torch.manual_seed(1)
+    source = Encoder("r3d_tiny")
+    path = tmp_path / "weights.pt"
+    torch.save({"model": source.state_dict()}, path)
+    torch.manual_seed(2)
+    target = Encoder("r3d_tiny")
+    load_encoder_weights(target, path)
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(tensor, target.state_dict()[name]), name
+    with pytest.raises(ConfigError, match="does not hold a r3d_18 backbone"):
+        load_encoder_weights(Encoder("r3d_18"), path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_encoder_weights(target, tmp_path / "nothing.pt")

@@ -1,0 +1,136 @@
+"""pretrain end to end on the tiny synthetic workspace (r3d_tiny, 4-frame 32-px clips)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from stages.cluster import ClusterConfig
+from stages.cluster import run as cluster
+from stages.io.artifacts import read_assignment_rounds
+from stages.io.features import load_features
+from stages.pretrain import PretrainConfig, run
+from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.training.checkpoint import load_checkpoint
+from tests.conftest import run_slic, slic_executable
+
+DATA = DataConfig(dataset="synthetic")
+TINY = {"arch": "r3d_tiny", "clip_length": 4, "crop_size": 32, "batch_size": 6,
+        "projection_hidden": 64, "projection_dim": 32, "cluster_every": 2, "eval_every": 1,
+        "workers": 0, "epochs": 2}
+TINY_SET = [f"--set=pretrain.{k}={v}" for k, v in TINY.items() if k not in ("epochs",)]
+
+
+def tiny(**changes) -> PretrainConfig:
+    return PretrainConfig(**{**TINY, **changes})
+
+
+def cli_args(workspace, *extra: str) -> list[str]:
+    return ["pretrain", "--dataset", "synthetic", "--workspace", str(workspace), "--quiet",
+            *TINY_SET, *extra]
+
+
+def records(folder):
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_run_writes_every_artifact(training_workspace, tmp_path):
+    workspace = WorkspaceConfig(root=str(training_workspace))
+    result = run(tiny(run_name="complete", epochs=3), DATA, workspace)
+    folder = result.run_folder
+    for name in ("config.yaml", "checkpoint.pt", "best.pt", "metrics.jsonl", "assignments.h5",
+                 "features.h5", "loss.png", "recall.png", "clusters.png", "rates.png"):
+        assert (folder / name).is_file(), name
+    found = records(folder)
+    assert [r["epoch"] for r in found] == [0, 1, 2, 3] and found[-1]["final"]
+    assert all(np.isfinite(r["loss"]) for r in found[:-1])
+    assert {"r1", "r5", "positive_fp_rate", "negative_fn_rate"} <= set(found[0])
+    assert {"nmi", "ami", "num_clusters"} <= set(found[0]) and "nmi" in found[-1]
+    with h5py.File(folder / "assignments.h5") as h5:
+        assert [epoch for epoch, _ in read_assignment_rounds(h5)] == [0, 2, 3]
+    features = load_features(folder / "features.h5")
+    assert features.features.shape == (16, 32) and features.labels is not None
+    clustered = cluster(ClusterConfig(), folder / "features.h5", tmp_path / "a.h5")
+    assert clustered.num_videos == 16 and clustered.quality
+    best = load_checkpoint(folder / "best.pt")
+    assert best["criterion"] == "last" and best["arch"] == "r3d_tiny"
+    assert result.summary()["status"] == "trained"
+
+
+def test_supervised_labels_make_no_false_positives(training_workspace):
+    workspace = WorkspaceConfig(root=str(training_workspace))
+    result = run(tiny(run_name="supervised", pseudo_labels="labels", epochs=1, p_alpha=0.0),
+                 DATA, workspace)
+    first = records(result.run_folder)[0]
+    assert first["positive_fp_rate"] == 0.0 and first["negative_fn_rate"] == 0.0
+
+
+def _weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def test_resume_after_sigkill_gives_the_same_weights(training_workspace):
+    args = [*cli_args(training_workspace, "--epochs", "4", "--workers", "1")]
+    run_slic(*args, "--run-name", "straight")
+    folder = training_workspace / "synthetic" / "runs"
+    process = subprocess.Popen([slic_executable(), *args, "--run-name", "killed"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = folder / "killed" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (metrics.is_file() and metrics.read_text().strip()):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert load_checkpoint(folder / "killed" / "checkpoint.pt")["epoch"] < 4
+    run_slic(*args, "--run-name", "killed", "--resume")
+    straight, resumed = _weights(folder / "straight" / "checkpoint.pt"), _weights(
+        folder / "killed" / "checkpoint.pt")
+    assert straight.keys() == resumed.keys()
+    for name, tensor in straight.items():
+        assert torch.equal(tensor, resumed[name]), name
+    assert [r["epoch"] for r in records(folder / "killed")] == [0, 1, 2, 3, 4]
+    again = run_slic(*args, "--run-name", "killed", "--resume", "--json")
+    assert json.loads(again.stdout)["status"] == "up to date"
+
+
+def test_existing_run_bad_config_and_divergence(training_workspace):
+    args = cli_args(training_workspace, "--epochs", "1", "--run-name", "guarded")
+    run_slic(*args)
+    again = run_slic(*args, check=False)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    bad_arch = run_slic(*cli_args(training_workspace, "--set", "pretrain.arch=r3d_99"),
+                        check=False)
+    assert bad_arch.returncode == 2 and "pretrain.arch" in bad_arch.stderr
+    bad_value = run_slic(*cli_args(training_workspace, "--set", "pretrain.p_alpha=2"),
+                         check=False)
+    assert bad_value.returncode == 2 and "pretrain.p_alpha" in bad_value.stderr
+    assert "Traceback" not in bad_arch.stderr + bad_value.stderr
+    checkpoint = training_workspace / "synthetic" / "runs" / "guarded" / "checkpoint.pt"
+    before = checkpoint.read_bytes()
+    diverged = run_slic(*args, "--resume", "--epochs", "2", "--lr", "1e30", check=False)
+    assert diverged.returncode == 2, diverged.stderr
+    assert "loss became" in diverged.stderr and "Traceback" not in diverged.stderr
+    assert checkpoint.read_bytes() == before
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo on CPU is tested on Linux")
+def test_torchrun_two_ranks_agree_and_learn(training_workspace):
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+               "--master-port", "29561", slic_executable(),
+               *cli_args(training_workspace, "--epochs", "6", "--run-name", "ddp",
+                         "--set", "pretrain.multiview=false")]
+    process = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert process.returncode == 0, process.stderr[-3000:]
+    found = records(training_workspace / "synthetic" / "runs" / "ddp")
+    rounds = [r for r in found if "num_clusters" in r]
+    assert len(rounds) == 4 and all(r["ranks_agree"] for r in rounds)
+    losses = [r["loss"] for r in found if "loss" in r]
+    assert np.mean(losses[-2:]) < np.mean(losses[:2]), losses

@@ -1,0 +1,31 @@
+import pickle
+
+import pytest
+import torch
+
+from stages.errors import ArtifactError
+from stages.training.checkpoint import load_checkpoint, save_checkpoint
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("unpickled arbitrary code",))
+
+
+def test_round_trip_and_no_temporary_left(tmp_path):
+    state = {"model": {"w": torch.arange(3.0)}, "epoch": 4, "clusters": torch.tensor([1, 2])}
+    path = tmp_path / "run" / "checkpoint.pt"
+    save_checkpoint(state, path)
+    loaded = load_checkpoint(path)
+    assert torch.equal(loaded["model"]["w"], state["model"]["w"]) and loaded["epoch"] == 4
+    assert [p.name for p in path.parent.iterdir()] == ["checkpoint.pt"]
+
+
+def test_arbitrary_objects_are_never_unpickled(tmp_path):
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as handle:
+        pickle.dump({"model": Payload()}, handle)
+    with pytest.raises(ArtifactError, match="not a readable slic checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(ArtifactError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")

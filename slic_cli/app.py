@@ -18,7 +18,7 @@ from slic_cli.console import (
     stdout,
     user_errors,
 )
-from slic_cli.inspect_view import inspect_tables, partitions_table
+from slic_cli.inspect_view import inspect_tables, partitions_table, per_class_table
 from slic_cli.options import (
     ConfigOption,
     DatasetOption,
@@ -227,6 +227,55 @@ def pretrain_command(
         if int(os.environ.get("RANK", "0")) == 0:
             emit(result.summary(), json_, quiet,
                  [key_value_table("pretrain", result.summary())])
+
+
+@app.command("retrieve")
+def retrieve_command(
+    dataset: DatasetOption = None, name: NameOption = None, split: SplitOption = None,
+    workspace: WorkspaceOption = None,
+    run: Annotated[Optional[Path], typer.Option(
+        "--run", help="Run folder [the latest run of the dataset].")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(
+        help="A checkpoint (best.pt, checkpoint.pt) instead of a run folder.")] = None,
+    features: Annotated[Optional[Path], typer.Option(
+        help="Evaluate these features (features.h5 or .npz with features, labels, split) "
+             "instead of embedding videos.")] = None,
+    k: Annotated[Optional[str], typer.Option(
+        "--k", help="R@k for these k, comma-separated [retrieve.ks].")] = None,
+    clips: Annotated[Optional[int], typer.Option(
+        help="Clips per video [retrieve.clips].")] = None,
+    feature: Annotated[Optional[str], typer.Option(
+        help="projection or backbone [retrieve.feature].")] = None,
+    cross: Annotated[Optional[str], typer.Option(
+        help="Evaluate on this dataset's frames (e.g. hmdb51) with a model trained on "
+             "another.")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="retrieval.h5 to write [beside the features].")] = None,
+    gallery: Annotated[Optional[Path], typer.Option(
+        help="Write an HTML page of queries and their nearest videos here.")] = None,
+    workers: WorkersOption = None, force: ForceOption = False,
+    config: ConfigOption = None, set_: SetOption = None,
+    quiet: QuietOption = False, json_: JsonOption = False,
+) -> None:
+    """Test-to-train nearest-neighbour retrieval: R@k, per-class R@1, optional gallery."""
+    from stages import retrieve  # torch loads only for the commands that embed
+
+    with user_errors():
+        resolved = load_config(config, {
+            **_shared(dataset, None, name, split, workspace), "retrieve.ks": k,
+            "retrieve.clips": clips, "retrieve.feature": feature,
+            "retrieve.workers": workers}, set_)
+        progress = RichProgress(quiet)
+        with progress:
+            result = retrieve.run(resolved.retrieve, resolved.data, resolved.workspace,
+                                  RunContext(command_line(), resolved.as_dict(), progress,
+                                             force), run, checkpoint, features, cross, out,
+                                  gallery)
+        summary = result.summary()
+        emit(summary, json_, quiet, [
+            key_value_table("retrieve", {key: value for key, value in summary.items()
+                                         if key != "per_class"}),
+            per_class_table(summary["per_class"])])
 
 
 @app.command("inspect")

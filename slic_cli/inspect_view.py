@@ -27,6 +27,16 @@ def partitions_table(summary: dict[str, Any]) -> Table:
     return table
 
 
+def per_class_table(rows: list[dict[str, Any]]) -> Table:
+    """Per-class retrieval: class, number of queries, R@1."""
+    table = Table(title="per-class R@1", title_justify="left")
+    for column in ("class", "queries", "R@1"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in rows:
+        table.add_row(str(row["class"]), str(row["queries"]), f"{row['r1']:.3f}")
+    return table
+
+
 def rounds_table(rounds: list[dict[str, Any]]) -> Table:
     """Pretraining's clustering rounds: epoch, clusters and (with labels) their quality."""
     table = Table(title="clustering rounds", title_justify="left")
@@ -48,6 +58,13 @@ def inspect_tables(description: dict[str, Any]) -> list[Table]:
         if description["rounds"]:
             tables.append(rounds_table(description["rounds"]))
         return tables
+    if description["kind"] == "retrieval":
+        return [key_value_table("retrieval artifact", {
+            "file": description["path"], "schema version": description["schema_version"],
+            "queries": description["num_queries"], "gallery": description["num_gallery"],
+            **{f"R@{k}": f"{v:.4f}" for k, v in description["recall"].items()},
+            "command": description["provenance"]["command"]}),
+            per_class_table(description["per_class"])]
     if description["kind"] == "features":
         return [key_value_table("features artifact", {
             "file": description["path"], "schema version": description["schema_version"],

@@ -19,6 +19,7 @@ from stages.errors import ConfigError
 from stages.extract_frames import ExtractFramesConfig
 from stages.make_dataset import MakeDatasetConfig
 from stages.pretrain_config import PretrainConfig
+from stages.retrieve_config import RetrieveConfig
 from stages.settings import build_section, render_section_yaml
 from stages.shared_config import DataConfig, WorkspaceConfig
 
@@ -34,6 +35,7 @@ class SlicConfig:
     compute_flow: ComputeFlowConfig = field(default_factory=ComputeFlowConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

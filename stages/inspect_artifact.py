@@ -16,12 +16,14 @@ from stages.io.artifacts import (
     KIND_FEATURES,
     KIND_FLOW,
     KIND_FRAMES,
+    KIND_RETRIEVAL,
     open_artifact,
     read_assignment_rounds,
     read_assignments,
     read_failures,
     read_features,
     read_provenance,
+    read_retrieval,
     read_video_table,
     stream_info,
     stream_names,
@@ -86,8 +88,17 @@ def _describe_features(h5: h5py.File) -> dict[str, Any]:
     }
 
 
+def _describe_retrieval(h5: h5py.File) -> dict[str, Any]:
+    table = read_retrieval(h5)
+    return {"num_queries": len(table.query_ids), "num_gallery": len(table.gallery_ids),
+            "num_neighbours": int(table.neighbours.shape[1]),
+            "recall": {str(k): v for k, v in table.recall.items()},
+            "per_class": table.per_class}
+
+
 DESCRIBERS = {KIND_FRAMES: _describe_videos, KIND_FLOW: _describe_videos,
-              KIND_ASSIGNMENTS: _describe_assignments, KIND_FEATURES: _describe_features}
+              KIND_ASSIGNMENTS: _describe_assignments, KIND_FEATURES: _describe_features,
+              KIND_RETRIEVAL: _describe_retrieval}
 
 
 def describe(path: Path) -> dict[str, Any]:

@@ -3,6 +3,9 @@
 Order as the official SLIC code: random resized crop, horizontal flip, colour jitter (random
 order), grayscale, Gaussian blur, then ImageNet normalisation. Flow clips (one channel,
 replicated to three) go through the same drawn parameters, as the official code does.
+
+The frames of a clip are processed together, in uint8: OpenCV resizes and blurs them stacked
+as channels of one image and applies the colour operations to them stacked as one tall image.
 """
 
 from __future__ import annotations
@@ -10,10 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torchvision.transforms.v2 import functional as TF
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1, 1)
@@ -77,35 +79,80 @@ def _random_resized_crop(height: int, width: int, min_area: float,
     return (height - side) // 2, (width - side) // 2, side, side
 
 
-def to_float_clip(frames: np.ndarray) -> torch.Tensor:
-    """(T, H, W, 3) or (T, H, W) uint8 -> (T, 3, H, W) float32 in 0..1 (gray replicated)."""
-    clip = torch.from_numpy(np.ascontiguousarray(frames))
-    clip = clip.unsqueeze(-1).expand(*clip.shape, 3) if clip.ndim == 3 else clip
-    return clip.permute(0, 3, 1, 2).float().div_(255.0)
+def resize_clip(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of every frame in one OpenCV call (frames stacked as channels).
+
+    (T, h, w, C) or (T, h, w) uint8 -> (T, height, width, C or nothing) uint8.
+    """
+    count = frames.shape[0]
+    stacked = np.ascontiguousarray(np.moveaxis(frames, 0, 2).reshape(*frames.shape[1:3], -1))
+    resized = cv2.resize(stacked, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.moveaxis(resized.reshape(height, width, count, -1), 2, 0).reshape(
+        count, height, width, *frames.shape[3:])
 
 
-def _normalise(clip: torch.Tensor) -> torch.Tensor:
-    """(T, 3, S, S) in 0..1 -> (3, T, S, S) ImageNet-normalised, the layout the models take."""
-    return (clip.permute(1, 0, 2, 3) - IMAGENET_MEAN) / IMAGENET_STD
+# Colour operations work on the clip as one tall uint8 image (T * S, S, 3), as PIL does on
+# frames in the official code, with OpenCV's saturating arithmetic doing the clipping.
+def _gray3(tall: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(cv2.cvtColor(tall, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
 
 
-_JITTER_OPS = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
+def _brightness(tall: np.ndarray, factor: float, frames: int) -> np.ndarray:
+    return cv2.convertScaleAbs(tall, alpha=factor)
+
+
+def _contrast(tall: np.ndarray, factor: float, frames: int) -> np.ndarray:
+    means = cv2.cvtColor(tall, cv2.COLOR_RGB2GRAY).reshape(frames, -1).mean(axis=1)
+    per_frame = tall.reshape(frames, -1, tall.shape[1], 3)
+    return np.concatenate([cv2.addWeighted(frame, factor, frame, 0.0, (1 - factor) * mean)
+                           for frame, mean in zip(per_frame, means)])
+
+
+def _saturation(tall: np.ndarray, factor: float, frames: int) -> np.ndarray:
+    return cv2.addWeighted(tall, factor, _gray3(tall), 1 - factor, 0.0)
+
+
+def _hue(tall: np.ndarray, shift: float, frames: int) -> np.ndarray:
+    hsv = cv2.cvtColor(tall, cv2.COLOR_RGB2HSV_FULL)  # hue 0..255 for the full circle
+    hsv[..., 0] += np.uint8(round(shift * 256) % 256)  # uint8 wraps around the circle
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)
+
+
+_JITTER_OPS = (_brightness, _contrast, _saturation, _hue)
+
+
+def _normalise(clip: np.ndarray) -> torch.Tensor:
+    """(T, S, S, 3) uint8 -> (3, T, S, S) float32, ImageNet-normalised."""
+    tensor = torch.from_numpy(np.ascontiguousarray(clip)).permute(3, 0, 1, 2).contiguous()
+    return tensor.float().sub_(IMAGENET_MEAN * 255).div_(IMAGENET_STD * 255)
+
+
+def _as_rgb(frames: np.ndarray) -> np.ndarray:
+    return np.repeat(frames[..., None], 3, axis=-1) if frames.ndim == 3 else frames
 
 
 def augment_clip(frames: np.ndarray, augmentation: ClipAugmentation, size: int) -> torch.Tensor:
-    """Apply one augmentation draw to a clip. (T, H, W[, 3]) uint8 -> (3, T, S, S) float32."""
+    """Apply one augmentation draw to a clip. (T, H, W[, 3]) uint8 -> (3, T, S, S) float32.
+
+    Gray input (a flow view) is replicated to three channels first, so it takes the same
+    operations as RGB.
+    """
     top, left, h, w = augmentation.box
-    clip = to_float_clip(frames[:, top:top + h, left:left + w])
-    clip = F.interpolate(clip, size=(size, size), mode="bilinear", align_corners=False)
+    clip = resize_clip(frames[:, top:top + h, left:left + w], size, size)
     if augmentation.flip:
-        clip = clip.flip(-1)
+        clip = clip[:, :, ::-1]
+    count = clip.shape[0]
+    tall = np.ascontiguousarray(_as_rgb(clip)).reshape(count * size, size, 3)
     for operation, factor in augmentation.jitter:
-        clip = _JITTER_OPS[operation](clip, factor)
+        tall = _JITTER_OPS[operation](tall, factor, count)
     if augmentation.grayscale:
-        clip = TF.rgb_to_grayscale(clip, num_output_channels=3)
+        tall = _gray3(tall)
+    clip = tall.reshape(count, size, size, 3)
     if augmentation.blur:
-        clip = TF.gaussian_blur(clip, [BLUR_KERNEL, BLUR_KERNEL], [BLUR_SIGMA, BLUR_SIGMA])
-    return _normalise(clip.clamp(0.0, 1.0))
+        stacked = np.ascontiguousarray(np.moveaxis(clip, 0, 2).reshape(size, size, -1))
+        blurred = cv2.GaussianBlur(stacked, (BLUR_KERNEL, BLUR_KERNEL), BLUR_SIGMA)
+        clip = np.moveaxis(blurred.reshape(size, size, count, 3), 2, 0)
+    return _normalise(clip)
 
 
 def centre_crop_clip(frames: np.ndarray, size: int) -> torch.Tensor:
@@ -113,11 +160,10 @@ def centre_crop_clip(frames: np.ndarray, size: int) -> torch.Tensor:
 
     (T, H, W[, 3]) uint8 -> (3, T, S, S) float32, normalised.
     """
-    clip = to_float_clip(frames)
-    height, width = clip.shape[-2:]
+    height, width = frames.shape[1:3]
     scale = size / min(height, width)
     resized = (max(size, round(height * scale)), max(size, round(width * scale)))
     if resized != (height, width):
-        clip = F.interpolate(clip, size=resized, mode="bilinear", align_corners=False)
+        frames = resize_clip(frames, *resized)
     top, left = (resized[0] - size) // 2, (resized[1] - size) // 2
-    return _normalise(clip[..., top:top + size, left:left + size])
+    return _normalise(_as_rgb(frames[:, top:top + size, left:left + size]))

@@ -373,3 +373,43 @@ def read_features(h5: h5py.File) -> StoredFeatures:
         labels=h5["videos/label"][()], split=_strings(h5["videos/split"]),
         class_names=[str(c) for c in _strings(h5["classes/name"])],
         feature=str(data.attrs["feature"]), source=json.loads(str(data.attrs["source"])))
+
+
+KIND_RETRIEVAL = "retrieval"
+
+
+@dataclass
+class RetrievalTable:
+    """Test-to-train neighbours: `neighbours` (Q, K) int64 rows of the gallery, best first;
+    `similarities` (Q, K) float32 cosine; ids and labels of queries and gallery; `recall`
+    maps k to R@k; `per_class` holds one dict per query class."""
+
+    neighbours: np.ndarray
+    similarities: np.ndarray
+    query_ids: np.ndarray
+    query_labels: np.ndarray
+    gallery_ids: np.ndarray
+    gallery_labels: np.ndarray
+    recall: dict[int, float]
+    per_class: list[dict[str, Any]]
+
+
+def write_retrieval(h5: h5py.File, table: RetrievalTable) -> None:
+    h5.create_dataset("neighbours", data=table.neighbours.astype(np.int64))
+    h5.create_dataset("similarities", data=table.similarities.astype(np.float32))
+    for group, ids, labels in (("queries", table.query_ids, table.query_labels),
+                               ("gallery", table.gallery_ids, table.gallery_labels)):
+        h5.create_dataset(f"{group}/video_id", data=np.asarray(ids, dtype=object), dtype=STRING)
+        h5.create_dataset(f"{group}/label", data=np.asarray(labels, dtype=np.int64))
+    h5.create_dataset("recall", data=json.dumps({str(k): v for k, v in table.recall.items()}),
+                      dtype=STRING)
+    h5.create_dataset("per_class", data=json.dumps(table.per_class), dtype=STRING)
+
+
+def read_retrieval(h5: h5py.File) -> RetrievalTable:
+    return RetrievalTable(
+        neighbours=h5["neighbours"][()], similarities=h5["similarities"][()],
+        query_ids=_strings(h5["queries/video_id"]), query_labels=h5["queries/label"][()],
+        gallery_ids=_strings(h5["gallery/video_id"]), gallery_labels=h5["gallery/label"][()],
+        recall={int(k): v for k, v in json.loads(h5["recall"].asstr()[()]).items()},
+        per_class=json.loads(h5["per_class"].asstr()[()]))

@@ -1,0 +1,262 @@
+"""retrieve: test-to-train nearest-neighbour retrieval with a pretrained encoder (R@k).
+
+Protocol of the paper: every video of the split is embedded as the mean feature of `clips`
+evenly spaced windows (resize short side, centre crop); each test video queries the training
+videos by cosine similarity; a query scores at k when one of its k nearest has its class.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from stages import __version__
+from stages.clips.evaluation import EvaluationClips
+from stages.clips.store import ClipStore
+from stages.datasets.base import TEST, TRAIN
+from stages.errors import ArtifactError, ConfigError
+from stages.evaluation.gallery import write_gallery
+from stages.evaluation.recall import per_class_recall
+from stages.evaluation.retrieval import nearest_neighbours, recall_at_k
+from stages.io.artifacts import (
+    KIND_FEATURES,
+    KIND_RETRIEVAL,
+    Provenance,
+    RetrievalTable,
+    StoredFeatures,
+    artifact_fingerprint,
+    file_checksum,
+    write_artifact,
+    write_features,
+    write_provenance,
+    write_retrieval,
+)
+from stages.io.features import FeatureSet, load_features
+from stages.models.encoder import Encoder
+from stages.retrieve_config import RetrieveConfig, parse_ks
+from stages.run_context import RunContext, fingerprint, now
+from stages.settings import output_relevant
+from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.training.checkpoint import load_checkpoint
+from stages.training.distributed import Distribution
+from stages.training.embedding import embed_clips
+from stages.workspace import dataset_folder, frames_path, runs_folder
+
+__all__ = ["RetrieveConfig", "RetrieveResult", "run", "latest_run"]
+
+
+@dataclass
+class RetrieveResult:
+    retrieval: Path
+    features: Path | None
+    recall: dict[int, float]
+    per_class: list[dict[str, Any]]
+    num_queries: int
+    num_gallery: int
+    features_reused: bool = False
+    gallery: Path | None = None
+    seconds: float = 0.0
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {"stage": "retrieve", "retrieval": str(self.retrieval),
+                "features": str(self.features) if self.features else None,
+                "features_reused": self.features_reused,
+                "num_queries": self.num_queries, "num_gallery": self.num_gallery,
+                **{f"r{k}": round(v, 6) for k, v in self.recall.items()},
+                "per_class": self.per_class,
+                "gallery": str(self.gallery) if self.gallery else None,
+                "seconds": round(self.seconds, 3)}
+
+
+def latest_run(workspace: WorkspaceConfig, data: DataConfig) -> Path:
+    """The run folder of the dataset whose checkpoint was written last; when the dataset has
+    none, the latest run of any dataset in the workspace (so `slic retrieve` with no options
+    follows `slic pretrain --dataset X`)."""
+    folder = runs_folder(workspace, data)
+    runs = list(folder.glob("*/checkpoint.pt")) or list(
+        Path(workspace.root).glob("*/runs/*/checkpoint.pt"))
+    if not runs:
+        raise ConfigError(f"no pretraining run in {folder}; run slic pretrain first, or pass "
+                          "--run, --checkpoint or --features")
+    return max(runs, key=lambda path: path.stat().st_mtime).parent
+
+
+def _checkpoint_path(run_dir: Path | None, checkpoint: Path | None, workspace: WorkspaceConfig,
+                     data: DataConfig) -> Path:
+    if checkpoint is not None:
+        return Path(checkpoint)
+    folder = Path(run_dir) if run_dir is not None else latest_run(workspace, data)
+    for name in ("best.pt", "checkpoint.pt"):
+        if (folder / name).is_file():
+            return folder / name
+    raise ConfigError(f"{folder} holds no best.pt or checkpoint.pt; is it a pretraining run?")
+
+
+def load_encoder(path: Path) -> tuple[Encoder, dict[str, Any]]:
+    """The encoder of a slic checkpoint, and the pretrain settings it was trained with."""
+    state = load_checkpoint(path)
+    config = state.get("config")
+    if not isinstance(config, dict) or "arch" not in config:
+        raise ArtifactError(f"{path} has no pretrain config; is it a slic checkpoint?")
+    encoder = Encoder(config["arch"], config["projection_hidden"], config["projection_dim"])
+    encoder.load_state_dict(state["model"])
+    return encoder.eval(), config
+
+
+def _frames_of(checkpoint: Path, workspace: WorkspaceConfig, data: DataConfig,
+               cross: bool) -> Path:
+    """frames.h5 to embed: the cross dataset's, else that of the dataset the run belongs to
+    (`<dataset folder>/runs/<run>/`), else the configured dataset's."""
+    own = checkpoint.parent.parent.parent / "frames.h5"
+    if not cross and checkpoint.parent.parent.name == "runs" and own.is_file():
+        return own
+    return frames_path(workspace, data)
+
+
+def _split_rows(store: ClipStore, split: int) -> tuple[np.ndarray, np.ndarray]:
+    names = [str(n) for n in store.table.split_names]
+    if str(split) not in names:
+        raise ConfigError(f"{store.frames_path} has no split {split} (it has "
+                          f"{', '.join(names)}); set data.split")
+    membership = store.table.splits[:, names.index(str(split))]
+    return np.flatnonzero(membership == TRAIN), np.flatnonzero(membership == TEST)
+
+
+def _embed_videos(settings: RetrieveConfig, checkpoint: Path, frames: Path, split: int,
+                  out: Path, context: RunContext) -> tuple[FeatureSet, bool]:
+    """features.h5 of every train and test video (reused when up to date)."""
+    encoder, trained = load_encoder(checkpoint)
+    clip_length = settings.clip_length or trained["clip_length"]
+    stride = settings.stride or trained["stride"]
+    crop_size = settings.crop_size or trained["crop_size"]
+    with h5py.File(frames, "r") as h5:
+        frames_digest = str(h5.attrs.get("content_digest", ""))
+    source = {"checkpoint": str(checkpoint), "checkpoint_checksum": file_checksum(checkpoint),
+              "frames": str(frames), "frames_digest": frames_digest, "split": split,
+              "feature": settings.feature, "clips": settings.clips,
+              "clip_length": clip_length, "stride": stride, "crop_size": crop_size}
+    # Paths are left out of the key: the checksum and digest identify the inputs.
+    key = fingerprint({"stage": "retrieve-features",
+                       **{k: v for k, v in source.items() if k not in ("checkpoint", "frames")}})
+    if artifact_fingerprint(out) == key and not context.force:
+        context.progress.message(f"features up to date: {out}")
+        return load_features(out), True
+    store = ClipStore(frames)
+    train, test = _split_rows(store, split)
+    device = torch.device("cuda" if settings.device != "cpu" and torch.cuda.is_available()
+                          else "cpu")
+    encoder = encoder.to(device)
+    rows = np.concatenate([train, test])
+    clips = EvaluationClips(store, rows, clip_length, stride, crop_size, settings.clips)
+    started = now()
+    features = embed_clips(encoder, clips, feature=settings.feature,
+                           batch_size=settings.batch_size, workers=settings.workers,
+                           device=device, distribution=Distribution(),
+                           progress=context.progress,
+                           autocast={"enabled": False} if device.type == "cpu" else
+                           {"dtype": torch.bfloat16})
+    split_names = np.array(["train"] * len(train) + ["test"] * len(test), dtype=object)
+    stored = StoredFeatures(features, store.table.columns["video_id"][rows],
+                            store.table.columns["label"][rows].astype(np.int64), split_names,
+                            list(store.table.class_names), settings.feature, source)
+    with write_artifact(out, KIND_FEATURES, key) as h5:
+        write_features(h5, stored)
+        inputs = [{"path": str(p), "size": p.stat().st_size} for p in (checkpoint, frames)]
+        write_provenance(h5, Provenance(context.command, context.config, __version__, inputs,
+                                        started, now()))
+    return load_features(out), False
+
+
+def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
+        context: RunContext | None = None, run_dir: Path | None = None,
+        checkpoint: Path | None = None, features: Path | None = None,
+        cross: str | None = None, out: Path | None = None,
+        gallery: Path | None = None) -> RetrieveResult:
+    """Embed (or read) features, retrieve test -> train, write retrieval.h5 (and a gallery)."""
+    context = context or RunContext()
+    clock = time.perf_counter()
+    try:
+        ks = parse_ks(settings.ks)
+    except ValueError:
+        raise ConfigError(f"retrieve.ks {settings.ks!r} must be positive integers separated "
+                          "by commas, for example 1,5,10") from None
+    target = DataConfig(**{**data.__dict__, "dataset": cross, "name": None}) if cross else data
+    reused, features_path, frames = False, None, None
+    if features is not None:
+        found = load_features(Path(features))
+        output = Path(out) if out else Path(features).with_name("retrieval.h5")
+    else:
+        path = _checkpoint_path(run_dir, checkpoint, workspace, data)
+        frames = _frames_of(path, workspace, target, cross is not None)
+        folder = path.parent / "retrieval" / f"{frames.parent.name}-{settings.feature}"
+        features_path = folder / "features.h5"
+        found, reused = _embed_videos(settings, path, frames, target.split, features_path,
+                                      context)
+        output = Path(out) if out else folder / "retrieval.h5"
+    if found.split is None or found.labels is None:
+        raise ArtifactError("retrieval needs 'split' (train/test) and 'labels' arrays in the "
+                            "features; add them to the .npz")
+    split = np.asarray(found.split).astype(str)
+    queries, gallery_rows = np.flatnonzero(split == "test"), np.flatnonzero(split == "train")
+    if len(queries) == 0 or len(gallery_rows) == 0:
+        raise ArtifactError(f"the features hold {len(gallery_rows)} train and {len(queries)} "
+                            "test videos; retrieval needs both")
+    labels = np.asarray(found.labels).astype(np.int64)
+    similarities, neighbours = nearest_neighbours(found.features[queries],
+                                                  found.features[gallery_rows], max(ks))
+    neighbour_labels = labels[gallery_rows][neighbours]
+    recall = recall_at_k(labels[queries], neighbour_labels, ks)
+    class_names = found.class_names or [str(c) for c in range(labels.max() + 1)]
+    per_class = per_class_recall(labels[queries], neighbour_labels, 1, class_names)
+    ids = (found.video_ids if found.video_ids is not None
+           else np.array([str(i) for i in range(len(labels))], dtype=object))
+    table = RetrievalTable(neighbours, similarities, ids[queries], labels[queries],
+                           ids[gallery_rows], labels[gallery_rows], recall, per_class)
+    started = now()
+    key = fingerprint({"stage": "retrieve", "ks": ks, "features": str(features_path or features),
+                       "settings": output_relevant(settings)})
+    with write_artifact(output, KIND_RETRIEVAL, key) as h5:
+        write_retrieval(h5, table)
+        write_provenance(h5, Provenance(context.command, context.config, __version__,
+                                        [{"path": str(features_path or features)}], started,
+                                        now()))
+    shown_path = None
+    if gallery is not None:
+        shown_path = _gallery(Path(gallery), settings, workspace, target, table, ids, queries,
+                              gallery_rows, frames if features is None else None)
+    return RetrieveResult(output, features_path, recall, per_class, len(queries),
+                          len(gallery_rows), reused, shown_path, time.perf_counter() - clock)
+
+
+def _gallery(path: Path, settings: RetrieveConfig, workspace: WorkspaceConfig,
+             data: DataConfig, table: RetrievalTable, ids: np.ndarray, queries: np.ndarray,
+             gallery_rows: np.ndarray, features_frames: Path | None) -> Path:
+    """Write the HTML gallery, finding each video's frames in the dataset's frames.h5."""
+    frames = Path(features_frames) if features_frames else frames_path(workspace, data)
+    if not frames.is_file():
+        raise ConfigError(f"--gallery needs the frames of the videos: {frames} does not exist; "
+                          f"set --dataset / --name to the dataset the features come from "
+                          f"(workspace folder {dataset_folder(workspace, data)})")
+    store = ClipStore(frames)
+    row_of = {vid: i for i, vid in enumerate(store.table.columns["video_id"])}
+    missing = [v for v in ids[queries][:3] if v not in row_of]
+    if missing:
+        raise ConfigError(f"--gallery: video {missing[0]!r} is not in {frames}; the features "
+                          "come from another dataset")
+    query_rows = np.array([row_of[v] for v in ids[queries]])
+    gallery_store_rows = np.array([row_of.get(v, 0) for v in ids[gallery_rows]])
+    rng = np.random.default_rng(0)
+    shown = np.sort(rng.choice(len(queries), min(settings.gallery_queries, len(queries)),
+                               replace=False))
+    k = min(5, table.neighbours.shape[1])
+    return write_gallery(path, store, query_rows, gallery_store_rows, table.neighbours[:, :k],
+                         table.similarities[:, :k], shown,
+                         f"slic retrieve: {len(shown)} test queries and their {k} nearest "
+                         "training videos")

@@ -215,6 +215,56 @@ def clips_per_second(make, plan, size: int) -> float:
     return len(plan) / (time.perf_counter() - started)
 
 
+def official_comparison(store: ClipStore, work: Path, args: argparse.Namespace) -> None:
+    export_official_layout(store, work / "official")
+    plan = clip_plan(store, args.clips)
+    official = lambda v, f, fl, s, r: official_clip(work / "official", v, f, fl, s, r)  # noqa: E731
+    ours = lambda v, f, fl, s, r: slic_clip(store, v, f, fl, s, r)  # noqa: E731
+    rows = []
+    for size in (112, 128):
+        slic_rates, official_rates = [], []
+        for _ in range(args.runs):
+            official_rates.append(clips_per_second(official, plan, size))
+            slic_rates.append(clips_per_second(ours, plan, size))
+        rows.append([f"16x{size}x{size}", f"{median(official_rates):.1f}",
+                     f"{median(slic_rates):.1f}",
+                     f"{median(slic_rates) / median(official_rates):.2f}"])
+    print("\nclips/s, one process (25% flow clips):")
+    print(table(["clip", "official path", "slic", "ratio"], rows))
+
+
+def loader_comparison(store: ClipStore, args: argparse.Namespace) -> None:
+    rows = []
+    for arch, batch, steps in (("r3d_tiny", 8, args.tiny_steps),
+                               ("r3d_18", 4, args.r3d_steps)):
+        loaded, in_memory = loader_vs_memory(store, arch, batch, steps, args.runs)
+        rows.append([arch, batch, f"{median(in_memory):.3f}", f"{median(loaded):.3f}",
+                     f"{median(loaded) / median(in_memory):.2f}"])
+    print("\ntraining steps/s, 16x112x112, 2 loader workers:")
+    print(table(["arch", "items/step", "in memory", "real loader", "ratio"], rows))
+
+
+def step_comparison(store: ClipStore, args: argparse.Namespace) -> None:
+    rows = []
+    data = triplet_data(store, 112)
+    for arch, batch, steps in (("r3d_tiny", 8, args.tiny_steps), ("r3d_18", 4, args.r3d_steps)):
+        batches = [next(iter(DataLoader(data, batch_size=batch, shuffle=True)))
+                   for _ in range(3)]
+        torch.manual_seed(0)
+        encoder = Encoder(arch)
+        optimizer = torch.optim.SGD(encoder.parameters(), lr=0.01, momentum=0.5)
+        bare, ours_rate = [], []
+        for _ in range(args.runs):
+            bare.append(timed_steps(encoder, optimizer, itertools.cycle(batches), steps,
+                                    bare_training_step))
+            ours_rate.append(timed_steps(encoder, optimizer, itertools.cycle(batches),
+                                         steps, slic_training_step))
+        rows.append([arch, batch, f"{median(bare):.3f}", f"{median(ours_rate):.3f}",
+                     f"{median(ours_rate) / median(bare):.2f}"])
+    print("\ntraining steps/s on in-memory batches, 16x112x112:")
+    print(table(["arch", "items/step", "bare loop", "slic step", "ratio"], rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", type=Path, default=default_real_clips())
@@ -222,6 +272,8 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=120)
     parser.add_argument("--tiny-steps", type=int, default=12)
     parser.add_argument("--r3d-steps", type=int, default=3)
+    parser.add_argument("--parts", nargs="+", default=["official", "loader", "step"],
+                        choices=["official", "loader", "step"])
     args = parser.parse_args()
     info = machine_info()
     print_machine(info)
@@ -231,49 +283,13 @@ def main() -> None:
         store = ClipStore(frames, flow)
         print(f"{len(store.table)} videos, {int(store.frames_layout.num_images.sum())} frames")
 
-        export_official_layout(store, work / "official")
-        plan = clip_plan(store, args.clips)
-        official = lambda v, f, fl, s, r: official_clip(work / "official", v, f, fl, s, r)  # noqa: E731
-        ours = lambda v, f, fl, s, r: slic_clip(store, v, f, fl, s, r)  # noqa: E731
-        rows = []
-        for size in (112, 128):
-            slic_rates, official_rates = [], []
-            for _ in range(args.runs):
-                official_rates.append(clips_per_second(official, plan, size))
-                slic_rates.append(clips_per_second(ours, plan, size))
-            rows.append([f"16x{size}x{size}", f"{median(official_rates):.1f}",
-                         f"{median(slic_rates):.1f}",
-                         f"{median(slic_rates) / median(official_rates):.2f}"])
-        print("\nclips/s, one process (25% flow clips):")
-        print(table(["clip", "official path", "slic", "ratio"], rows))
-
+        if "official" in args.parts:
+            official_comparison(store, work, args)
         torch.set_num_threads(2)
-        rows = []
-        for arch, batch, steps in (("r3d_tiny", 8, args.tiny_steps),
-                                   ("r3d_18", 4, args.r3d_steps)):
-            loaded, in_memory = loader_vs_memory(store, arch, batch, steps, args.runs)
-            rows.append([arch, batch, f"{median(in_memory):.3f}", f"{median(loaded):.3f}",
-                         f"{median(loaded) / median(in_memory):.2f}"])
-        print("\ntraining steps/s, 16x112x112, 2 loader workers:")
-        print(table(["arch", "items/step", "in memory", "real loader", "ratio"], rows))
-
-        rows = []
-        data = triplet_data(store, 112)
-        batches = [next(iter(DataLoader(data, batch_size=8, shuffle=True))) for _ in range(3)]
-        for arch, steps in (("r3d_tiny", args.tiny_steps), ("r3d_18", args.r3d_steps)):
-            torch.manual_seed(0)
-            encoder = Encoder(arch)
-            optimizer = torch.optim.SGD(encoder.parameters(), lr=0.01, momentum=0.5)
-            bare, ours_rate = [], []
-            for _ in range(args.runs):
-                bare.append(timed_steps(encoder, optimizer, itertools.cycle(batches), steps,
-                                        bare_training_step))
-                ours_rate.append(timed_steps(encoder, optimizer, itertools.cycle(batches),
-                                             steps, slic_training_step))
-            rows.append([arch, f"{median(bare):.3f}", f"{median(ours_rate):.3f}",
-                         f"{median(ours_rate) / median(bare):.2f}"])
-        print("\ntraining steps/s on in-memory batches of 8 items:")
-        print(table(["arch", "bare loop", "slic step", "ratio"], rows))
+        if "loader" in args.parts:
+            loader_comparison(store, args)
+        if "step" in args.parts:
+            step_comparison(store, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

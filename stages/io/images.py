@@ -12,6 +12,8 @@ import numpy as np
 from stages.errors import SlicError
 
 IMAGE_CODECS = ("jpeg", "png", "raw")
+# OpenCV >= 4.10 decodes straight to RGB; older versions decode BGR and convert.
+_DECODE_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 
 
 def encode_image(image: np.ndarray, codec: str, quality: int = 90) -> np.ndarray:
@@ -37,11 +39,13 @@ def decode_image(
     if codec == "raw":
         shape = (height, width, channels) if channels == 3 else (height, width)
         return encoded.reshape(shape)
-    flag = cv2.IMREAD_COLOR if channels == 3 else cv2.IMREAD_GRAYSCALE
+    flag = (_DECODE_RGB or cv2.IMREAD_COLOR) if channels == 3 else cv2.IMREAD_GRAYSCALE
     image = cv2.imdecode(encoded, flag)
     if image is None:
         raise SlicError(f"a stored {codec} image could not be decoded: the artifact is damaged")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if channels == 3 else image
+    if channels == 3 and _DECODE_RGB is None:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
 
 
 def decode_gray(encoded: np.ndarray, codec: str, height: int, width: int) -> np.ndarray:

@@ -152,8 +152,9 @@ def compute_flow_command(
 
 @app.command("cluster")
 def cluster_command(
-    features: Annotated[Path, typer.Option(help="Features: a .npz with 'features' (N, D) and "
-                                           "optional labels, split, video_ids, class_names.")],
+    features: Annotated[Path, typer.Option(help="Features: slic's features.h5, or a .npz with "
+                                           "'features' (N, D) and optional labels, split, "
+                                           "video_ids, class_names.")],
     out: Annotated[Optional[Path], typer.Option(help="Output [assignments.h5 beside FILE].")
                    ] = None,
     split: Annotated[Optional[str], typer.Option(help="train, test or all [cluster.split].")

@@ -19,7 +19,6 @@ import torch
 from stages import __version__
 from stages.clips.evaluation import EvaluationClips
 from stages.clips.store import ClipStore
-from stages.datasets.base import TEST, TRAIN
 from stages.errors import ArtifactError, ConfigError
 from stages.evaluation.gallery import write_gallery
 from stages.evaluation.recall import per_class_recall
@@ -46,6 +45,7 @@ from stages.shared_config import DataConfig, WorkspaceConfig
 from stages.training.checkpoint import load_checkpoint
 from stages.training.distributed import Distribution
 from stages.training.embedding import embed_clips
+from stages.training.video_split import split_rows
 from stages.workspace import dataset_folder, frames_path, runs_folder
 
 __all__ = ["RetrieveConfig", "RetrieveResult", "run", "latest_run"]
@@ -120,15 +120,6 @@ def _frames_of(checkpoint: Path, workspace: WorkspaceConfig, data: DataConfig,
     return frames_path(workspace, data)
 
 
-def _split_rows(store: ClipStore, split: int) -> tuple[np.ndarray, np.ndarray]:
-    names = [str(n) for n in store.table.split_names]
-    if str(split) not in names:
-        raise ConfigError(f"{store.frames_path} has no split {split} (it has "
-                          f"{', '.join(names)}); set data.split")
-    membership = store.table.splits[:, names.index(str(split))]
-    return np.flatnonzero(membership == TRAIN), np.flatnonzero(membership == TEST)
-
-
 def _embed_videos(settings: RetrieveConfig, checkpoint: Path, frames: Path, split: int,
                   out: Path, context: RunContext) -> tuple[FeatureSet, bool]:
     """features.h5 of every train and test video (reused when up to date)."""
@@ -149,7 +140,7 @@ def _embed_videos(settings: RetrieveConfig, checkpoint: Path, frames: Path, spli
         context.progress.message(f"features up to date: {out}")
         return load_features(out), True
     store = ClipStore(frames)
-    train, test = _split_rows(store, split)
+    train, test = split_rows(store, split)
     device = torch.device("cuda" if settings.device != "cpu" and torch.cuda.is_available()
                           else "cpu")
     encoder = encoder.to(device)

@@ -47,17 +47,21 @@ class TrainingVideos:
         return self.video_ids[self.train]
 
 
+def split_rows(store: ClipStore, split: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the train and of the test videos of official split `split`."""
+    names = [str(n) for n in store.table.split_names]
+    if str(split) not in names:
+        raise ConfigError(f"{store.frames_path} has no split {split} (it has "
+                          f"{', '.join(names)}); set data.split")
+    membership = store.table.splits[:, names.index(str(split))]
+    return np.flatnonzero(membership == TRAIN), np.flatnonzero(membership == TEST)
+
+
 def select_training_videos(store: ClipStore, split: int, settings: Any,
                            progress: Progress) -> TrainingVideos:
     """Train/test rows of `split`; short videos skipped if asked; a val share if asked."""
     table = store.table
-    names = [str(n) for n in table.split_names]
-    if str(split) not in names:
-        raise ConfigError(f"{store.frames_path} has no split {split} (it has "
-                          f"{', '.join(names)}); set data.split")
-    membership = table.splits[:, names.index(str(split))]
-    train = np.flatnonzero(membership == TRAIN)
-    test = np.flatnonzero(membership == TEST)
+    train, test = split_rows(store, split)
     counts = table.columns["num_images"].astype(np.int64)
     short = counts[train] < 2 * window_span(settings.clip_length, settings.stride)
     skipped = 0

@@ -21,6 +21,7 @@ def test_round_trip_and_no_temporary_left(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["checkpoint.pt"]
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_arbitrary_objects_are_never_unpickled(tmp_path):
     path = tmp_path / "evil.pt"
     with open(path, "wb") as handle:

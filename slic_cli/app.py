@@ -279,6 +279,45 @@ def retrieve_command(
             per_class_table(summary["per_class"])])
 
 
+@app.command("linear-probe")
+def linear_probe_command(
+    dataset: DatasetOption = None, name: NameOption = None, split: SplitOption = None,
+    workspace: WorkspaceOption = None,
+    run: Annotated[Optional[Path], typer.Option(
+        "--run", help="Run folder [the latest run of the dataset].")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(
+        help="A checkpoint (best.pt, checkpoint.pt) instead of a run folder.")] = None,
+    random_init: Annotated[bool, typer.Option(
+        "--random-init", help="Probe a randomly initialised encoder (pretrain.arch, "
+                              "pretrain.seed): the baseline.")] = False,
+    epochs: Annotated[Optional[int], typer.Option(
+        help="Classifier epochs [linear_probe.epochs].")] = None,
+    clips: Annotated[Optional[int], typer.Option(
+        help="Test clips per video [linear_probe.clips].")] = None,
+    workers: WorkersOption = None, force: ForceOption = False,
+    config: ConfigOption = None, set_: SetOption = None,
+    quiet: QuietOption = False, json_: JsonOption = False,
+) -> None:
+    """Linear classifier on frozen backbone features: top-1/top-5, per class, confusion PNG."""
+    from stages import linear_probe  # torch loads only for the commands that embed
+
+    with user_errors():
+        resolved = load_config(config, {
+            **_shared(dataset, None, name, split, workspace),
+            "linear_probe.epochs": epochs, "linear_probe.clips": clips,
+            "linear_probe.workers": workers}, set_)
+        progress = RichProgress(quiet)
+        with progress:
+            result = linear_probe.run(resolved.linear_probe, resolved.pretrain, resolved.data,
+                                      resolved.workspace,
+                                      RunContext(command_line(), resolved.as_dict(), progress,
+                                                 force), run, checkpoint, random_init)
+        summary = result.summary()
+        emit(summary, json_, quiet, [
+            key_value_table("linear-probe", {key: value for key, value in summary.items()
+                                             if key != "per_class"})])
+
+
 @app.command("inspect")
 def inspect_command(
     file: Annotated[Path, typer.Argument(help="Any artifact slic wrote (.h5).")],

@@ -17,6 +17,7 @@ from stages.cluster import ClusterConfig
 from stages.compute_flow import ComputeFlowConfig
 from stages.errors import ConfigError
 from stages.extract_frames import ExtractFramesConfig
+from stages.linear_probe_config import LinearProbeConfig
 from stages.make_dataset import MakeDatasetConfig
 from stages.pretrain_config import PretrainConfig
 from stages.retrieve_config import RetrieveConfig
@@ -36,6 +37,7 @@ class SlicConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
+    linear_probe: LinearProbeConfig = field(default_factory=LinearProbeConfig)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -23,6 +23,7 @@ from stages.errors import ArtifactError, ConfigError
 from stages.evaluation.gallery import write_gallery
 from stages.evaluation.recall import per_class_recall
 from stages.evaluation.retrieval import nearest_neighbours, recall_at_k
+from stages.evaluation.sources import frames_of, load_encoder, resolve_checkpoint
 from stages.io.artifacts import (
     KIND_FEATURES,
     KIND_RETRIEVAL,
@@ -37,18 +38,16 @@ from stages.io.artifacts import (
     write_retrieval,
 )
 from stages.io.features import FeatureSet, load_features
-from stages.models.encoder import Encoder
 from stages.retrieve_config import RetrieveConfig, parse_ks
 from stages.run_context import RunContext, fingerprint, now
 from stages.settings import output_relevant
 from stages.shared_config import DataConfig, WorkspaceConfig
-from stages.training.checkpoint import load_checkpoint
 from stages.training.distributed import Distribution
 from stages.training.embedding import embed_clips
 from stages.training.video_split import split_rows
-from stages.workspace import dataset_folder, frames_path, runs_folder
+from stages.workspace import dataset_folder, frames_path
 
-__all__ = ["RetrieveConfig", "RetrieveResult", "run", "latest_run"]
+__all__ = ["RetrieveConfig", "RetrieveResult", "run"]
 
 
 @dataclass
@@ -73,51 +72,6 @@ class RetrieveResult:
                 "per_class": self.per_class,
                 "gallery": str(self.gallery) if self.gallery else None,
                 "seconds": round(self.seconds, 3)}
-
-
-def latest_run(workspace: WorkspaceConfig, data: DataConfig) -> Path:
-    """The run folder of the dataset whose checkpoint was written last; when the dataset has
-    none, the latest run of any dataset in the workspace (so `slic retrieve` with no options
-    follows `slic pretrain --dataset X`)."""
-    folder = runs_folder(workspace, data)
-    runs = list(folder.glob("*/checkpoint.pt")) or list(
-        Path(workspace.root).glob("*/runs/*/checkpoint.pt"))
-    if not runs:
-        raise ConfigError(f"no pretraining run in {folder}; run slic pretrain first, or pass "
-                          "--run, --checkpoint or --features")
-    return max(runs, key=lambda path: path.stat().st_mtime).parent
-
-
-def _checkpoint_path(run_dir: Path | None, checkpoint: Path | None, workspace: WorkspaceConfig,
-                     data: DataConfig) -> Path:
-    if checkpoint is not None:
-        return Path(checkpoint)
-    folder = Path(run_dir) if run_dir is not None else latest_run(workspace, data)
-    for name in ("best.pt", "checkpoint.pt"):
-        if (folder / name).is_file():
-            return folder / name
-    raise ConfigError(f"{folder} holds no best.pt or checkpoint.pt; is it a pretraining run?")
-
-
-def load_encoder(path: Path) -> tuple[Encoder, dict[str, Any]]:
-    """The encoder of a slic checkpoint, and the pretrain settings it was trained with."""
-    state = load_checkpoint(path)
-    config = state.get("config")
-    if not isinstance(config, dict) or "arch" not in config:
-        raise ArtifactError(f"{path} has no pretrain config; is it a slic checkpoint?")
-    encoder = Encoder(config["arch"], config["projection_hidden"], config["projection_dim"])
-    encoder.load_state_dict(state["model"])
-    return encoder.eval(), config
-
-
-def _frames_of(checkpoint: Path, workspace: WorkspaceConfig, data: DataConfig,
-               cross: bool) -> Path:
-    """frames.h5 to embed: the cross dataset's, else that of the dataset the run belongs to
-    (`<dataset folder>/runs/<run>/`), else the configured dataset's."""
-    own = checkpoint.parent.parent.parent / "frames.h5"
-    if not cross and checkpoint.parent.parent.name == "runs" and own.is_file():
-        return own
-    return frames_path(workspace, data)
 
 
 def _embed_videos(settings: RetrieveConfig, checkpoint: Path, frames: Path, split: int,
@@ -184,8 +138,8 @@ def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
         found = load_features(Path(features))
         output = Path(out) if out else Path(features).with_name("retrieval.h5")
     else:
-        path = _checkpoint_path(run_dir, checkpoint, workspace, data)
-        frames = _frames_of(path, workspace, target, cross is not None)
+        path = resolve_checkpoint(run_dir, checkpoint, workspace, data)
+        frames = frames_of(path, workspace, target, cross is not None)
         folder = path.parent / "retrieval" / f"{frames.parent.name}-{settings.feature}"
         features_path = folder / "features.h5"
         found, reused = _embed_videos(settings, path, frames, target.split, features_path,

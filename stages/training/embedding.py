@@ -19,9 +19,10 @@ def configure_worker(worker_id: int) -> None:
 @torch.no_grad()
 def embed_clips(encoder: torch.nn.Module, clips: EvaluationClips, *, feature: str,
                 batch_size: int, workers: int, device: torch.device,
-                distribution: Distribution, progress: Progress, autocast: dict
-                ) -> np.ndarray:
-    """(N, D) float32 features of the N videos of `clips`, averaged over each video's clips.
+                distribution: Distribution, progress: Progress, autocast: dict,
+                average: bool = True) -> np.ndarray:
+    """(N, D) float32 features of the N videos of `clips`, averaged over each video's clips,
+    or, with `average=False`, (N, clips_per_video, D) features of every clip.
 
     Rank r embeds items r, r + world, ...; the rows are gathered on every rank.
     """
@@ -48,5 +49,6 @@ def embed_clips(encoder: torch.nn.Module, clips: EvaluationClips, *, feature: st
     local_rows = torch.cat(rows) if rows else torch.zeros(0, dim)
     local_items = torch.tensor(share, dtype=torch.long)
     per_item = gather_rows(local_rows, local_items, items, distribution)
-    per_video = per_item.view(len(clips.videos), clips.clips_per_video, -1).mean(dim=1)
+    per_clip = per_item.view(len(clips.videos), clips.clips_per_video, -1)
+    per_video = per_clip.mean(dim=1) if average else per_clip
     return per_video.numpy().astype(np.float32)

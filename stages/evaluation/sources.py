@@ -1,0 +1,59 @@
+"""Where evaluation stages get their encoder and frames: a checkpoint, a run folder or the
+latest run of the workspace, and the frames.h5 of the run's dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from stages.errors import ArtifactError, ConfigError
+from stages.models.encoder import Encoder
+from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.training.checkpoint import load_checkpoint
+from stages.workspace import frames_path, runs_folder
+
+
+def latest_run(workspace: WorkspaceConfig, data: DataConfig) -> Path:
+    """The run folder of the dataset whose checkpoint was written last; when the dataset has
+    none, the latest run of any dataset in the workspace (so `slic retrieve` with no options
+    follows `slic pretrain --dataset X`)."""
+    folder = runs_folder(workspace, data)
+    runs = list(folder.glob("*/checkpoint.pt")) or list(
+        Path(workspace.root).glob("*/runs/*/checkpoint.pt"))
+    if not runs:
+        raise ConfigError(f"no pretraining run in {folder}; run slic pretrain first, or pass "
+                          "--run, --checkpoint or --features")
+    return max(runs, key=lambda path: path.stat().st_mtime).parent
+
+
+def resolve_checkpoint(run_dir: Path | None, checkpoint: Path | None,
+                       workspace: WorkspaceConfig, data: DataConfig) -> Path:
+    """`checkpoint`, else best.pt (or checkpoint.pt) of `run_dir` or of the latest run."""
+    if checkpoint is not None:
+        return Path(checkpoint)
+    folder = Path(run_dir) if run_dir is not None else latest_run(workspace, data)
+    for name in ("best.pt", "checkpoint.pt"):
+        if (folder / name).is_file():
+            return folder / name
+    raise ConfigError(f"{folder} holds no best.pt or checkpoint.pt; is it a pretraining run?")
+
+
+def load_encoder(path: Path) -> tuple[Encoder, dict[str, Any]]:
+    """The encoder of a slic checkpoint, and the pretrain settings it was trained with."""
+    state = load_checkpoint(path)
+    config = state.get("config")
+    if not isinstance(config, dict) or "arch" not in config:
+        raise ArtifactError(f"{path} has no pretrain config; is it a slic checkpoint?")
+    encoder = Encoder(config["arch"], config["projection_hidden"], config["projection_dim"])
+    encoder.load_state_dict(state["model"])
+    return encoder.eval(), config
+
+
+def frames_of(checkpoint: Path, workspace: WorkspaceConfig, data: DataConfig,
+               cross: bool) -> Path:
+    """frames.h5 to embed: the cross dataset's, else that of the dataset the run belongs to
+    (`<dataset folder>/runs/<run>/`), else the configured dataset's."""
+    own = checkpoint.parent.parent.parent / "frames.h5"
+    if not cross and checkpoint.parent.parent.name == "runs" and own.is_file():
+        return own
+    return frames_path(workspace, data)

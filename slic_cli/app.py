@@ -318,6 +318,55 @@ def linear_probe_command(
                                              if key != "per_class"})])
 
 
+@app.command("finetune")
+def finetune_command(
+    dataset: DatasetOption = None, name: NameOption = None, split: SplitOption = None,
+    workspace: WorkspaceOption = None,
+    run: Annotated[Optional[Path], typer.Option(
+        "--run", help="Run folder [the latest run of the dataset].")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(
+        help="A checkpoint (best.pt, checkpoint.pt) instead of a run folder.")] = None,
+    random_init: Annotated[bool, typer.Option(
+        "--random-init", help="Start from a randomly initialised backbone (pretrain.arch, "
+                              "pretrain.seed): the baseline.")] = False,
+    epochs: Annotated[Optional[int], typer.Option(
+        help="Epochs [finetune.epochs].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        help="Clips per step, all ranks together [finetune.batch_size].")] = None,
+    crops: Annotated[Optional[int], typer.Option(
+        help="Test crops per window: 1, 3 or 10 [finetune.crops].")] = None,
+    windows: Annotated[Optional[int], typer.Option(
+        help="Test windows per video [finetune.windows].")] = None,
+    workers: WorkersOption = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")
+                      ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Start over.")] = False,
+    config: ConfigOption = None, set_: SetOption = None,
+    quiet: QuietOption = False, json_: JsonOption = False,
+) -> None:
+    """End-to-end fine-tuning for classification: top-1/top-5 on the test split."""
+    from stages import finetune  # torch loads only for the commands that train
+
+    with user_errors():
+        resolved = load_config(config, {
+            **_shared(dataset, None, name, split, workspace),
+            "finetune.epochs": epochs, "finetune.batch_size": batch_size,
+            "finetune.crops": crops, "finetune.windows": windows,
+            "finetune.workers": workers}, set_)
+        quiet = quiet or int(os.environ.get("RANK", "0")) > 0
+        progress = RichProgress(quiet)
+        with progress:
+            result = finetune.run(resolved.finetune, resolved.pretrain, resolved.data,
+                                  resolved.workspace,
+                                  RunContext(command_line(), resolved.as_dict(), progress,
+                                             force), run, checkpoint, random_init, resume)
+        if int(os.environ.get("RANK", "0")) == 0:
+            summary = result.summary()
+            emit(summary, json_, quiet, [
+                key_value_table("finetune", {key: value for key, value in summary.items()
+                                             if key != "per_class"})])
+
+
 @app.command("inspect")
 def inspect_command(
     file: Annotated[Path, typer.Argument(help="Any artifact slic wrote (.h5).")],

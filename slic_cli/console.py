@@ -33,13 +33,17 @@ def command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["slic", *sys.argv[1:]])
 
 
-# Running epoch table: title, record key, width, number format.
-ROW_COLUMNS = (("epoch", "epoch", 5, "d"), ("loss", "loss", 8, ".4f"),
-               ("triplet", "triplet_loss", 8, ".4f"), ("temporal", "temporal_loss", 9, ".4f"),
-               ("clusters", "num_clusters", 9, "d"), ("NMI", "nmi", 6, ".3f"),
-               ("pos FP", "positive_fp_rate", 7, ".3f"), ("neg FN", "negative_fn_rate", 7, ".3f"),
-               ("R@1", "r1", 6, ".3f"), ("R@5", "r5", 6, ".3f"),
-               ("clips/s", "clips_per_second", 8, ".1f"))
+# Running epoch tables, by the "table" key of a row: title, record key, width, format.
+ROW_TABLES = {
+    "pretrain": (("epoch", "epoch", 5, "d"), ("loss", "loss", 8, ".4f"),
+                 ("triplet", "triplet_loss", 8, ".4f"), ("temporal", "temporal_loss", 9, ".4f"),
+                 ("clusters", "num_clusters", 9, "d"), ("NMI", "nmi", 6, ".3f"),
+                 ("pos FP", "positive_fp_rate", 7, ".3f"),
+                 ("neg FN", "negative_fn_rate", 7, ".3f"), ("R@1", "r1", 6, ".3f"),
+                 ("R@5", "r5", 6, ".3f"), ("clips/s", "clips_per_second", 8, ".1f")),
+    "finetune": (("epoch", "epoch", 5, "d"), ("loss", "loss", 9, ".4f"),
+                 ("val top-1", "val_top1", 10, ".3f"), ("lr", "lr", 10, ".2e")),
+}
 
 
 class RichProgress:
@@ -81,13 +85,14 @@ class RichProgress:
         """Print one row of the running epoch table (columns fixed, blanks where absent)."""
         if self.quiet:
             return
+        columns = ROW_TABLES[values.get("table", "pretrain")]
         if not self.header_shown:
             self.bars.console.print(
-                "".join(f"{title:>{width}}" for title, _, width, _ in ROW_COLUMNS),
+                "".join(f"{title:>{width}}" for title, _, width, _ in columns),
                 style="bold", highlight=False)
             self.header_shown = True
         cells = []
-        for _, key, width, form in ROW_COLUMNS:
+        for _, key, width, form in columns:
             value = values.get(key)
             text = "final" if key == "epoch" and values.get("final") else (
                 "" if value is None else format(value, form))

@@ -17,6 +17,7 @@ from stages.cluster import ClusterConfig
 from stages.compute_flow import ComputeFlowConfig
 from stages.errors import ConfigError
 from stages.extract_frames import ExtractFramesConfig
+from stages.finetune_config import FinetuneConfig
 from stages.linear_probe_config import LinearProbeConfig
 from stages.make_dataset import MakeDatasetConfig
 from stages.pretrain_config import PretrainConfig
@@ -38,6 +39,7 @@ class SlicConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
     linear_probe: LinearProbeConfig = field(default_factory=LinearProbeConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

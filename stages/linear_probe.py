@@ -28,27 +28,24 @@ from stages.evaluation.classification import (
     per_class_accuracy,
     top_k_accuracy,
 )
-from stages.evaluation.sources import frames_of, load_encoder, resolve_checkpoint
+from stages.evaluation.sources import EncoderSource, encoder_source
 from stages.io.artifacts import (
     KIND_FEATURES,
     Provenance,
     StoredFeatures,
     artifact_fingerprint,
-    file_checksum,
     read_features,
     write_artifact,
     write_features,
     write_provenance,
 )
 from stages.linear_probe_config import LinearProbeConfig
-from stages.models.encoder import Encoder
 from stages.pretrain_config import PretrainConfig
 from stages.run_context import RunContext, fingerprint, now
 from stages.shared_config import DataConfig, WorkspaceConfig
 from stages.training.distributed import Distribution
 from stages.training.embedding import embed_clips
 from stages.training.video_split import split_rows
-from stages.workspace import dataset_folder
 
 __all__ = ["LinearProbeConfig", "LinearProbeResult", "run"]
 
@@ -74,37 +71,7 @@ class LinearProbeResult:
                 "seconds": round(self.seconds, 3)}
 
 
-@dataclass
-class FrozenEncoder:
-    """The encoder to probe, the clip settings it expects and where its results go."""
-
-    encoder: Encoder
-    description: str
-    clip: dict[str, int]
-    identity: str  # checksum of the checkpoint, or the random-init recipe
-    folder: Path
-    frames: Path
-
-
-def _frozen_encoder(pretrain: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig,
-                    run_dir: Path | None, checkpoint: Path | None, random_init: bool
-                    ) -> FrozenEncoder:
-    if random_init:
-        torch.manual_seed(pretrain.seed)
-        encoder = Encoder(pretrain.arch, pretrain.projection_hidden, pretrain.projection_dim)
-        name = f"random-{pretrain.arch}-seed{pretrain.seed}"
-        folder = dataset_folder(workspace, data) / "random-init" / name
-        clip = {k: getattr(pretrain, k) for k in ("clip_length", "stride", "crop_size")}
-        return FrozenEncoder(encoder.eval(), name, clip, name, folder / "linear-probe",
-                             dataset_folder(workspace, data) / "frames.h5")
-    path = resolve_checkpoint(run_dir, checkpoint, workspace, data)
-    encoder, trained = load_encoder(path)
-    clip = {k: trained[k] for k in ("clip_length", "stride", "crop_size")}
-    return FrozenEncoder(encoder, str(path), clip, file_checksum(path),
-                         path.parent / "linear-probe", frames_of(path, workspace, data, False))
-
-
-def _clip_features(frozen: FrozenEncoder, settings: LinearProbeConfig, split: int,
+def _clip_features(frozen: EncoderSource, settings: LinearProbeConfig, split: int,
                    context: RunContext) -> tuple[StoredFeatures, bool]:
     """Per-clip backbone features of train and test videos, cached in features.h5."""
     path = frozen.folder / "features.h5"
@@ -173,7 +140,8 @@ def run(settings: LinearProbeConfig, pretrain: PretrainConfig, data: DataConfig,
     """Probe a checkpoint (or a random-init encoder); write results beside it."""
     context = context or RunContext()
     clock = time.perf_counter()
-    frozen = _frozen_encoder(pretrain, data, workspace, run_dir, checkpoint, random_init)
+    frozen = encoder_source(pretrain, data, workspace, run_dir, checkpoint, random_init,
+                            "linear-probe")
     stored, reused = _clip_features(frozen, settings, data.split, context)
     train = stored.split == "train"
     classes = len(stored.class_names)

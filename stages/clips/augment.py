@@ -155,15 +155,52 @@ def augment_clip(frames: np.ndarray, augmentation: ClipAugmentation, size: int) 
     return _normalise(clip)
 
 
+CROP_COUNTS = (1, 3, 10)
+
+
+def crop_boxes(height: int, width: int, size: int, count: int) -> list[tuple[int, int, bool]]:
+    """Test-time views (top, left, flip) of S x S crops from a frame of H x W.
+
+    1: the centre; 3: start, centre and end of the long side; 10: four corners and centre,
+    each also flipped (the frame is expected resized so that its short side exceeds S).
+    """
+    centre = ((height - size) // 2, (width - size) // 2)
+    if count == 1:
+        return [(*centre, False)]
+    if count == 3:
+        if width >= height:
+            return [(centre[0], left, False) for left in (0, centre[1], width - size)]
+        return [(top, centre[1], False) for top in (0, centre[0], height - size)]
+    corners = [(0, 0), (0, width - size), (height - size, 0), (height - size, width - size),
+               centre]
+    return [(top, left, flip) for flip in (False, True) for top, left in corners]
+
+
+def evaluation_view(frames: np.ndarray, size: int, crops: int = 1, view: int = 0
+                   ) -> torch.Tensor:
+    """View `view` of `crops` test-time views: resize the short side to S (to 8/7 S for 10
+    crops, so the corners differ), crop S x S, maybe flip.
+
+    (T, H, W[, 3]) uint8 -> (3, T, S, S) float32, normalised.
+    """
+    height, width = frames.shape[1:3]
+    short = size if crops < 10 else round(size * 8 / 7)
+    scale = short / min(height, width)
+    resized = (max(short, round(height * scale)), max(short, round(width * scale)))
+    if resized != (height, width):
+        frames = resize_clip(frames, *resized)
+    top, left, flip = crop_boxes(*resized, size, crops)[view]
+    clip = _as_rgb(frames[:, top:top + size, left:left + size])
+    count = clip.shape[0]
+    tall = np.ascontiguousarray(clip).reshape(count * size, size, 3)
+    if flip:
+        tall = cv2.flip(tall, 1)
+    return _normalise(tall.reshape(count, size, size, 3))
+
+
 def centre_crop_clip(frames: np.ndarray, size: int) -> torch.Tensor:
     """Evaluation view: resize the short side to S, centre crop S x S.
 
     (T, H, W[, 3]) uint8 -> (3, T, S, S) float32, normalised.
     """
-    height, width = frames.shape[1:3]
-    scale = size / min(height, width)
-    resized = (max(size, round(height * scale)), max(size, round(width * scale)))
-    if resized != (height, width):
-        frames = resize_clip(frames, *resized)
-    top, left = (resized[0] - size) // 2, (resized[1] - size) // 2
-    return _normalise(_as_rgb(frames[:, top:top + size, left:left + size]))
+    return evaluation_view(frames, size, 1, 0)

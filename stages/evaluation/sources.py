@@ -3,14 +3,19 @@ latest run of the workspace, and the frames.h5 of the run's dataset."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from stages.errors import ArtifactError, ConfigError
+from stages.io.artifacts import file_checksum
 from stages.models.encoder import Encoder
+from stages.pretrain_config import PretrainConfig
 from stages.shared_config import DataConfig, WorkspaceConfig
 from stages.training.checkpoint import load_checkpoint
-from stages.workspace import frames_path, runs_folder
+from stages.workspace import dataset_folder, frames_path, runs_folder
 
 
 def latest_run(workspace: WorkspaceConfig, data: DataConfig) -> Path:
@@ -57,3 +62,35 @@ def frames_of(checkpoint: Path, workspace: WorkspaceConfig, data: DataConfig,
     if not cross and checkpoint.parent.parent.name == "runs" and own.is_file():
         return own
     return frames_path(workspace, data)
+
+
+@dataclass
+class EncoderSource:
+    """The encoder to evaluate, the clip settings it expects and where its results go."""
+
+    encoder: Encoder
+    description: str
+    clip: dict[str, int]
+    identity: str  # checksum of the checkpoint, or the random-init recipe
+    folder: Path
+    frames: Path
+
+
+def encoder_source(pretrain: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig,
+                   run_dir: Path | None, checkpoint: Path | None, random_init: bool,
+                   stage: str) -> EncoderSource:
+    """A checkpoint's encoder (results in `<run>/<stage>/`), or a random-init one of
+    pretrain.arch and pretrain.seed (results in `<dataset>/random-init/<name>/<stage>/`)."""
+    if random_init:
+        torch.manual_seed(pretrain.seed)
+        encoder = Encoder(pretrain.arch, pretrain.projection_hidden, pretrain.projection_dim)
+        name = f"random-{pretrain.arch}-seed{pretrain.seed}"
+        folder = dataset_folder(workspace, data) / "random-init" / name
+        clip = {k: getattr(pretrain, k) for k in ("clip_length", "stride", "crop_size")}
+        return EncoderSource(encoder.eval(), name, clip, name, folder / stage,
+                             dataset_folder(workspace, data) / "frames.h5")
+    path = resolve_checkpoint(run_dir, checkpoint, workspace, data)
+    encoder, trained = load_encoder(path)
+    clip = {k: trained[k] for k in ("clip_length", "stride", "crop_size")}
+    return EncoderSource(encoder, str(path), clip, file_checksum(path), path.parent / stage,
+                         frames_of(path, workspace, data, False))

@@ -1,0 +1,29 @@
+"""The `finetune` config section: end-to-end classification, defaults from the paper's code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stages.clips.augment import CROP_COUNTS
+from stages.settings import setting
+
+# Keys a resumed fine-tuning run may change: its length and the test-time views.
+FINETUNE_RESUMABLE = ("epochs", "windows", "crops")
+
+
+@dataclass
+class FinetuneConfig:
+    """finetune: end-to-end classification from a pretrained backbone (slic finetune)"""
+
+    epochs: int = setting(150, "training epochs (lr x0.1 at 40% and 67% of them)", minimum=1)
+    batch_size: int = setting(32, "clips per step, all ranks together", minimum=2)
+    lr: float = setting(1e-3, "Adam learning rate of the classifier head", minimum=0.0)
+    backbone_lr: float = setting(1e-4, "Adam learning rate of the backbone", minimum=0.0)
+    weight_decay: float = setting(1e-3, "Adam weight decay", minimum=0.0)
+    dropout: float = setting(0.9, "dropout before the classifier", minimum=0.0, maximum=0.99)
+    val_fraction: float = setting(0.1, "share of training videos held out to choose best.pt "
+                                  "(never the test split)", minimum=0.01, maximum=0.5)
+    windows: int = setting(10, "test windows per video", minimum=1)
+    crops: int = setting(1, "test crops per window: 1, 3 or 10", choices=CROP_COUNTS)
+    seed: int = setting(0, "seed of sampling, augmentation and dropout", minimum=0)
+    workers: int = setting(2, "DataLoader worker processes", minimum=0, affects_output=False)

@@ -1,0 +1,57 @@
+import json
+import shutil
+import signal
+import subprocess
+import time
+
+import torch
+
+from stages.training.checkpoint import load_checkpoint
+from tests.conftest import run_slic, run_slic_json, slic_executable
+
+TINY = ["--set=pretrain.arch=r3d_tiny", "--set=pretrain.clip_length=4",
+        "--set=pretrain.crop_size=32", "--set=pretrain.projection_hidden=64",
+        "--set=pretrain.projection_dim=32", "--set=pretrain.batch_size=6",
+        "--set=pretrain.workers=0", "--set=finetune.workers=0", "--batch-size", "4",
+        "--windows", "2"]
+
+
+def test_finetune_resumes_after_sigkill_with_the_same_weights(training_workspace, tmp_path):
+    common = ["--dataset", "synthetic", "--workspace", str(training_workspace), "--quiet"]
+    run_slic("pretrain", *common, *TINY[:7], "--epochs", "1", "--run-name", "ft-source",
+             "--force")
+    best = training_workspace / "synthetic" / "runs" / "ft-source" / "best.pt"
+    for name in ("straight", "killed"):
+        (tmp_path / name).mkdir()
+        shutil.copy(best, tmp_path / name / "best.pt")
+    args = ["finetune", *common, *TINY, "--epochs", "3"]
+    straight = run_slic_json(*args, "--checkpoint", str(tmp_path / "straight" / "best.pt"))
+    assert straight["status"] == "trained" and 0 <= straight["top1"] <= straight["top5"] <= 1
+    process = subprocess.Popen([slic_executable(), *args, "--checkpoint",
+                                str(tmp_path / "killed" / "best.pt")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = tmp_path / "killed" / "finetune" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (metrics.is_file() and metrics.read_text().strip()):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    resumed = run_slic_json(*args, "--checkpoint", str(tmp_path / "killed" / "best.pt"),
+                            "--resume")
+    first = load_checkpoint(tmp_path / "straight" / "finetune" / "checkpoint.pt")["model"]
+    second = load_checkpoint(tmp_path / "killed" / "finetune" / "checkpoint.pt")["model"]
+    for name, tensor in first.items():
+        assert torch.equal(tensor, second[name]), name
+    assert resumed["top1"] == straight["top1"]
+    results = json.loads((tmp_path / "killed" / "finetune" / "results.json").read_text())
+    assert sum(map(sum, results["confusion"])) == 8
+    again = run_slic(*args, "--checkpoint", str(tmp_path / "killed" / "best.pt"), check=False)
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_finetune_from_random_init(training_workspace):
+    summary = run_slic_json("finetune", "--dataset", "synthetic", "--workspace",
+                            str(training_workspace), "--quiet", *TINY, "--random-init",
+                            "--epochs", "1", "--crops", "10", "--force")
+    assert summary["folder"].endswith("random-r3d_tiny-seed7/finetune")
+    assert len(summary["per_class"]) == 4

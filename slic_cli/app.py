@@ -18,7 +18,12 @@ from slic_cli.console import (
     stdout,
     user_errors,
 )
-from slic_cli.inspect_view import inspect_tables, partitions_table, per_class_table
+from slic_cli.inspect_view import (
+    demo_table,
+    inspect_tables,
+    partitions_table,
+    per_class_table,
+)
 from slic_cli.options import (
     ConfigOption,
     DatasetOption,
@@ -365,6 +370,27 @@ def finetune_command(
             emit(summary, json_, quiet, [
                 key_value_table("finetune", {key: value for key, value in summary.items()
                                              if key != "per_class"})])
+
+
+@app.command("demo")
+def demo_command(
+    workspace: Annotated[Path, typer.Option(help="Folder for the demo data and every "
+                                            "artifact.")] = Path("slic-demo"),
+    quick: Annotated[bool, typer.Option("--quick", help="A 1-2 minute version on a smaller "
+                                        "dataset.")] = False,
+    config: ConfigOption = None, set_: SetOption = None,
+    quiet: QuietOption = False, json_: JsonOption = False,
+) -> None:
+    """The whole pipeline on built-in synthetic videos: SLIC against a random network."""
+    from stages import demo  # torch loads only for the commands that train
+
+    with user_errors():
+        resolved = load_config(config, None, set_)
+        progress = RichProgress(quiet)
+        with progress:
+            result = demo.run(resolved, workspace, quick,
+                              RunContext(command_line(), resolved.as_dict(), progress))
+        emit(result.summary(), json_, quiet, [demo_table(result.summary())])
 
 
 @app.command("inspect")

@@ -56,7 +56,7 @@ class RichProgress:
             TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, disable=quiet,
         )
         self.task: TaskID | None = None
-        self.header_shown = False
+        self.table_shown: str | None = None
 
     def __enter__(self) -> RichProgress:
         self.bars.start()
@@ -85,12 +85,13 @@ class RichProgress:
         """Print one row of the running epoch table (columns fixed, blanks where absent)."""
         if self.quiet:
             return
-        columns = ROW_TABLES[values.get("table", "pretrain")]
-        if not self.header_shown:
+        name = values.get("table", "pretrain")
+        columns = ROW_TABLES[name]
+        if self.table_shown != name:
             self.bars.console.print(
                 "".join(f"{title:>{width}}" for title, _, width, _ in columns),
                 style="bold", highlight=False)
-            self.header_shown = True
+            self.table_shown = name
         cells = []
         for _, key, width, form in columns:
             value = values.get(key)

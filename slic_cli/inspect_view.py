@@ -27,6 +27,18 @@ def partitions_table(summary: dict[str, Any]) -> Table:
     return table
 
 
+def demo_table(summary: dict[str, Any]) -> Table:
+    """slic demo's comparison: one row per metric, SLIC against random init."""
+    table = Table(title=f"slic demo ({summary['seconds']:.0f} s): SLIC against a randomly "
+                        "initialised r3d_tiny, same budget", title_justify="left")
+    for column in ("metric", "SLIC", "random init"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for row in summary["results"]:
+        cells = ["-" if row[k] is None else f"{row[k]:.3f}" for k in ("slic", "random_init")]
+        table.add_row(row["metric"], *cells)
+    return table
+
+
 def per_class_table(rows: list[dict[str, Any]]) -> Table:
     """Per-class retrieval: class, number of queries, R@1."""
     table = Table(title="per-class R@1", title_justify="left")

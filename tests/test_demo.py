@@ -1,0 +1,24 @@
+"""`slic demo --quick`: every stage runs, every artifact stays, one comparison table."""
+
+from tests.conftest import run_slic, run_slic_json
+
+
+def test_quick_demo_runs_every_stage(tmp_path):
+    summary = run_slic_json("demo", "--quick", "--workspace", "work", cwd=tmp_path)
+    metrics = [row["metric"] for row in summary["results"]]
+    assert metrics == ["R@1", "R@5", "NMI (FINCH finest)", "linear probe top-1",
+                       "finetune top-1"]
+    for row in summary["results"]:
+        for key in ("slic", "random_init"):
+            assert 0.0 <= row[key] <= 1.0
+    folder = tmp_path / "work" / "synthetic"
+    run_folder = folder / "runs" / "demo-slic"
+    for path in (folder / "frames.h5", folder / "flow.h5", run_folder / "checkpoint.pt",
+                 run_folder / "assignments.h5", run_folder / "features.h5",
+                 run_folder / "linear-probe" / "results.json",
+                 run_folder / "finetune" / "results.json",
+                 run_folder / "retrieval" / "synthetic-projection" / "retrieval.h5",
+                 folder / "random-init" / "demo-random" / "finetune" / "results.json"):
+        assert path.is_file(), path
+    table = run_slic("demo", "--quick", "--workspace", "work", cwd=tmp_path).stdout
+    assert "SLIC" in table and "random init" in table and "finetune top-1" in table

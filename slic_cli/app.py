@@ -295,6 +295,9 @@ def linear_probe_command(
     random_init: Annotated[bool, typer.Option(
         "--random-init", help="Probe a randomly initialised encoder (pretrain.arch, "
                               "pretrain.seed): the baseline.")] = False,
+    cross: Annotated[Optional[str], typer.Option(
+        help="Train and test on this dataset's frames (e.g. hmdb51) with a model pretrained "
+             "on another.")] = None,
     epochs: Annotated[Optional[int], typer.Option(
         help="Classifier epochs [linear_probe.epochs].")] = None,
     clips: Annotated[Optional[int], typer.Option(
@@ -316,7 +319,8 @@ def linear_probe_command(
             result = linear_probe.run(resolved.linear_probe, resolved.pretrain, resolved.data,
                                       resolved.workspace,
                                       RunContext(command_line(), resolved.as_dict(), progress,
-                                                 force), run, checkpoint, random_init)
+                                                 force), run, checkpoint, random_init,
+                                      cross=cross)
         summary = result.summary()
         emit(summary, json_, quiet, [
             key_value_table("linear-probe", {key: value for key, value in summary.items()
@@ -334,6 +338,9 @@ def finetune_command(
     random_init: Annotated[bool, typer.Option(
         "--random-init", help="Start from a randomly initialised backbone (pretrain.arch, "
                               "pretrain.seed): the baseline.")] = False,
+    cross: Annotated[Optional[str], typer.Option(
+        help="Train and test on this dataset's frames (e.g. hmdb51) with a model pretrained "
+             "on another.")] = None,
     epochs: Annotated[Optional[int], typer.Option(
         help="Epochs [finetune.epochs].")] = None,
     batch_size: Annotated[Optional[int], typer.Option(
@@ -364,7 +371,8 @@ def finetune_command(
             result = finetune.run(resolved.finetune, resolved.pretrain, resolved.data,
                                   resolved.workspace,
                                   RunContext(command_line(), resolved.as_dict(), progress,
-                                             force), run, checkpoint, random_init, resume)
+                                             force), run, checkpoint, random_init,
+                                  cross=cross, resume=resume)
         if int(os.environ.get("RANK", "0")) == 0:
             summary = result.summary()
             emit(summary, json_, quiet, [

@@ -108,24 +108,23 @@ def _accuracy(model: VideoClassifier, store: ClipStore, rows: np.ndarray, labels
 def run(settings: FinetuneConfig, pretrain: PretrainConfig, data: DataConfig,
         workspace: WorkspaceConfig, context: RunContext | None = None,
         run_dir: Path | None = None, checkpoint: Path | None = None,
-        random_init: bool = False, resume: bool = False) -> FinetuneResult:
+        random_init: bool = False, cross: str | None = None, resume: bool = False
+        ) -> FinetuneResult:
     """Fine-tune, choose best.pt on the validation share, then test it."""
     context = context or RunContext()
     clock = time.perf_counter()
     distribution = dist_tools.start_distribution("cpu")
     try:
-        return _run(settings, pretrain, data, workspace, context, run_dir, checkpoint,
-                    random_init, resume, distribution, clock)
+        source = encoder_source(pretrain, data, workspace, run_dir, checkpoint, random_init,
+                                "finetune", cross)
+        return _run(settings, data, source, context, resume, distribution, clock)
     finally:
         dist_tools.stop_distribution(distribution)
 
 
-def _run(settings: FinetuneConfig, pretrain: PretrainConfig, data: DataConfig,
-         workspace: WorkspaceConfig, context: RunContext, run_dir: Path | None,
-         checkpoint: Path | None, random_init: bool, resume: bool,
-         distribution: dist_tools.Distribution, clock: float) -> FinetuneResult:
-    source = encoder_source(pretrain, data, workspace, run_dir, checkpoint, random_init,
-                            "finetune")
+def _run(settings: FinetuneConfig, data: DataConfig, source: EncoderSource,
+         context: RunContext, resume: bool, distribution: dist_tools.Distribution,
+         clock: float) -> FinetuneResult:
     folder, store = source.folder, ClipStore(source.frames)
     train, test = split_rows(store, data.split)
     train, val = _carve_validation(train, settings.val_fraction, settings.seed)

@@ -136,12 +136,12 @@ def train_linear_classifier(features: np.ndarray, labels: np.ndarray, classes: i
 def run(settings: LinearProbeConfig, pretrain: PretrainConfig, data: DataConfig,
         workspace: WorkspaceConfig, context: RunContext | None = None,
         run_dir: Path | None = None, checkpoint: Path | None = None,
-        random_init: bool = False) -> LinearProbeResult:
+        random_init: bool = False, cross: str | None = None) -> LinearProbeResult:
     """Probe a checkpoint (or a random-init encoder); write results beside it."""
     context = context or RunContext()
     clock = time.perf_counter()
     frozen = encoder_source(pretrain, data, workspace, run_dir, checkpoint, random_init,
-                            "linear-probe")
+                            "linear-probe", cross)
     stored, reused = _clip_features(frozen, settings, data.split, context)
     train = stored.split == "train"
     classes = len(stored.class_names)

@@ -78,9 +78,13 @@ class EncoderSource:
 
 def encoder_source(pretrain: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig,
                    run_dir: Path | None, checkpoint: Path | None, random_init: bool,
-                   stage: str) -> EncoderSource:
+                   stage: str, cross: str | None = None) -> EncoderSource:
     """A checkpoint's encoder (results in `<run>/<stage>/`), or a random-init one of
-    pretrain.arch and pretrain.seed (results in `<dataset>/random-init/<name>/<stage>/`)."""
+    pretrain.arch and pretrain.seed (results in `<dataset>/random-init/<name>/<stage>/`).
+
+    The frames are those of the run's dataset, or of dataset `cross` (a model pretrained on
+    UCF101 evaluated on HMDB51, for example; results then go to `<run>/<stage>-<cross>/`).
+    """
     if random_init:
         torch.manual_seed(pretrain.seed)
         encoder = Encoder(pretrain.arch, pretrain.projection_hidden, pretrain.projection_dim)
@@ -92,5 +96,7 @@ def encoder_source(pretrain: PretrainConfig, data: DataConfig, workspace: Worksp
     path = resolve_checkpoint(run_dir, checkpoint, workspace, data)
     encoder, trained = load_encoder(path)
     clip = {k: trained[k] for k in ("clip_length", "stride", "crop_size")}
-    return EncoderSource(encoder, str(path), clip, file_checksum(path), path.parent / stage,
-                         frames_of(path, workspace, data, False))
+    target = DataConfig(**{**data.__dict__, "dataset": cross, "name": None}) if cross else data
+    folder = path.parent / (f"{stage}-{cross}" if cross else stage)
+    return EncoderSource(encoder, str(path), clip, file_checksum(path), folder,
+                         frames_of(path, workspace, target, cross is not None))

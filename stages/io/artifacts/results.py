@@ -1,0 +1,164 @@
+"""The artifacts of the learning stages: cluster assignments, features, retrieval results.
+
+Layouts (attrs, /provenance and atomic writing as in `core`):
+
+    assignments.h5  /partitions/{labels (P, N), chosen (N,), num_clusters (P,), quality JSON},
+                    /videos/{video_id, label}; pretraining adds /rounds/epoch_EEEEE/ (same)
+    features.h5     /features (N, D) float32 (attrs feature, source JSON),
+                    /videos/{video_id, label, split}, /classes/name
+    retrieval.h5    /neighbours (Q, K), /similarities (Q, K), /queries/*, /gallery/*,
+                    /recall JSON, /per_class JSON
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import h5py
+import numpy as np
+
+from stages.io.artifacts.core import STRING, _strings
+
+KIND_ASSIGNMENTS = "assignments"
+
+
+@dataclass
+class Assignments:
+    """Cluster labels of N videos at every partition, and the one chosen as pseudo-labels.
+
+    `partitions` is (P, N) int64, finest first; `chosen` (N,) int64 holds the pseudo-labels to
+    use, described by `chosen_from` ("partition 0", "num_clusters 50"); `quality` holds one dict
+    of scores per partition (and, last, for `chosen`) when true labels were known (else
+    empty); `labels` is (N,) int64 with -1 where unknown.
+    """
+
+    partitions: np.ndarray
+    chosen: np.ndarray
+    chosen_from: str
+    video_ids: np.ndarray
+    labels: np.ndarray
+    quality: list[dict[str, float]]
+    method: str
+
+
+def write_assignments(h5: h5py.Group, assignments: Assignments) -> None:
+    partitions = h5.create_dataset("partitions/labels", data=assignments.partitions)
+    partitions.attrs["method"] = assignments.method
+    chosen = h5.create_dataset("partitions/chosen", data=assignments.chosen)
+    chosen.attrs["chosen_from"] = assignments.chosen_from
+    h5.create_dataset("partitions/num_clusters",
+                      data=assignments.partitions.max(axis=1) + 1)
+    h5.create_dataset("videos/video_id", data=np.asarray(assignments.video_ids, dtype=object),
+                      dtype=STRING)
+    h5.create_dataset("videos/label", data=assignments.labels)
+    h5.create_dataset("partitions/quality", data=json.dumps(assignments.quality), dtype=STRING)
+
+
+def read_assignments(h5: h5py.Group) -> Assignments:
+    partitions = h5["partitions/labels"]
+    chosen = h5["partitions/chosen"]
+    return Assignments(
+        partitions=partitions[()], chosen=chosen[()], chosen_from=str(chosen.attrs["chosen_from"]),
+        video_ids=_strings(h5["videos/video_id"]), labels=h5["videos/label"][()],
+        quality=json.loads(h5["partitions/quality"].asstr()[()]),
+        method=str(partitions.attrs["method"]),
+    )
+
+
+def write_assignment_rounds(h5: h5py.File, rounds: list[tuple[int, Assignments]]) -> None:
+    """Pretraining's clustering rounds: `/rounds/epoch_EEEEE/` each, the last also at the top
+    level (so a run's assignments.h5 reads like `slic cluster`'s)."""
+    for epoch, assignments in rounds:
+        group = h5.create_group(f"rounds/epoch_{epoch:05d}")
+        group.attrs["epoch"] = epoch
+        write_assignments(group, assignments)
+    write_assignments(h5, rounds[-1][1])
+
+
+def read_assignment_rounds(h5: h5py.File) -> list[tuple[int, Assignments]]:
+    """Every clustering round of a pretraining run, in epoch order (empty for `slic cluster`)."""
+    if "rounds" not in h5:
+        return []
+    return [(int(group.attrs["epoch"]), read_assignments(group))
+            for _, group in sorted(h5["rounds"].items())]
+
+
+KIND_FEATURES = "features"
+
+
+@dataclass
+class StoredFeatures:
+    """Per-video features: `features` (N, D) float32; `labels` (N,) int64 (-1 unknown);
+    `split` (N,) str ("train" / "test"); `feature` says which output ("projection",
+    "backbone"); `source` describes the checkpoint and clip settings they came from."""
+
+    features: np.ndarray
+    video_ids: np.ndarray
+    labels: np.ndarray
+    split: np.ndarray
+    class_names: list[str]
+    feature: str
+    source: dict[str, Any] = field(default_factory=dict)
+
+
+def write_features(h5: h5py.File, stored: StoredFeatures) -> None:
+    data = h5.create_dataset("features", data=stored.features.astype(np.float32))
+    data.attrs["feature"] = stored.feature
+    data.attrs["source"] = json.dumps(stored.source, default=str)
+    h5.create_dataset("videos/video_id", data=np.asarray(stored.video_ids, dtype=object),
+                      dtype=STRING)
+    h5.create_dataset("videos/label", data=np.asarray(stored.labels, dtype=np.int64))
+    h5.create_dataset("videos/split", data=np.asarray(stored.split, dtype=object), dtype=STRING)
+    h5.create_dataset("classes/name", data=np.array(stored.class_names, dtype=object),
+                      shape=(len(stored.class_names),), dtype=STRING)
+
+
+def read_features(h5: h5py.File) -> StoredFeatures:
+    data = h5["features"]
+    return StoredFeatures(
+        features=data[()], video_ids=_strings(h5["videos/video_id"]),
+        labels=h5["videos/label"][()], split=_strings(h5["videos/split"]),
+        class_names=[str(c) for c in _strings(h5["classes/name"])],
+        feature=str(data.attrs["feature"]), source=json.loads(str(data.attrs["source"])))
+
+
+KIND_RETRIEVAL = "retrieval"
+
+
+@dataclass
+class RetrievalTable:
+    """Test-to-train neighbours: `neighbours` (Q, K) int64 rows of the gallery, best first;
+    `similarities` (Q, K) float32 cosine; ids and labels of queries and gallery; `recall`
+    maps k to R@k; `per_class` holds one dict per query class."""
+
+    neighbours: np.ndarray
+    similarities: np.ndarray
+    query_ids: np.ndarray
+    query_labels: np.ndarray
+    gallery_ids: np.ndarray
+    gallery_labels: np.ndarray
+    recall: dict[int, float]
+    per_class: list[dict[str, Any]]
+
+
+def write_retrieval(h5: h5py.File, table: RetrievalTable) -> None:
+    h5.create_dataset("neighbours", data=table.neighbours.astype(np.int64))
+    h5.create_dataset("similarities", data=table.similarities.astype(np.float32))
+    for group, ids, labels in (("queries", table.query_ids, table.query_labels),
+                               ("gallery", table.gallery_ids, table.gallery_labels)):
+        h5.create_dataset(f"{group}/video_id", data=np.asarray(ids, dtype=object), dtype=STRING)
+        h5.create_dataset(f"{group}/label", data=np.asarray(labels, dtype=np.int64))
+    h5.create_dataset("recall", data=json.dumps({str(k): v for k, v in table.recall.items()}),
+                      dtype=STRING)
+    h5.create_dataset("per_class", data=json.dumps(table.per_class), dtype=STRING)
+
+
+def read_retrieval(h5: h5py.File) -> RetrievalTable:
+    return RetrievalTable(
+        neighbours=h5["neighbours"][()], similarities=h5["similarities"][()],
+        query_ids=_strings(h5["queries/video_id"]), query_labels=h5["queries/label"][()],
+        gallery_ids=_strings(h5["gallery/video_id"]), gallery_labels=h5["gallery/label"][()],
+        recall={int(k): v for k, v in json.loads(h5["recall"].asstr()[()]).items()},
+        per_class=json.loads(h5["per_class"].asstr()[()]))

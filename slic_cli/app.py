@@ -25,13 +25,17 @@ from slic_cli.inspect_view import (
     per_class_table,
 )
 from slic_cli.options import (
+    CheckpointOption,
     ConfigOption,
+    CrossOption,
     DatasetOption,
     ForceOption,
     JsonOption,
     NameOption,
     QuietOption,
+    RandomInitOption,
     RootOption,
+    RunOption,
     SetOption,
     ShardOption,
     SplitOption,
@@ -239,10 +243,7 @@ def pretrain_command(
 def retrieve_command(
     dataset: DatasetOption = None, name: NameOption = None, split: SplitOption = None,
     workspace: WorkspaceOption = None,
-    run: Annotated[Optional[Path], typer.Option(
-        "--run", help="Run folder [the latest run of the dataset].")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option(
-        help="A checkpoint (best.pt, checkpoint.pt) instead of a run folder.")] = None,
+    run: RunOption = None, checkpoint: CheckpointOption = None,
     features: Annotated[Optional[Path], typer.Option(
         help="Evaluate these features (features.h5 or .npz with features, labels, split) "
              "instead of embedding videos.")] = None,
@@ -252,9 +253,7 @@ def retrieve_command(
         help="Clips per video [retrieve.clips].")] = None,
     feature: Annotated[Optional[str], typer.Option(
         help="projection or backbone [retrieve.feature].")] = None,
-    cross: Annotated[Optional[str], typer.Option(
-        help="Evaluate on this dataset's frames (e.g. hmdb51) with a model trained on "
-             "another.")] = None,
+    cross: CrossOption = None,
     out: Annotated[Optional[Path], typer.Option(
         help="retrieval.h5 to write [beside the features].")] = None,
     gallery: Annotated[Optional[Path], typer.Option(
@@ -288,16 +287,9 @@ def retrieve_command(
 def linear_probe_command(
     dataset: DatasetOption = None, name: NameOption = None, split: SplitOption = None,
     workspace: WorkspaceOption = None,
-    run: Annotated[Optional[Path], typer.Option(
-        "--run", help="Run folder [the latest run of the dataset].")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option(
-        help="A checkpoint (best.pt, checkpoint.pt) instead of a run folder.")] = None,
-    random_init: Annotated[bool, typer.Option(
-        "--random-init", help="Probe a randomly initialised encoder (pretrain.arch, "
-                              "pretrain.seed): the baseline.")] = False,
-    cross: Annotated[Optional[str], typer.Option(
-        help="Train and test on this dataset's frames (e.g. hmdb51) with a model pretrained "
-             "on another.")] = None,
+    run: RunOption = None, checkpoint: CheckpointOption = None,
+    random_init: RandomInitOption = False,
+    cross: CrossOption = None,
     epochs: Annotated[Optional[int], typer.Option(
         help="Classifier epochs [linear_probe.epochs].")] = None,
     clips: Annotated[Optional[int], typer.Option(
@@ -331,16 +323,9 @@ def linear_probe_command(
 def finetune_command(
     dataset: DatasetOption = None, name: NameOption = None, split: SplitOption = None,
     workspace: WorkspaceOption = None,
-    run: Annotated[Optional[Path], typer.Option(
-        "--run", help="Run folder [the latest run of the dataset].")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option(
-        help="A checkpoint (best.pt, checkpoint.pt) instead of a run folder.")] = None,
-    random_init: Annotated[bool, typer.Option(
-        "--random-init", help="Start from a randomly initialised backbone (pretrain.arch, "
-                              "pretrain.seed): the baseline.")] = False,
-    cross: Annotated[Optional[str], typer.Option(
-        help="Train and test on this dataset's frames (e.g. hmdb51) with a model pretrained "
-             "on another.")] = None,
+    run: RunOption = None, checkpoint: CheckpointOption = None,
+    random_init: RandomInitOption = False,
+    cross: CrossOption = None,
     epochs: Annotated[Optional[int], typer.Option(
         help="Epochs [finetune.epochs].")] = None,
     batch_size: Annotated[Optional[int], typer.Option(

@@ -40,3 +40,19 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress ba
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the result summary as one JSON object on stdout.")
 ]
+RunOption = Annotated[
+    Optional[Path], typer.Option("--run", help="Run folder [the latest run of the dataset].")
+]
+CheckpointOption = Annotated[
+    Optional[Path],
+    typer.Option(help="A checkpoint (best.pt, checkpoint.pt) instead of a run folder."),
+]
+RandomInitOption = Annotated[
+    bool, typer.Option("--random-init", help="Use a randomly initialised encoder "
+                       "(pretrain.arch, pretrain.seed): the baseline.")
+]
+CrossOption = Annotated[
+    Optional[str],
+    typer.Option(help="Evaluate on this dataset's frames (e.g. hmdb51) with a model pretrained "
+                      "on another."),
+]

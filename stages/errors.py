@@ -15,3 +15,7 @@ class DataError(SlicError):
 
 class ArtifactError(SlicError):
     """An HDF5 artifact that is missing, of another kind, of a newer schema, or damaged."""
+
+
+class TrainingDiverged(SlicError):
+    """The loss became NaN or Inf; the last good checkpoint is kept."""

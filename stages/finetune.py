@@ -29,7 +29,7 @@ from stages.clips.evaluation import EvaluationClips
 from stages.clips.labelled import LabelledClips
 from stages.clips.store import ClipStore
 from stages.clips.triplets import EpochSampler
-from stages.errors import ConfigError
+from stages.errors import ConfigError, TrainingDiverged
 from stages.evaluation.classification import (
     confusion_matrix,
     draw_confusion,
@@ -38,7 +38,6 @@ from stages.evaluation.classification import (
 )
 from stages.evaluation.sources import EncoderSource, encoder_source
 from stages.finetune_config import FINETUNE_RESUMABLE, FinetuneConfig
-from stages.pretrain import TrainingDiverged
 from stages.pretrain_config import PretrainConfig
 from stages.run_context import RunContext
 from stages.settings import output_relevant

@@ -22,9 +22,9 @@ from stages.clips.augment import AugmentSettings
 from stages.clips.evaluation import EvaluationClips
 from stages.clips.store import ClipStore
 from stages.clips.triplets import EpochSampler, TripletClips, TripletSettings
-from stages.errors import ConfigError, SlicError
+from stages.errors import ConfigError, TrainingDiverged
 from stages.evaluation.retrieval import retrieval_recall
-from stages.io.artifacts import StoredFeatures, file_checksum
+from stages.io.artifacts import StoredFeatures, artifact_input
 from stages.models.encoder import Encoder, load_encoder_weights
 from stages.pretrain_config import RESUMABLE_CHANGES, PretrainConfig
 from stages.run_context import RunContext
@@ -34,7 +34,12 @@ from stages.training import distributed as dist_tools
 from stages.training.checkpoint import load_checkpoint, save_checkpoint
 from stages.training.embedding import configure_worker, embed_clips
 from stages.training.monitor import MetricsLog, draw_plots
-from stages.training.rounds import ClusteringRound, clustering_round, fixed_labels
+from stages.training.rounds import (
+    ClusteringRound,
+    clustering_round,
+    fixed_labels,
+    labels_digest,
+)
 from stages.training.run_folder import (
     RunFolder,
     record_features,
@@ -46,10 +51,6 @@ from stages.training.video_split import TrainingVideos, select_training_videos
 from stages.workspace import flow_path, frames_path, runs_folder
 
 __all__ = ["PretrainConfig", "PretrainResult", "TrainingDiverged", "run"]
-
-
-class TrainingDiverged(SlicError):
-    """The loss became NaN or Inf; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -162,8 +163,7 @@ def _build(settings: PretrainConfig, data: DataConfig, workspace: WorkspaceConfi
     triplets = TripletClips(store, videos.train, triplet_settings, settings.seed)
     name = settings.run_name or f"{settings.arch}-{settings.pseudo_labels}"
     folder = RunFolder(runs_folder(workspace, data) / name)
-    inputs = [{"path": str(p), "size": p.stat().st_size, "checksum": file_checksum(p)}
-              for p in [frames, flow_file] if p is not None]
+    inputs = [artifact_input(p) for p in [frames, flow_file] if p is not None]
     return Machinery(settings, context, distribution, device, autocast, memory_format, videos,
                      store, encoder, model, optimizer, scheduler, scaler, triplets, folder,
                      inputs)
@@ -202,8 +202,7 @@ def _clustering(m: Machinery, epoch: int, method: str | None = None
         record_round(m.folder, found, m.context, m.inputs)
     labels = dist_tools.broadcast_labels(None if found is None else found.labels,
                                          len(m.videos.train), m.distribution)
-    digest = ClusteringRound(epoch, labels, None).digest  # type: ignore[arg-type]
-    agree = dist_tools.all_agree(digest, m.distribution)
+    agree = dist_tools.all_agree(labels_digest(labels), m.distribution)
     if found is not None:
         found.metrics["ranks_agree"] = agree
     return found, labels, features

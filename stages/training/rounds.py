@@ -25,9 +25,12 @@ class ClusteringRound:
     assignments: Assignments
     metrics: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def digest(self) -> str:
-        return hashlib.blake2b(self.labels.tobytes(), digest_size=8).hexdigest()
+
+
+def labels_digest(labels: np.ndarray) -> str:
+    """A short hash of (N,) labels, to check that every rank holds the same ones."""
+    return hashlib.blake2b(np.asarray(labels, dtype=np.int64).tobytes(),
+                           digest_size=8).hexdigest()
 
 
 def fixed_labels(source: str, true_labels: np.ndarray) -> np.ndarray:

@@ -221,6 +221,14 @@ def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
     return h5
 
 
+def artifact_input(path: Path) -> dict[str, Any]:
+    """Provenance entry of an input artifact: its path, size and stored content digest (read
+    from its attrs, so a multi-gigabyte frames.h5 is not hashed again)."""
+    with h5py.File(path, "r") as h5:
+        digest = str(h5.attrs.get("content_digest", ""))
+    return {"path": str(path), "size": Path(path).stat().st_size, "checksum": digest}
+
+
 def artifact_fingerprint(path: Path) -> str | None:
     """The fingerprint of the artifact at `path`, or None if there is no readable artifact."""
     try:

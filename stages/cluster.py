@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from stages import __version__
-from stages.clustering.finch import NEIGHBOUR_SEARCHES
 from stages.clustering.metrics import cluster_quality
+from stages.clustering.neighbours import NEIGHBOUR_SEARCHES
 from stages.clustering.partitions import cluster_features
 from stages.errors import ConfigError
 from stages.io.artifacts import (

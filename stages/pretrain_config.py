@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from stages.clips.store import FLOW_CHANNELS
 from stages.clips.windows import ANCHOR_MODES
-from stages.clustering.finch import NEIGHBOUR_SEARCHES
+from stages.clustering.neighbours import NEIGHBOUR_SEARCHES
 from stages.models import ARCHITECTURES
 from stages.settings import setting
 from stages.training.rounds import PSEUDO_LABEL_SOURCES

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import faiss
 import numpy as np
+import torch
 
+from stages.clustering.neighbours import first_neighbours
 from stages.errors import SlicError
 
 
@@ -26,74 +27,6 @@ class FinchResult:
     partitions: list[np.ndarray]
     num_clusters: list[int]
     requested: np.ndarray | None = None  # (N,) labels with exactly the requested count
-
-
-def _normalised(features: np.ndarray) -> np.ndarray:
-    """(N, D) float32 rows scaled to unit length (zero rows stay zero)."""
-    matrix = np.array(features, dtype=np.float32, order="C", copy=True)
-    faiss.normalize_L2(matrix)
-    return matrix
-
-
-NEIGHBOUR_SEARCHES = ("exact", "ivf", "hnsw", "auto")
-AUTO_EXACT_LIMIT = 50_000  # --nn auto: exact search up to this many points, HNSW above
-ALWAYS_EXACT_LIMIT = 4_096  # below this, exact search is cheap: no method approximates
-
-
-def _search_index(matrix: np.ndarray, method: str) -> faiss.Index:
-    """A faiss inner-product index over unit rows: flat (exact), HNSW or IVF (approximate).
-
-    HNSW is the approximate default (auto above 50,000 points): on noisy clustered data its
-    first neighbours are right far more often than IVF's at the same time (benchmarks/
-    RESULTS.md). Its graph is built on one thread, because a parallel build differs from run
-    to run; searches use every thread.
-    """
-    count, dim = matrix.shape
-    if method == "auto":
-        method = "exact" if count <= AUTO_EXACT_LIMIT else "hnsw"
-    if count <= ALWAYS_EXACT_LIMIT:
-        method = "exact"
-    if method == "exact":
-        index = faiss.IndexFlatIP(dim)
-    elif method == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction, index.hnsw.efSearch = 40, 128
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
-            index.add(matrix)
-        finally:
-            faiss.omp_set_num_threads(threads)
-        return index
-    else:
-        lists = int(max(1, min(4 * np.sqrt(count), count // 39)))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed = 1234
-        index.train(matrix[np.random.default_rng(0).permutation(count)[: lists * 64]]
-                    if count > lists * 64 else matrix)
-        index.nprobe = min(lists, 16)
-    index.add(matrix)
-    return index
-
-
-def first_neighbours(features: np.ndarray, method: str = "exact") -> tuple[np.ndarray, np.ndarray]:
-    """First neighbour of every row by cosine similarity, never the row itself.
-
-    `method` is one of NEIGHBOUR_SEARCHES. Returns (N,) int64 indices and (N,) float32 cosine
-    distances (1 - similarity). faiss keeps only the best two per query, so memory stays
-    O(N * D).
-    """
-    matrix = _normalised(features)
-    similarity, neighbours = _search_index(matrix, method).search(matrix, 2)
-    own = np.arange(len(matrix))
-    # A duplicate of a point may come back before the point itself: take the first other one.
-    # An approximate search may miss every other point (-1): the point then links to itself.
-    second = neighbours[:, 0] == own
-    chosen = np.where(second, neighbours[:, 1], neighbours[:, 0])
-    distance = 1.0 - np.where(second, similarity[:, 1], similarity[:, 0])
-    missing = chosen < 0
-    chosen[missing], distance[missing] = own[missing], np.inf
-    return chosen.astype(np.int64), distance.astype(np.float32)
 
 
 def successor_components(successor: np.ndarray) -> np.ndarray:
@@ -123,9 +56,10 @@ def successor_components(successor: np.ndarray) -> np.ndarray:
 
 def cluster_sums(rows: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
     """(count, D) float64 sums of the rows of each label (labels 0..count-1, none empty)."""
-    order = np.argsort(labels, kind="stable")
-    starts = np.searchsorted(labels[order], np.arange(count))
-    return np.add.reduceat(rows[order].astype(np.float64), starts, axis=0)
+    sums = torch.zeros((count, rows.shape[1]), dtype=torch.float64)
+    sums.index_add_(0, torch.from_numpy(np.asarray(labels, dtype=np.int64)),
+                    torch.from_numpy(np.asarray(rows, dtype=np.float64)))
+    return sums.numpy()
 
 
 def canonical_labels(labels: np.ndarray) -> np.ndarray:

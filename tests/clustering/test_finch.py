@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from stages.clustering.finch import finch, first_neighbours, successor_components
+from stages.clustering.finch import finch, successor_components
+from stages.clustering.neighbours import first_neighbours
 
 
 def blobs(seed: int, n: int, dim: int, centres: int) -> np.ndarray:

@@ -20,7 +20,7 @@ from stages.io.video import write_video
 from stages.run_context import RunContext
 from stages.settings import setting
 from stages.synthetic.appearance import random_appearance
-from stages.synthetic.motion import MOTIONS, draw_motion_parameters
+from stages.synthetic.motion import MOTIONS, draw_shot_motion, draw_video_motion
 
 LIST_FOLDER = "ucfTrainTestlist"
 MARKER = "slic-synthetic.json"  # written last: the settings a complete dataset was made with
@@ -39,6 +39,10 @@ class MakeDatasetConfig:
     max_size: int = setting(160, "largest frame side in pixels", minimum=32, maximum=1024)
     min_seconds: float = setting(2.0, "shortest video duration", minimum=0.2)
     max_seconds: float = setting(4.0, "longest video duration", minimum=0.2)
+    min_shot_seconds: float = setting(0.8, "shortest shot: every shot of a video draws a new "
+                                      "appearance, the motion goes on", minimum=0.1)
+    max_shot_seconds: float = setting(1.6, "longest shot (at least max_seconds: one shot, "
+                                      "one look per video)", minimum=0.1)
     fps: float = setting(25.0, "frame rate of the written videos", minimum=1.0, maximum=120.0)
     seed: int = setting(0, "seed: the same seed writes the same videos", minimum=0)
 
@@ -59,21 +63,41 @@ class MakeDatasetResult:
                 "seconds": round(self.seconds, 3)}
 
 
+def _shot_lengths(rng: np.random.Generator, num_frames: int, fps: float,
+                  settings: MakeDatasetConfig) -> list[int]:
+    """Frames per shot, drawn until the video is full (the last shot takes the rest)."""
+    lengths: list[int] = []
+    while sum(lengths) < num_frames:
+        seconds = rng.uniform(settings.min_shot_seconds, settings.max_shot_seconds)
+        lengths.append(min(max(2, int(round(seconds * fps))), num_frames - sum(lengths)))
+    return lengths
+
+
 def render_video(settings: MakeDatasetConfig, class_index: int, group: int,
                  clip: int) -> np.ndarray:
-    """The (T, H, W, 3) uint8 frames of one video; depends only on the seed and its name."""
+    """The (T, H, W, 3) uint8 frames of one video; depends only on the seed and its name.
+
+    A video is a few shots of one motion: its speed and direction hold for the whole video,
+    while every shot draws a new background, object and start pose, so what the clips of one
+    video share is how the object moves, not how it looks.
+    """
     rng = np.random.default_rng([settings.seed, class_index, group, clip])
     height, width = (int(rng.integers(settings.min_size // 2, settings.max_size // 2 + 1)) * 2
                      for _ in range(2))
     seconds = rng.uniform(settings.min_seconds, settings.max_seconds)
     num_frames = max(2, int(round(seconds * settings.fps)))
-    appearance = random_appearance(rng, height, width)
-    parameters = draw_motion_parameters(rng, height, width)
     motion = list(MOTIONS.values())[class_index]
+    speed, direction = draw_video_motion(rng)
     frames = np.empty((num_frames, height, width, 3), np.uint8)
-    for index in range(num_frames):
-        centre, angle, scale = motion(index / (num_frames - 1), parameters)
-        frames[index] = appearance.draw(centre, angle, scale)
+    first = 0
+    for length in _shot_lengths(rng, num_frames, settings.fps, settings):
+        appearance = random_appearance(rng, height, width)
+        shot_seconds = (length - 1) / settings.fps
+        parameters = draw_shot_motion(rng, height, width, speed, direction, shot_seconds,
+                                      motion)
+        for index in range(length):
+            frames[first + index] = appearance.draw(*motion(index / settings.fps, parameters))
+        first += length
     return frames
 
 
@@ -81,8 +105,10 @@ def run(settings: MakeDatasetConfig, out: Path, context: RunContext | None = Non
         ) -> MakeDatasetResult:
     """Write the dataset to `out` (video files, classInd.txt, trainlist01/testlist01)."""
     context = context or RunContext()
-    if settings.min_size > settings.max_size or settings.min_seconds > settings.max_seconds:
-        raise SlicError("make_dataset: min_size/min_seconds must not exceed max_size/max_seconds")
+    if (settings.min_size > settings.max_size or settings.min_seconds > settings.max_seconds
+            or settings.min_shot_seconds > settings.max_shot_seconds):
+        raise SlicError("make_dataset: min_size/min_seconds/min_shot_seconds must not exceed "
+                        "max_size/max_seconds/max_shot_seconds")
     if settings.test_groups >= settings.groups_per_class:
         raise SlicError("make_dataset.test_groups must be smaller than groups_per_class")
     started = time.perf_counter()

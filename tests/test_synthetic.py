@@ -15,7 +15,7 @@ def mean_flow(frames: np.ndarray) -> tuple[float, float, float]:
         a, b = (cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in (previous, current))
         flow = dis.calc(a, b, None)
         moving = np.abs(a.astype(int) - b.astype(int)) > 10
-        if moving.sum() < 5:
+        if moving.sum() < 5 or moving.mean() > 0.5:  # no motion, or a cut between shots
             continue
         ys, xs = np.nonzero(moving)
         u, v = flow[ys, xs, 0], flow[ys, xs, 1]
@@ -34,13 +34,37 @@ def test_same_seed_same_frames_other_seed_other_frames():
 
 def test_classes_are_told_apart_by_motion():
     names = list(MOTIONS)
-    u, v, _ = mean_flow(render_video(SETTINGS, names.index("TranslateRight"), 2, 1))
-    assert u > 0.3 and abs(v) < u
-    u, v, _ = mean_flow(render_video(SETTINGS, names.index("TranslateUp"), 2, 1))
-    assert v < -0.3 and abs(u) < -v
-    _, _, radial_grow = mean_flow(render_video(SETTINGS, names.index("Grow"), 2, 1))
-    _, _, radial_shrink = mean_flow(render_video(SETTINGS, names.index("Shrink"), 2, 1))
-    assert radial_grow > 0 > radial_shrink
+    for clip in (1, 2, 3):
+        u, v, _ = mean_flow(render_video(SETTINGS, names.index("Slide"), 2, clip))
+        assert abs(u) > 0.3 and abs(v) < abs(u)
+        u, v, _ = mean_flow(render_video(SETTINGS, names.index("Rise"), 2, clip))
+        assert v < -0.3 and abs(u) < -v
+        u, v, _ = mean_flow(render_video(SETTINGS, names.index("Fall"), 2, clip))
+        assert v > 0.3 and abs(u) < v
+        _, _, radial_grow = mean_flow(render_video(SETTINGS, names.index("Grow"), 2, clip))
+        _, _, radial_shrink = mean_flow(render_video(SETTINGS, names.index("Shrink"), 2, clip))
+        assert radial_grow > 0 > radial_shrink
+
+
+def test_slides_go_both_ways_so_a_mirror_keeps_the_class():
+    names = list(MOTIONS)
+    directions = {np.sign(mean_flow(render_video(SETTINGS, names.index("Slide"), g, c))[0])
+                  for g in (1, 2, 3) for c in (1, 2)}
+    assert directions == {-1.0, 1.0}
+
+
+def test_every_shot_draws_a_new_look_and_one_shot_keeps_it():
+    def corner_changes(settings: MakeDatasetConfig) -> int:
+        frames = render_video(settings, 0, 1, 1)
+        corners = frames[:, :6, :6].reshape(len(frames), -1).astype(int)
+        return int((np.abs(np.diff(corners, axis=0)).max(axis=1) > 0).sum())
+
+    shots = MakeDatasetConfig(min_seconds=2.0, max_seconds=2.0, min_shot_seconds=0.5,
+                              max_shot_seconds=0.5, seed=11)
+    assert corner_changes(shots) == 4  # 50 frames in shots of 12 (0.5 s at 25 fps): 4 cuts
+    one_shot = MakeDatasetConfig(min_seconds=2.0, max_seconds=2.0, min_shot_seconds=3.0,
+                                 max_shot_seconds=3.0, seed=11)
+    assert corner_changes(one_shot) == 0
 
 
 def test_every_video_has_its_own_background():

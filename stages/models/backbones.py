@@ -13,17 +13,21 @@ from torch import nn
 from torchvision.models.video import r2plus1d_18, s3d
 from torchvision.models.video.resnet import BasicBlock, Conv3DSimple
 
+from stages.errors import ConfigError
+
 
 class VideoResNet3d(nn.Module):
     """A 3D ResNet of BasicBlocks with a configurable stem and widths, without max-pool.
 
     Layers 2.. downsample T, H and W by 2 (type-B shortcuts: 1x1x1 conv + BN), as the SLIC /
-    kenshohara R3D does. `feature_dim` is the last width.
+    kenshohara R3D does. `feature_dim` is the last width. With `frame_differences` the stem
+    sees the T - 1 differences of consecutive frames instead of the T frames.
     """
 
     def __init__(self, widths: Sequence[int], blocks: Sequence[int],
-                 stem_kernel: tuple[int, int, int]) -> None:
+                 stem_kernel: tuple[int, int, int], frame_differences: bool = False) -> None:
         super().__init__()
+        self.frame_differences = frame_differences
         padding = tuple(k // 2 for k in stem_kernel)
         self.stem = nn.Sequential(
             nn.Conv3d(3, widths[0], stem_kernel, stride=(1, 2, 2), padding=padding, bias=False),
@@ -46,7 +50,12 @@ class VideoResNet3d(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        """(B, 3, T, H, W) -> (B, feature_dim)."""
+        """(B, 3, T, H, W) -> (B, feature_dim); T >= 2 with frame differences."""
+        if self.frame_differences:
+            if clips.shape[2] < 2:
+                raise ConfigError("this backbone takes differences of consecutive frames: "
+                                  "clips need at least 2 frames (pretrain.clip_length)")
+            clips = clips[:, :, 1:] - clips[:, :, :-1]
         return self.pool(self.layers(self.stem(clips))).flatten(1)
 
 
@@ -81,8 +90,12 @@ def build_r3d_18() -> nn.Module:
 
 
 def build_r3d_tiny() -> nn.Module:
-    """A narrow R3D (widths 16-128, one block per stage) for CPU demos and tests; 128-d."""
-    return VideoResNet3d((16, 32, 64, 128), (1, 1, 1, 1), (3, 7, 7))
+    """A narrow R3D (widths 16-128, one block per stage) for CPU demos and tests; 128-d.
+
+    Its stem takes the differences of consecutive frames: from raw frames a network this small
+    learns no motion in a CPU budget (benchmarks/RESULTS.md, the supervised probe).
+    """
+    return VideoResNet3d((16, 32, 64, 128), (1, 1, 1, 1), (3, 7, 7), frame_differences=True)
 
 
 def build_r2plus1d_18() -> nn.Module:

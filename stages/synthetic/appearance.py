@@ -1,4 +1,4 @@
-"""Random appearance of one synthetic video: background texture, object shape and colour.
+"""Random appearance of one synthetic shot: background texture, object shape and texture.
 
 Appearance is drawn from the video's own random generator and never from its class, so a
 model can only tell the classes apart by how the object moves.
@@ -6,7 +6,6 @@ model can only tell the classes apart by how the object moves.
 
 from __future__ import annotations
 
-import colorsys
 from dataclasses import dataclass
 
 import cv2
@@ -60,40 +59,47 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+OBJECT_TEXTURE_SIZE = 64  # the object's texture is drawn once at this size and warped
+
+
 @dataclass
 class Appearance:
-    """Everything about a video's look; `draw` puts the object on a copy of the background."""
+    """Everything about one shot's look; `draw` puts the object on a copy of the background.
+
+    The object is a polygon filled with its own texture, which turns and scales with it, so
+    its motion shows inside it and not only at its outline.
+    """
 
     background: np.ndarray  # (H, W, 3) uint8
     polygon: np.ndarray  # (K, 2) unit-disc vertices
-    colour: tuple[int, int, int]
-    stripe: tuple[int, int, int]
+    texture: np.ndarray  # (OBJECT_TEXTURE_SIZE, OBJECT_TEXTURE_SIZE, 3) uint8
     radius: float  # pixels
 
     def draw(self, centre: tuple[float, float], angle: float, scale: float) -> np.ndarray:
-        frame = self.background.copy()
-        rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        """The (H, W, 3) uint8 frame with the object at this pose."""
+        height, width = self.background.shape[:2]
         radius = self.radius * scale
-        points = (self.polygon @ rotation.T) * radius + np.asarray(centre)
+        cos, sin = np.cos(angle) * radius, np.sin(angle) * radius
+        # Unit-disc coordinates -> frame pixels: rotate, scale, then move to the centre.
+        to_frame = np.array([[cos, -sin, centre[0]], [sin, cos, centre[1]]])
+        half = OBJECT_TEXTURE_SIZE / 2
+        from_texture = to_frame @ np.array([[1 / half, 0, -1], [0, 1 / half, -1], [0, 0, 1]])
+        warped = cv2.warpAffine(self.texture, from_texture, (width, height),
+                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        points = self.polygon @ to_frame[:, :2].T + to_frame[:, 2]
+        mask = np.zeros((height, width), np.uint8)
         shift = 4  # sub-pixel precision of OpenCV's drawing: coordinates in 1/16 pixel
-        cv2.fillPoly(frame, [np.rint(points * (1 << shift)).astype(np.int32)], self.colour,
-                     cv2.LINE_AA, shift)
-        # A stripe from the centre marks the object's orientation, so rotation always shows.
-        tip = np.asarray(centre) + rotation @ np.array([0.8, 0.0]) * radius
-        cv2.line(frame, tuple(np.rint(np.asarray(centre) * 16).astype(int)),
-                 tuple(np.rint(tip * 16).astype(int)), self.stripe,
-                 max(1, int(radius / 5)), cv2.LINE_AA, shift)
-        return frame
+        cv2.fillPoly(mask, [np.rint(points * (1 << shift)).astype(np.int32)], 255, cv2.LINE_AA,
+                     shift)
+        return cv2.blendLinear(warped, self.background, mask.astype(np.float32) / 255,
+                               1 - mask.astype(np.float32) / 255)
 
 
 def random_appearance(rng: np.random.Generator, height: int, width: int) -> Appearance:
-    hue = rng.uniform()
-    colour = colorsys.hsv_to_rgb(hue, rng.uniform(0.6, 1.0), rng.uniform(0.7, 1.0))
-    stripe = colorsys.hsv_to_rgb((hue + 0.5) % 1.0, 0.8, 0.3)
+    """A background, a shape, a texture and a size, drawn from `rng` alone."""
     return Appearance(
         background=_background(rng, height, width),
         polygon=_polygon(SHAPES[rng.integers(len(SHAPES))]),
-        colour=tuple(int(255 * c) for c in colour),
-        stripe=tuple(int(255 * c) for c in stripe),
-        radius=rng.uniform(0.12, 0.2) * min(height, width),
+        texture=_background(rng, OBJECT_TEXTURE_SIZE, OBJECT_TEXTURE_SIZE),
+        radius=rng.uniform(0.15, 0.25) * min(height, width),
     )

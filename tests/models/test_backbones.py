@@ -65,3 +65,19 @@ def test_init_from_checkpoint_and_wrong_arch(tmp_path):
         load_encoder_weights(Encoder("r3d_18"), path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_encoder_weights(target, tmp_path / "nothing.pt")
+
+
+def test_r3d_tiny_sees_motion_not_static_content():
+    """Its stem takes frame differences: a static pattern added to every frame changes
+    nothing, a moving one does."""
+    torch.manual_seed(0)
+    encoder = Encoder("r3d_tiny", hidden_dim=32, out_dim=16).eval()
+    clips = torch.randn(2, 3, 6, 32, 32)
+    still = torch.randn(2, 3, 1, 32, 32)
+    moving = torch.randn(2, 3, 6, 32, 32)
+    with torch.no_grad():
+        base = encoder.embed(clips, "backbone")
+        assert torch.allclose(base, encoder.embed(clips + still, "backbone"), atol=1e-5)
+        assert not torch.allclose(base, encoder.embed(clips + moving, "backbone"), atol=1e-3)
+        with pytest.raises(ConfigError, match="at least 2 frames"):
+            encoder(clips[:, :, :1])

@@ -26,4 +26,6 @@ class FinetuneConfig:
     windows: int = setting(10, "test windows per video", minimum=1)
     crops: int = setting(1, "test crops per window: 1, 3 or 10", choices=CROP_COUNTS)
     seed: int = setting(0, "seed of sampling, augmentation and dropout", minimum=0)
-    workers: int = setting(2, "DataLoader worker processes", minimum=0, affects_output=False)
+    workers: int = setting(2, "DataLoader worker processes (test passes on CPU: "
+                          "at most the cores the model's threads leave free)",
+                          minimum=0, affects_output=False)

@@ -19,4 +19,6 @@ class LinearProbeConfig:
     weight_decay: float = setting(1e-3, "Adam weight decay", minimum=0.0)
     batch_size: int = setting(256, "features per classifier step", minimum=1)
     seed: int = setting(0, "seed of the classifier's initialisation and batches", minimum=0)
-    workers: int = setting(2, "DataLoader worker processes", minimum=0, affects_output=False)
+    workers: int = setting(2, "DataLoader worker processes (on CPU at most the "
+                          "cores the model's threads leave free)",
+                          minimum=0, affects_output=False)

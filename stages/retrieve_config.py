@@ -22,7 +22,9 @@ class RetrieveConfig:
                                     minimum=16)
     gallery_queries: int = setting(12, "queries shown by --gallery", minimum=1)
     batch_size: int = setting(32, "clips per forward pass", minimum=1, affects_output=False)
-    workers: int = setting(2, "DataLoader worker processes", minimum=0, affects_output=False)
+    workers: int = setting(2, "DataLoader worker processes (on CPU at most the "
+                          "cores the model's threads leave free)",
+                          minimum=0, affects_output=False)
     device: str = setting("auto", "auto (CUDA when available), cpu or cuda",
                           choices=("auto", "cpu", "cuda"), affects_output=False)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
@@ -16,6 +18,19 @@ def configure_worker(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
+def inference_workers(requested: int, device: torch.device) -> int:
+    """Loader workers for an inference pass: on CPU, only cores the model's threads leave free.
+
+    On CPU the model already runs on every core it was given; workers beside it only take
+    turns with it (on 2 cores, 2 workers made embedding 0.75-0.79x a bare model loop, clips
+    made in-process between batches 0.91-0.93x: benchmarks/RESULTS.md).
+    """
+    if device.type != "cpu":
+        return requested
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min(requested, (cores or 1) - torch.get_num_threads()))
+
+
 @torch.no_grad()
 def embed_clips(encoder: torch.nn.Module, clips: EvaluationClips, *, feature: str,
                 batch_size: int, workers: int, device: torch.device,
@@ -24,10 +39,12 @@ def embed_clips(encoder: torch.nn.Module, clips: EvaluationClips, *, feature: st
     """(N, D) float32 features of the N videos of `clips`, averaged over each video's clips,
     or, with `average=False`, (N, clips_per_video, D) features of every clip.
 
-    Rank r embeds items r, r + world, ...; the rows are gathered on every rank.
+    Rank r embeds items r, r + world, ...; the rows are gathered on every rank. `workers` is
+    an upper bound (see `inference_workers`).
     """
     share = list(range(distribution.rank, len(clips), distribution.world))
-    loader = DataLoader(Subset(clips, share), batch_size=batch_size, num_workers=workers,
+    loader = DataLoader(Subset(clips, share), batch_size=batch_size,
+                        num_workers=inference_workers(workers, device),
                         worker_init_fn=configure_worker, pin_memory=device.type == "cuda")
     was_training = encoder.training
     encoder.eval()

@@ -6,7 +6,7 @@ the same seed: test-to-train kNN R@1/R@5 (centre clip) and the NMI of FINCH's fi
 partition of the train features against the motion classes.
 
     python benchmarks/bench_pretrain_learning.py [--epochs 20] [--seeds 0 1 2]
-        [--variants full no-clustering no-multiview no-temporal] [--workspace DIR]
+        [--variants full no-clustering no-multiview no-temporal supervised] [--workspace DIR]
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ VARIANTS = {
     "no-clustering": {"pseudo_labels": "none"},
     "no-multiview": {"multiview": False},
     "no-temporal": {"temporal_loss": False},
+    "supervised": {"pseudo_labels": "labels"},  # an upper bound: true classes as clusters
 }
 
 

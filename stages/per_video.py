@@ -76,6 +76,22 @@ def _process_one(worker: VideoWorker, output: Path, fingerprint: str,
     return position, failure
 
 
+@contextlib.contextmanager
+def _opencv_threads_stopped() -> Iterator[None]:
+    """OpenCV's worker threads do not survive a fork: a child that touches its thread pool
+    (cv2.setNumThreads in `_init_worker`) waits for them forever. A parent that has run a
+    parallel OpenCV call (the synthetic renderer's blending, in `slic demo`) stops them while
+    it forks; they restart on its next parallel call."""
+    import cv2
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
+
+
 def _init_worker() -> None:
     import cv2
 
@@ -111,9 +127,10 @@ def process_videos(
             # fork: fast to start, and works from notebooks and scripts without a main guard. The
             # parent holds no open HDF5 file or decoder while it forks.
             context = multiprocessing.get_context("fork")
-            pool = stack.enter_context(
-                context.Pool(min(workers, len(todo)), initializer=_init_worker)
-            )
+            with _opencv_threads_stopped():
+                pool = stack.enter_context(
+                    context.Pool(min(workers, len(todo)), initializer=_init_worker)
+                )
             results = pool.imap_unordered(task, todo)
         for _, failure in results:
             counts.processed += 1

@@ -3,7 +3,7 @@ against the floor of the method, faiss's exact first-neighbour search of the sam
 
 Run from the repository root:
     python benchmarks/bench_cluster.py --sizes 10000 20000 50000 --dim 512 --runs 5
-    python benchmarks/bench_cluster.py --scale 1000000 --dim 128      # approximate (IVF)
+    python benchmarks/bench_cluster.py --scale 1000000 --dim 128      # approximate (HNSW)
 """
 
 from __future__ import annotations

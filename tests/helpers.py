@@ -36,16 +36,16 @@ def copy_with_bad_videos(source: Path, target: Path) -> dict[str, str]:
     Returns relpath -> a word the failure reason must contain.
     """
     shutil.copytree(source, target)
-    folder = target / "TranslateUp"
-    (folder / "v_TranslateUp_g09_c01.avi").write_bytes(b"")
-    (folder / "v_TranslateUp_g09_c02.avi").write_bytes(b"RIFF not really an avi" * 40)
-    write_video(folder / "v_TranslateUp_g09_c03.avi", np.zeros((1, 32, 32, 3), np.uint8), fps=25)
-    good = (folder / "v_TranslateUp_g02_c01.avi").read_bytes()
-    (folder / "v_TranslateUp_g09_c04 with space.avi").write_bytes(good[: len(good) // 3])
+    folder = target / "Rise"
+    (folder / "v_Rise_g09_c01.avi").write_bytes(b"")
+    (folder / "v_Rise_g09_c02.avi").write_bytes(b"RIFF not really an avi" * 40)
+    write_video(folder / "v_Rise_g09_c03.avi", np.zeros((1, 32, 32, 3), np.uint8), fps=25)
+    good = (folder / "v_Rise_g02_c01.avi").read_bytes()
+    (folder / "v_Rise_g09_c04 with space.avi").write_bytes(good[: len(good) // 3])
     lists = target / "ucfTrainTestlist" / "trainlist01.txt"
-    extra = [f"TranslateUp/v_TranslateUp_g09_c0{i}.avi 3" for i in (1, 2, 3)]
-    extra.append("TranslateUp/v_TranslateUp_g09_c04 with space.avi 3")
+    extra = [f"Rise/v_Rise_g09_c0{i}.avi 2" for i in (1, 2, 3)]
+    extra.append("Rise/v_Rise_g09_c04 with space.avi 2")
     lists.write_text(lists.read_text() + "\n".join(extra) + "\n")
-    return {"TranslateUp/v_TranslateUp_g09_c01.avi": "ffmpeg",
-            "TranslateUp/v_TranslateUp_g09_c02.avi": "ffmpeg",
-            "TranslateUp/v_TranslateUp_g09_c03.avi": "too short"}
+    return {"Rise/v_Rise_g09_c01.avi": "ffmpeg",
+            "Rise/v_Rise_g09_c02.avi": "ffmpeg",
+            "Rise/v_Rise_g09_c03.avi": "too short"}

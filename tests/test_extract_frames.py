@@ -26,7 +26,7 @@ def test_frames_and_index_match_the_videos(synthetic_root, tmp_path):
     with open_artifact(result.output, "frames") as h5:
         table = read_video_table(h5)
         assert len(table) == 24
-        assert table.class_names[:2] == ["TranslateRight", "TranslateLeft"]
+        assert table.class_names[:2] == ["Slide", "Rise"]
         assert table.split_names == ["1"]
         assert sorted(np.unique(table.splits[:, 0])) == [1, 2]
         assert set(table.columns["src_fps"]) == set(table.columns["fps"]) == {25.0}

@@ -43,7 +43,7 @@ def test_quick_start_chain_and_inspect(tmp_path):
     frames_config = run_slic_json("inspect", "slic-work/synthetic/frames.h5", cwd=tmp_path)
     assert frames_config["provenance"]["config"]["extract_frames"]["short_side"] == 64
     table = run_slic("inspect", "slic-work/synthetic/flow.h5", cwd=tmp_path).stdout
-    assert "per class" in table and "TranslateRight" in table
+    assert "per class" in table and "Slide" in table
     cached = run_slic_json("compute-flow", "--dataset", "synthetic", cwd=tmp_path)
     assert cached["status"] == "up to date"
 

@@ -19,7 +19,7 @@ from stages.errors import SlicError
 from stages.io.video import write_video
 from stages.run_context import RunContext
 from stages.settings import setting
-from stages.synthetic.appearance import random_appearance
+from stages.synthetic.appearance import shot_appearance, video_object
 from stages.synthetic.motion import MOTIONS, draw_shot_motion, draw_video_motion
 
 LIST_FOLDER = "ucfTrainTestlist"
@@ -39,10 +39,16 @@ class MakeDatasetConfig:
     max_size: int = setting(160, "largest frame side in pixels", minimum=32, maximum=1024)
     min_seconds: float = setting(2.0, "shortest video duration", minimum=0.2)
     max_seconds: float = setting(4.0, "longest video duration", minimum=0.2)
-    min_shot_seconds: float = setting(0.8, "shortest shot: every shot of a video draws a new "
-                                      "appearance, the motion goes on", minimum=0.1)
-    max_shot_seconds: float = setting(1.6, "longest shot (at least max_seconds: one shot, "
-                                      "one look per video)", minimum=0.1)
+    min_shot_seconds: float = setting(4.0, "shortest shot: every shot of a video draws a new "
+                                      "background and start pose, object and motion go on",
+                                      minimum=0.1)
+    max_shot_seconds: float = setting(4.0, "longest shot (the default, at least max_seconds, "
+                                      "makes one shot per video: a cut inside a clip "
+                                      "dominates its frame differences)", minimum=0.1)
+    class_shape_probability: float = setting(
+        1.0, "probability that a video's object has its class's shape (else a random shape): "
+        "the class shows in the object, as real actions come with their objects; 0 leaves "
+        "motion alone to tell the classes apart", minimum=0.0, maximum=1.0)
     fps: float = setting(25.0, "frame rate of the written videos", minimum=1.0, maximum=120.0)
     seed: int = setting(0, "seed: the same seed writes the same videos", minimum=0)
 
@@ -77,9 +83,9 @@ def render_video(settings: MakeDatasetConfig, class_index: int, group: int,
                  clip: int) -> np.ndarray:
     """The (T, H, W, 3) uint8 frames of one video; depends only on the seed and its name.
 
-    A video is a few shots of one motion: its speed and direction hold for the whole video,
-    while every shot draws a new background, object and start pose, so what the clips of one
-    video share is how the object moves, not how it looks.
+    A video is a few shots of one object in one motion: the object (shape, texture, size),
+    speed and direction hold for the whole video, while every shot draws a new background and
+    start pose, so what the clips of one video share is the object and how it moves.
     """
     rng = np.random.default_rng([settings.seed, class_index, group, clip])
     height, width = (int(rng.integers(settings.min_size // 2, settings.max_size // 2 + 1)) * 2
@@ -88,10 +94,11 @@ def render_video(settings: MakeDatasetConfig, class_index: int, group: int,
     num_frames = max(2, int(round(seconds * settings.fps)))
     motion = list(MOTIONS.values())[class_index]
     speed, direction = draw_video_motion(rng)
+    thing = video_object(rng, height, width, class_index, settings.class_shape_probability)
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     first = 0
     for length in _shot_lengths(rng, num_frames, settings.fps, settings):
-        appearance = random_appearance(rng, height, width)
+        appearance = shot_appearance(rng, thing, height, width)
         shot_seconds = (length - 1) / settings.fps
         parameters = draw_shot_motion(rng, height, width, speed, direction, shot_seconds,
                                       motion)

@@ -88,3 +88,28 @@ def test_written_dataset_splits_by_group_and_is_cached(synthetic_root):
     before = (synthetic_root / train[0]).stat().st_mtime_ns
     assert run(SMALL, synthetic_root).status == "up to date"
     assert (synthetic_root / train[0]).stat().st_mtime_ns == before
+
+
+def test_objects_take_their_class_shape_at_the_set_probability():
+    from stages.synthetic.appearance import SHAPES, _polygon, video_object
+
+    def shares_of_own_shape(probability: float, class_index: int) -> float:
+        rng = np.random.default_rng(5)
+        own = _polygon(SHAPES[class_index])
+        return np.mean([np.array_equal(video_object(rng, 120, 160, class_index,
+                                                    probability).polygon, own)
+                        for _ in range(400)])
+
+    assert shares_of_own_shape(1.0, 3) == 1.0
+    assert 0.35 < shares_of_own_shape(0.4, 3) < 0.65  # 0.4 + 0.6 / 8 = 0.475 expected
+    assert shares_of_own_shape(0.0, 3) < 0.25  # a random shape: 1 / 8 expected
+
+
+def test_a_shot_keeps_the_videos_object_on_a_new_background():
+    from stages.synthetic.appearance import shot_appearance, video_object
+
+    rng = np.random.default_rng(2)
+    thing = video_object(rng, 120, 160, 0, 1.0)
+    first, second = (shot_appearance(rng, thing, 120, 160) for _ in range(2))
+    assert first.texture is second.texture and first.radius == second.radius
+    assert not np.array_equal(first.background, second.background)

@@ -1,7 +1,9 @@
-"""Random appearance of one synthetic shot: background texture, object shape and texture.
+"""Random appearance of synthetic videos: a textured object kept for the whole video (its
+"actor") and a background texture drawn anew for each shot.
 
-Appearance is drawn from the video's own random generator and never from its class, so a
-model can only tell the classes apart by how the object moves.
+Each class has a characteristic object shape (`SHAPES[class]`, as real actions come with
+their objects), which a video takes with a set probability and otherwise draws at random;
+texture, size and backgrounds come from the video's own random generator alone.
 """
 
 from __future__ import annotations
@@ -95,11 +97,30 @@ class Appearance:
                                1 - mask.astype(np.float32) / 255)
 
 
-def random_appearance(rng: np.random.Generator, height: int, width: int) -> Appearance:
-    """A background, a shape, a texture and a size, drawn from `rng` alone."""
-    return Appearance(
-        background=_background(rng, height, width),
-        polygon=_polygon(SHAPES[rng.integers(len(SHAPES))]),
+@dataclass(frozen=True)
+class VideoObject:
+    """The object of one video: shape, texture and size, the same in every shot."""
+
+    polygon: np.ndarray  # (K, 2) unit-disc vertices
+    texture: np.ndarray  # (OBJECT_TEXTURE_SIZE, OBJECT_TEXTURE_SIZE, 3) uint8
+    radius: float  # pixels
+
+
+def video_object(rng: np.random.Generator, height: int, width: int, class_index: int,
+                 class_shape_probability: float) -> VideoObject:
+    """The class's shape with probability `class_shape_probability`, else a random one; a
+    random texture and size."""
+    own_shape = rng.random() < class_shape_probability
+    shape = SHAPES[class_index % len(SHAPES)] if own_shape else SHAPES[rng.integers(len(SHAPES))]
+    return VideoObject(
+        polygon=_polygon(shape),
         texture=_background(rng, OBJECT_TEXTURE_SIZE, OBJECT_TEXTURE_SIZE),
         radius=rng.uniform(0.15, 0.25) * min(height, width),
     )
+
+
+def shot_appearance(rng: np.random.Generator, thing: VideoObject, height: int,
+                    width: int) -> Appearance:
+    """One shot's look: the video's object on a new random background."""
+    return Appearance(background=_background(rng, height, width), polygon=thing.polygon,
+                      texture=thing.texture, radius=thing.radius)

@@ -43,6 +43,7 @@ class DemoBudget:
     crop_size: int
     batch_size: int
     pretrain_epochs: int
+    cluster_warmup_epochs: int  # instance-only epochs before the first FINCH round
     finetune_epochs: int
     probe_epochs: int
     clips: int
@@ -50,11 +51,13 @@ class DemoBudget:
 
 FULL = DemoBudget(num_classes=8, groups_per_class=6, clips_per_group=4, test_groups=2,
                   min_seconds=2.0, max_seconds=4.0, short_side=128, clip_length=8, stride=3,
-                  crop_size=64, batch_size=16, pretrain_epochs=15, finetune_epochs=4,
+                  crop_size=64, batch_size=16, pretrain_epochs=25,
+                  cluster_warmup_epochs=10, finetune_epochs=4,
                   probe_epochs=100, clips=5)
 QUICK = DemoBudget(num_classes=4, groups_per_class=3, clips_per_group=2, test_groups=1,
                    min_seconds=0.8, max_seconds=1.2, short_side=64, clip_length=4, stride=2,
-                   crop_size=32, batch_size=8, pretrain_epochs=2, finetune_epochs=1,
+                   crop_size=32, batch_size=8, pretrain_epochs=2,
+                   cluster_warmup_epochs=1, finetune_epochs=1,
                    probe_epochs=20, clips=2)
 
 
@@ -83,6 +86,7 @@ def _configure(config: SlicConfig, budget: DemoBudget, workspace: Path) -> SlicC
                          stride=budget.stride, crop_size=budget.crop_size,
                          batch_size=budget.batch_size,
                          epochs=budget.pretrain_epochs, eval_every=budget.pretrain_epochs,
+                         cluster_warmup_epochs=budget.cluster_warmup_epochs,
                          run_name="demo-slic", workers=2),
         retrieve=replace(config.retrieve, clips=budget.clips, ks="1,5"),
         linear_probe=replace(config.linear_probe, epochs=budget.probe_epochs,

@@ -354,7 +354,8 @@ def _run(m: Machinery, resume: bool, clock: float) -> PretrainResult:
     iterative = s.pseudo_labels in ("finch", "kmeans")
     for epoch in range(start, s.epochs):
         record: dict[str, Any] = {"epoch": epoch}
-        if iterative and epoch % s.cluster_every == 0:
+        if iterative and epoch >= s.cluster_warmup_epochs and (
+                epoch - s.cluster_warmup_epochs) % s.cluster_every == 0:
             found, clusters, _ = _clustering(m, epoch)
             if found is not None:
                 record.update(found.metrics)

@@ -54,8 +54,12 @@ class PretrainConfig:
     pseudo_labels: str = setting("finch", "clusters that pick positives and negatives: finch, "
                                  "kmeans, none (instance only) or labels (supervised)",
                                  choices=PSEUDO_LABEL_SOURCES)
-    cluster_every: int = setting(5, "recluster every this many epochs (from epoch 0)",
+    cluster_every: int = setting(5, "recluster every this many epochs (from the first round)",
                                  minimum=1)
+    cluster_warmup_epochs: int = setting(
+        0, "epochs of instance-only training (every video its own cluster) before the first "
+        "clustering round; 0 clusters the random network at epoch 0, as the paper's code",
+        minimum=0)
     partition: str = setting("finest", "FINCH partition used: finest (official), coarsest or "
                              "an index")
     num_clusters: int | None = setting(None, "clusters for kmeans (or an exact FINCH count)",

@@ -72,6 +72,16 @@ def test_supervised_labels_make_no_false_positives(training_workspace):
     assert first["positive_fp_rate"] == 0.0 and first["negative_fn_rate"] == 0.0
 
 
+def test_clustering_warmup_trains_instance_only_first(training_workspace):
+    workspace = WorkspaceConfig(root=str(training_workspace))
+    result = run(tiny(run_name="warmup", epochs=4, cluster_warmup_epochs=1), DATA, workspace)
+    found = records(result.run_folder)
+    assert "nmi" not in found[0] and found[0]["positive_fp_rate"] == 0.0  # own video only
+    assert "nmi" in found[1] and "nmi" not in found[2] and "nmi" in found[3]
+    with h5py.File(result.run_folder / "assignments.h5") as h5:
+        assert [epoch for epoch, _ in read_assignment_rounds(h5)] == [1, 3, 4]
+
+
 def _weights(path):
     return load_checkpoint(path)["model"]
 

@@ -38,7 +38,11 @@ def test_frames_and_index_match_the_videos(synthetic_root, tmp_path):
         assert row["src_fps"] == 25.0 and row["checksum"]
         stored = read_encoded_images(h5, "images", row["first_image"], row["num_images"])
         first = decode_image(stored[0], "jpeg", row["height"], row["width"], 3)
-        assert np.abs(first.astype(int) - direct[0].astype(int)).mean() < 10  # JPEG q90 on texture
+        # JPEG q90 on a 48-px textured frame: a mean error near 13, far below that of an image
+        # with the same colours but another layout (the frame mirrored).
+        error = np.abs(first.astype(int) - direct[0].astype(int)).mean()
+        mirrored = np.abs(first.astype(int) - direct[0][:, ::-1].astype(int)).mean()
+        assert error < 20 and error < mirrored / 2
         assert table.columns["first_image"][-1] + table.columns["num_images"][-1] == len(
             h5["images/offsets"]) - 1
 

@@ -94,11 +94,11 @@ def render_video(settings: MakeDatasetConfig, class_index: int, group: int,
     num_frames = max(2, int(round(seconds * settings.fps)))
     motion = list(MOTIONS.values())[class_index]
     speed, direction = draw_video_motion(rng)
-    thing = video_object(rng, height, width, class_index, settings.class_shape_probability)
+    subject = video_object(rng, height, width, class_index, settings.class_shape_probability)
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     first = 0
     for length in _shot_lengths(rng, num_frames, settings.fps, settings):
-        appearance = shot_appearance(rng, thing, height, width)
+        appearance = shot_appearance(rng, subject, height, width)
         shot_seconds = (length - 1) / settings.fps
         parameters = draw_shot_motion(rng, height, width, speed, direction, shot_seconds,
                                       motion)

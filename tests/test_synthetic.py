@@ -109,7 +109,7 @@ def test_a_shot_keeps_the_videos_object_on_a_new_background():
     from stages.synthetic.appearance import shot_appearance, video_object
 
     rng = np.random.default_rng(2)
-    thing = video_object(rng, 120, 160, 0, 1.0)
-    first, second = (shot_appearance(rng, thing, 120, 160) for _ in range(2))
+    subject = video_object(rng, 120, 160, 0, 1.0)
+    first, second = (shot_appearance(rng, subject, 120, 160) for _ in range(2))
     assert first.texture is second.texture and first.radius == second.radius
     assert not np.array_equal(first.background, second.background)

@@ -119,8 +119,8 @@ def video_object(rng: np.random.Generator, height: int, width: int, class_index:
     )
 
 
-def shot_appearance(rng: np.random.Generator, thing: VideoObject, height: int,
+def shot_appearance(rng: np.random.Generator, subject: VideoObject, height: int,
                     width: int) -> Appearance:
     """One shot's look: the video's object on a new random background."""
-    return Appearance(background=_background(rng, height, width), polygon=thing.polygon,
-                      texture=thing.texture, radius=thing.radius)
+    return Appearance(background=_background(rng, height, width), polygon=subject.polygon,
+                      texture=subject.texture, radius=subject.radius)

@@ -35,6 +35,9 @@ from stages.video_stage import VideoStageResult, run_video_stage
 from stages.workspace import frames_path
 
 FRAME_CODECS = ("jpeg", "raw")
+# Part of the cache key, raised when decoding changes which frames come out, so frames.h5 files
+# made before are redone rather than reported up to date. 2: each decoded frame kept once.
+DECODING_REVISION = 2
 
 
 @dataclass
@@ -92,7 +95,8 @@ def _describe_inputs(listing: DatasetListing, settings: ExtractFramesConfig) -> 
         stat = os.stat(listing.video_root / video.relpath)
         stats.append([video.relpath, video.label, video.membership, stat.st_size,
                       stat.st_mtime_ns])
-    return {"stage": "extract-frames", "settings": output_relevant(settings),
+    return {"stage": "extract-frames", "decoding": DECODING_REVISION,
+            "settings": output_relevant(settings),
             "dataset": listing.name, "classes": listing.class_names,
             "splits": listing.split_names, "videos": stats, "missing": listing.missing}
 

@@ -10,6 +10,7 @@ from stages.per_video import Shard
 from stages.run_context import RunContext
 from stages.shared_config import DataConfig, WorkspaceConfig
 from tests.helpers import assert_same_contents, copy_with_bad_videos
+from tests.io.test_video import ramp_frames, write_video_starting_late
 
 SETTINGS = ExtractFramesConfig(short_side=48, workers=2)
 
@@ -105,3 +106,21 @@ def test_unwritable_output_is_a_clear_error(synthetic_root, tmp_path):
     blocker.write_text("")
     with pytest.raises(SlicError, match="cannot write to"):
         extract(synthetic_root, blocker)
+
+
+def test_a_video_starting_after_zero_is_stored_frame_by_frame(tmp_path):
+    root = tmp_path / "data"
+    (root / "Walk").mkdir(parents=True)
+    written = ramp_frames(10, 48, 64)  # every frame differs from the one before
+    write_video_starting_late(root / "Walk" / "late.avi", written, fps=25)
+    data = DataConfig(dataset="folder", root=str(root))
+    result = run(ExtractFramesConfig(short_side=48, workers=1), data,
+                 WorkspaceConfig(root=str(tmp_path / "ws")))
+    with open_artifact(result.output, "frames") as h5:
+        row = read_video_table(h5).row(0)
+        stored = read_encoded_images(h5, "images", row["first_image"], row["num_images"])
+    assert row["frame_count"] == row["num_images"] == 10
+    assert row["fps"] == row["src_fps"] == 25.0
+    frames = np.stack([decode_image(image, "jpeg", 48, 64, 3) for image in stored]).astype(int)
+    steps = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))
+    assert steps.min() > 2  # no frame is a copy of the one before

@@ -99,6 +99,17 @@ class _StderrWatcher(threading.Thread):
         return (errors or self.lines or ["ffmpeg produced no output"])[-1].strip()
 
 
+@lru_cache(maxsize=1)
+def _passthrough_option() -> str:
+    """The name of ffmpeg's option for how output frames are timed.
+
+    `fps_mode` since ffmpeg 5.1; `vsync` before it (later releases dropped `vsync`).
+    """
+    process = subprocess.run([ffmpeg_executable(), "-hide_banner", "-h", "long"],
+                             stdin=subprocess.DEVNULL, capture_output=True)
+    return "fps_mode" if b"-fps_mode" in process.stdout else "vsync"
+
+
 def _scale_filter(short_side: int) -> tuple[str, str]:
     """ffmpeg scale expressions that set the short side and keep the aspect (even sizes)."""
     width = f"if(gt(iw,ih),-2,{short_side})"
@@ -125,11 +136,17 @@ def _start_decoder(path: Path, short_side: int | None, fps: float | None,
                    output: dict[str, Any]) -> tuple[subprocess.Popen, _StderrWatcher]:
     """Start ffmpeg decoding `path` (resized, resampled) to stdout in the `output` format.
 
-    One thread for decoding, filtering and encoding: slic runs one ffmpeg per worker process.
+    Without `fps`, every decoded frame comes out once, in order. One thread for
+    decoding, filtering and encoding: slic runs one ffmpeg per worker process.
     """
     stream = ffmpeg.input(_as_input(path), threads=1)
     if fps:
         stream = stream.filter("fps", fps=fps)
+    else:
+        # ffmpeg's default for raw and image outputs is a constant rate: it repeats or drops
+        # frames to fill gaps in the timestamps, so a video whose first timestamp is not 0 got
+        # its first frame twice. Passthrough hands each frame on once, whatever its timestamp.
+        output = {**output, _passthrough_option(): "passthrough"}
     if short_side:
         width, height = _scale_filter(short_side)
         stream = stream.filter("scale", width, height)
@@ -162,8 +179,8 @@ def decode_frames(
     """Yield the frames of a video as (H, W, 3) uint8 RGB arrays, one at a time.
 
     The short side is resized to `short_side` (None keeps the size), the rate resampled to `fps`
-    (None keeps it). `info`, when given, is filled with the source and output sizes before the
-    first frame. Raises VideoDecodeError when ffmpeg fails.
+    (None keeps every decoded frame, each once). `info`, when given, is filled with the source
+    and output sizes before the first frame. Raises VideoDecodeError when ffmpeg fails.
     """
     process, watcher = _start_decoder(path, short_side, fps,
                                       {"format": "rawvideo", "pix_fmt": "rgb24"})

@@ -1,3 +1,6 @@
+import subprocess
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -7,6 +10,7 @@ from stages.io.video import (
     VideoDecodeError,
     decode_frames,
     encode_jpeg_frames,
+    ffmpeg_executable,
     split_jpeg_stream,
     write_video,
 )
@@ -18,6 +22,40 @@ def ramp_frames(num: int, height: int, width: int) -> np.ndarray:
         frames[t, :, :, 0] = (np.arange(width) * 4 + t * 10) % 256
         frames[t, :, :, 1] = 128
     return frames
+
+
+def write_video_starting_late(path: Path, frames: np.ndarray, fps: float) -> None:
+    """Encode frames into an AVI whose first timestamp is one frame in, as in some XviD files.
+
+    ffmpeg's default constant-rate decoding of such a file writes its first frame twice.
+    """
+    num, height, width, _ = frames.shape
+    command = [ffmpeg_executable(), "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+               "-s", f"{width}x{height}", "-r", str(fps), "-i", "pipe:", "-c:v", "mpeg4",
+               "-pix_fmt", "yuv420p", "-q:v", "3", "-output_ts_offset", str(1 / fps),
+               "file:" + str(path)]
+    subprocess.run(command, input=frames.tobytes(), capture_output=True, check=True)
+
+
+def constant_rate_frame_count(path: Path, frame_bytes: int) -> int:
+    """How many frames ffmpeg's default (constant-rate) raw RGB output of a video holds."""
+    command = [ffmpeg_executable(), "-nostdin", "-i", "file:" + str(path), "-f", "rawvideo",
+               "-pix_fmt", "rgb24", "pipe:"]
+    return len(subprocess.run(command, capture_output=True, check=True).stdout) // frame_bytes
+
+
+def test_a_video_starting_after_zero_keeps_each_frame_once(tmp_path):
+    path = tmp_path / "late.avi"
+    written = ramp_frames(10, 48, 64)  # every frame differs from the one before
+    write_video_starting_late(path, written, fps=25)
+    assert constant_rate_frame_count(path, written[0].nbytes) == 11  # it shows the duplicate
+    decoded = np.stack(list(decode_frames(path, None, None))).astype(int)
+    assert len(decoded) == 10
+    errors = np.abs(decoded[:, None] - written[None].astype(int)).mean(axis=(2, 3, 4))
+    assert (errors.argmin(axis=1) == np.arange(10)).all()  # each frame once, in order
+    jpegs = list(encode_jpeg_frames(path, None, None, 4))
+    assert len(jpegs) == 10
+    assert len(list(decode_frames(path, None, 10.0))) == 4  # still resampled: 0.4 s at 10 fps
 
 
 @pytest.mark.parametrize("name", ["plain.avi", "with space.avi", "quote's \"q\".avi",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stages.clips.augment import FLOW_AUGMENT_MODES
 from stages.clips.store import FLOW_CHANNELS
 from stages.clips.windows import ANCHOR_MODES
 from stages.clustering.neighbours import NEIGHBOUR_SEARCHES
@@ -47,6 +48,10 @@ class PretrainConfig:
                             minimum=0.0, maximum=1.0)
     flow_channel: str = setting("u", "flow view: u (official), v or magnitude, replicated to "
                                 "3 channels", choices=FLOW_CHANNELS)
+    flow_augment: str = setting(
+        "consistent", "flow view augmentation: consistent (crop and flip only; a flip negates "
+        "u) or official (also colour jitter, grayscale and blur, and u not negated on a flip, "
+        "as the official code)", choices=FLOW_AUGMENT_MODES)
     margin: float = setting(0.2, "triplet margin m1 (cosine distance)", minimum=0.0)
     temporal_loss: bool = setting(True, "add the temporal discrimination loss")
     temporal_margin: float = setting(0.04, "temporal loss margin m2", minimum=0.0)

@@ -1,8 +1,11 @@
 """Spatial augmentation drawn once per clip and applied to all its frames in one tensor op.
 
 Order as the official SLIC code: random resized crop, horizontal flip, colour jitter (random
-order), grayscale, Gaussian blur, then ImageNet normalisation. Flow clips (one channel,
-replicated to three) go through the same drawn parameters, as the official code does.
+order), grayscale, Gaussian blur, then ImageNet normalisation. A flow view (one stored flow
+channel, replicated to three) takes the same crop and flip as an RGB clip; by default
+(`consistent`) it stays a valid flow field: a flip negates u and the colour operations, which
+would shift the zero of motion, leave it alone. `official` treats it as a gray image, as the
+official code does.
 
 The frames of a clip are processed together, in uint8: OpenCV resizes and blurs them stacked
 as channels of one image and applies the colour operations to them stacked as one tall image.
@@ -11,7 +14,7 @@ as channels of one image and applies the colour operations to them stacked as on
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -20,6 +23,7 @@ import torch
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1, 1)
 BLUR_KERNEL, BLUR_SIGMA = 15, 2.0
+FLOW_AUGMENT_MODES = ("consistent", "official")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,12 @@ class AugmentSettings:
     jitter_probability: float = 0.8
     grayscale_probability: float = 0.2
     blur_probability: float = 0.2
+    flow_augment: str = "consistent"  # how a flow view is augmented: FLOW_AUGMENT_MODES
+
+    def __post_init__(self) -> None:
+        if self.flow_augment not in FLOW_AUGMENT_MODES:
+            raise ValueError(f"flow_augment is {self.flow_augment!r}; use one of "
+                             f"{', '.join(FLOW_AUGMENT_MODES)}")
 
 
 @dataclass(frozen=True)
@@ -131,14 +141,32 @@ def _as_rgb(frames: np.ndarray) -> np.ndarray:
     return np.repeat(frames[..., None], 3, axis=-1) if frames.ndim == 3 else frames
 
 
-def augment_clip(frames: np.ndarray, augmentation: ClipAugmentation, size: int) -> torch.Tensor:
+def negate_flow(stored: np.ndarray) -> np.ndarray:
+    """Stored flow of the opposite sign. uint8 -> uint8, same shape.
+
+    `quantise_flow` maps 0 to 127.5, so 255 - q is exactly the negation of what q stands for
+    (`dequantise_flow(255 - q) == -dequantise_flow(q)`), and 0..255 maps onto itself.
+    """
+    return 255 - stored
+
+
+def augment_clip(frames: np.ndarray, augmentation: ClipAugmentation, size: int, *,
+                 flow: str | None = None, flow_augment: str = "consistent") -> torch.Tensor:
     """Apply one augmentation draw to a clip. (T, H, W[, 3]) uint8 -> (3, T, S, S) float32.
 
-    Gray input (a flow view) is replicated to three channels first, so it takes the same
-    operations as RGB.
+    Gray input is replicated to three channels first. `flow` names the stored channel (u, v or
+    magnitude) when the input is a flow view: with `flow_augment="consistent"` it takes only
+    the crop and the flip, and a flip negates u (mirrored motion runs the other way; v and the
+    magnitude keep their values). With `"official"`, or `flow=None`, gray input takes every
+    operation, as RGB does.
     """
     top, left, h, w = augmentation.box
-    clip = _as_rgb(resize_clip(frames[:, top:top + h, left:left + w], size, size))
+    clip = resize_clip(frames[:, top:top + h, left:left + w], size, size)
+    if flow is not None and flow_augment == "consistent":
+        augmentation = replace(augmentation, jitter=(), grayscale=False, blur=False)
+        if augmentation.flip and flow == "u":
+            clip = negate_flow(clip)
+    clip = _as_rgb(clip)
     count = clip.shape[0]
     tall = clip.reshape(count * size, size, 3)
     if augmentation.flip:

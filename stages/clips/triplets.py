@@ -82,7 +82,9 @@ class TripletClips(Dataset):
             pixels = self.store.flow(video, frames, self.settings.flow_channel)
         else:
             pixels = rgb if rgb is not None else self.store.rgb(video, frames)
-        return augment_clip(pixels, augmentation, self.settings.augment.crop_size)
+        return augment_clip(pixels, augmentation, self.settings.augment.crop_size,
+                            flow=self.settings.flow_channel if use_flow else None,
+                            flow_augment=self.settings.augment.flow_augment)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int | bool]:
         settings, rng = self.settings, item_generator(self.seed, self.epoch, index)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from stages.clips.augment import (
@@ -9,7 +10,9 @@ from stages.clips.augment import (
     augment_clip,
     centre_crop_clip,
     draw_augmentation,
+    negate_flow,
 )
+from stages.flow_methods import dequantise_flow
 
 
 def _unnormalise(clip: torch.Tensor) -> torch.Tensor:
@@ -47,6 +50,59 @@ def test_flip_mirrors_and_flow_is_replicated_gray():
     pixels = _unnormalise(a)
     assert torch.allclose(pixels[0], pixels[1], atol=1e-6)
     assert torch.allclose(pixels[0], torch.from_numpy(frames).float() / 255, atol=1e-5)
+
+
+def _stored(clip: torch.Tensor) -> np.ndarray:
+    """(3, T, S, S) normalised gray clip -> (T, S, S) uint8 values, from its first channel."""
+    return (_unnormalise(clip)[0] * 255).round().to(torch.uint8).numpy()
+
+
+def _flow_planes() -> np.ndarray:
+    """(2, 8, 8) stored flow: u = 160 (rightward motion) on the left half, 128 elsewhere."""
+    planes = np.full((2, 8, 8), 128, dtype=np.uint8)
+    planes[:, :, :4] = 160
+    return planes
+
+
+def test_negated_flow_is_the_exact_opposite_motion():
+    stored = np.arange(256, dtype=np.uint8)
+    assert np.allclose(dequantise_flow(negate_flow(stored), 20.0),
+                       -dequantise_flow(stored, 20.0), atol=1e-5)
+    assert negate_flow(np.uint8(160)) == 95
+
+
+def test_flip_mirrors_and_negates_u_only():
+    planes = _flow_planes()
+    flipped = ClipAugmentation((0, 0, 8, 8), True, (), False, False)
+    u = _stored(augment_clip(planes, flipped, 8, flow="u"))
+    assert (u[:, :, 4:] == 95).all() and (u[:, :, :4] == 127).all()
+    for channel in ("v", "magnitude"):
+        values = _stored(augment_clip(planes, flipped, 8, flow=channel))
+        assert np.array_equal(values, planes[:, :, ::-1]), channel
+
+
+def test_colour_operations_leave_consistent_flow_alone():
+    planes = _flow_planes()
+    plain = ClipAugmentation((0, 0, 8, 8), False, (), False, False)
+    coloured = ClipAugmentation((0, 0, 8, 8), False, ((0, 1.5), (1, 0.5), (3, 0.3)), True, True)
+    out = augment_clip(planes, coloured, 8, flow="u")
+    assert torch.equal(out, augment_clip(planes, plain, 8, flow="u"))
+    assert np.array_equal(_stored(out), planes)
+
+
+def test_official_flow_is_augmented_as_a_gray_image():
+    planes = _flow_planes()
+    flipped = ClipAugmentation((0, 0, 8, 8), True, (), False, False)
+    u = _stored(augment_clip(planes, flipped, 8, flow="u", flow_augment="official"))
+    assert np.array_equal(u, planes[:, :, ::-1])  # mirrored, u not negated
+    brighter = ClipAugmentation((0, 0, 8, 8), False, ((0, 1.5),), False, False)
+    u = _stored(augment_clip(planes, brighter, 8, flow="u", flow_augment="official"))
+    assert (u[:, :, 4:] == 192).all()  # zero motion no longer reads zero
+
+
+def test_unknown_flow_augment_mode_is_refused():
+    with pytest.raises(ValueError, match="flow_augment"):
+        AugmentSettings(flow_augment="mirror")
 
 
 def test_centre_crop_resizes_the_short_side():

@@ -67,6 +67,18 @@ def test_p_beta_decides_the_flow_view(store):
     assert torch.allclose(pixels[0], pixels[2], atol=1e-5)
 
 
+def test_flow_augment_changes_only_the_flow_views(store):
+    consistent = _dataset(store, p_beta=0.0)
+    official = _dataset(store, p_beta=0.0,
+                        augment=AugmentSettings(crop_size=32, flow_augment="official"))
+    differs = False
+    for index in range(6):
+        a, b = consistent[index], official[index]
+        assert torch.equal(a["anchor"], b["anchor"])
+        differs |= not torch.equal(a["positive"], b["positive"])
+    assert differs
+
+
 def test_store_reads_flow_channels(store):
     frames = np.arange(4)
     u, v = store.flow(0, frames, "u"), store.flow(0, frames, "v")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from stages.clips.augment import FLOW_AUGMENT_MODES
 from stages.clips.store import FLOW_CHANNELS
+from stages.clips.triplets import FLOW_REPLACEMENTS
 from stages.clips.windows import ANCHOR_MODES
 from stages.clustering.neighbours import NEIGHBOUR_SEARCHES
 from stages.models import ARCHITECTURES
@@ -42,8 +43,9 @@ class PretrainConfig:
     hue: float = setting(0.5, "colour jitter hue strength", minimum=0.0, maximum=0.5)
     p_alpha: float = setting(0.2, "probability that the positive comes from the anchor's own "
                              "video (else a cluster-mate)", minimum=0.0, maximum=1.0)
-    multiview: bool = setting(True, "replace positives and augmented anchors by optical flow "
-                              "with probability 1 - p_beta (needs flow.h5)")
+    multiview: bool = setting(True, "replace positives (and augmented anchors, see "
+                              "flow_replaces) by optical flow with probability 1 - p_beta "
+                              "(needs flow.h5)")
     p_beta: float = setting(0.75, "probability that a positive / augmented anchor stays RGB",
                             minimum=0.0, maximum=1.0)
     flow_channel: str = setting("u", "flow view: u (official), v or magnitude, replicated to "
@@ -52,6 +54,10 @@ class PretrainConfig:
         "consistent", "flow view augmentation: consistent (crop and flip only; a flip negates "
         "u) or official (also colour jitter, grayscale and blur, and u not negated on a flip, "
         "as the official code)", choices=FLOW_AUGMENT_MODES)
+    flow_replaces: str = setting(
+        "positive", "clips that may become the flow view: positive (the poster: only x+) or "
+        "positive_and_augmented (the official code: aug(x) too, drawn independently)",
+        choices=FLOW_REPLACEMENTS)
     margin: float = setting(0.2, "triplet margin m1 (cosine distance)", minimum=0.0)
     temporal_loss: bool = setting(True, "add the temporal discrimination loss")
     temporal_margin: float = setting(0.04, "temporal loss margin m2", minimum=0.0)

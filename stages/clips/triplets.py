@@ -16,6 +16,10 @@ from stages.clips.augment import AugmentSettings, augment_clip, draw_augmentatio
 from stages.clips.store import ClipStore
 from stages.clips.windows import anchor_and_positive_starts, random_start, window
 
+# Which clips of an item may become the flow view: the positive only (the poster), or the
+# positive and, independently, aug(x) (the official code).
+FLOW_REPLACEMENTS = ("positive", "positive_and_augmented")
+
 
 @dataclass(frozen=True)
 class TripletSettings:
@@ -29,6 +33,12 @@ class TripletSettings:
     multiview: bool = True
     flow_channel: str = "u"
     augment: AugmentSettings = AugmentSettings()
+    flow_replaces: str = "positive"  # one of FLOW_REPLACEMENTS
+
+    def __post_init__(self) -> None:
+        if self.flow_replaces not in FLOW_REPLACEMENTS:
+            raise ValueError(f"flow_replaces is {self.flow_replaces!r}; use one of "
+                             f"{', '.join(FLOW_REPLACEMENTS)}")
 
 
 def item_generator(seed: int, epoch: int, video: int) -> np.random.Generator:
@@ -102,8 +112,11 @@ class TripletClips(Dataset):
             positive_frames = window(random_start(mate_count, length, stride, rng), length,
                                      stride, mate_count)
         anchor_frames = window(anchor_start, length, stride, count)
+        # aug(x)'s draw is made whatever flow_replaces says, so that the positive's draw and
+        # every later choice of the item do not depend on it.
         can_flow = settings.multiview and self.store.has_flow(video)
-        augmented_flow = can_flow and bool(rng.random() >= settings.p_beta)
+        augmented_flow = (can_flow and bool(rng.random() >= settings.p_beta)
+                          and settings.flow_replaces == "positive_and_augmented")
         positive_flow = (settings.multiview and self.store.has_flow(positive_video)
                          and bool(rng.random() >= settings.p_beta))
         anchor_rgb = self.store.rgb(video, anchor_frames)

@@ -54,7 +54,8 @@ def test_cluster_positives_come_from_cluster_mates(store):
 
 
 def test_p_beta_decides_the_flow_view(store):
-    always_flow, never_flow = _dataset(store, p_beta=0.0), _dataset(store, p_beta=1.0)
+    always_flow = _dataset(store, p_beta=0.0, flow_replaces="positive_and_augmented")
+    never_flow = _dataset(store, p_beta=1.0, flow_replaces="positive_and_augmented")
     for index in range(6):
         flows = always_flow[index]
         assert flows["positive_flow"] and flows["augmented_flow"]
@@ -65,6 +66,26 @@ def test_p_beta_decides_the_flow_view(store):
     std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1, 1)
     pixels = always_flow[0]["augmented"] * std + mean
     assert torch.allclose(pixels[0], pixels[2], atol=1e-5)
+
+
+def test_flow_replaces_only_the_positive_by_default(store):
+    poster, rgb = _dataset(store, p_beta=0.0), _dataset(store, p_beta=1.0)
+    official = _dataset(store, p_beta=0.0, flow_replaces="positive_and_augmented")
+    for index in range(6):
+        item, both = poster[index], official[index]
+        assert item["positive_flow"] and not item["augmented_flow"]
+        assert both["positive_flow"] and both["augmented_flow"]
+        assert torch.equal(item["positive"], both["positive"])
+        assert torch.equal(item["augmented"], rgb[index]["augmented"])  # aug(x) stays RGB
+    half = _dataset(store, p_beta=0.5, flow_replaces="positive_and_augmented")
+    draws = [(half[i]["positive_flow"], half[i]["augmented_flow"]) for i in range(len(half))]
+    assert {p for p, _ in draws} == {True, False} and {a for _, a in draws} == {True, False}
+    assert any(p != a for p, a in draws)  # independent draws
+
+
+def test_unknown_flow_replacement_is_refused():
+    with pytest.raises(ValueError, match="flow_replaces"):
+        TripletSettings(flow_replaces="augmented")
 
 
 def test_flow_augment_changes_only_the_flow_views(store):

@@ -34,8 +34,11 @@ class PretrainConfig:
     crop_size: int = setting(128, "clip side in pixels after cropping (S)", minimum=16)
     anchor: str = setting("random", "anchor window start: random, or start (frame 0, the "
                           "official code)", choices=ANCHOR_MODES)
-    short_videos: str = setting("loop", "videos shorter than two windows: loop-pad them or "
-                                "skip them (reported either way)", choices=("loop", "skip"))
+    short_videos: str = setting(
+        "skip", "training videos shorter than two windows: skip them (the official code; their "
+        "same-video positive could not avoid the anchor's frames) or loop-pad them (kept, but "
+        "that positive overlaps the anchor); the count is reported either way",
+        choices=("skip", "loop"))
     min_crop_area: float = setting(0.25, "random resized crop: smallest area share",
                                    minimum=0.01, maximum=1.0)
     jitter: float = setting(0.5, "colour jitter strength (brightness, contrast, saturation)",

@@ -3,6 +3,8 @@ evaluation windows (centre, evenly spaced). All return (T,) int64 frame indices.
 
 A window of T frames at stride s spans (T - 1) * s + 1 frames. Videos too short for a window
 are loop-padded: indices wrap around the video, so no sampler ever fails on a short video.
+Pretraining skips videos shorter than two windows by default (`pretrain.short_videos`), since
+there a loop-padded same-video positive shares frames with its anchor.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def anchor_and_positive_starts(num_frames: int, length: int, stride: int, anchor
 
     `anchor="start"` puts the anchor at frame 0 (the official code); `"random"` draws it
     uniformly. The positive is drawn uniformly among starts whose window is disjoint from the
-    anchor's. A video shorter than two spans is treated as loop-padded to two spans.
+    anchor's. A video shorter than two spans is treated as loop-padded to two spans: the windows
+    are disjoint on the padded timeline, but their wrapped frame indices overlap.
     """
     span = window_span(length, stride)
     usable = max(num_frames, 2 * span)

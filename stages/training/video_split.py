@@ -20,6 +20,7 @@ class TrainingVideos:
 
     `train` (N,) trains the model and forms the kNN gallery; `test` are kNN queries (never used
     to choose a checkpoint); `val`, carved from train when asked, chooses best.pt.
+    `skipped_short` counts the training videos left out for being shorter than two windows.
     """
 
     train: np.ndarray
@@ -63,24 +64,32 @@ def select_training_videos(store: ClipStore, split: int, settings: Any,
     table = store.table
     train, test = split_rows(store, split)
     counts = table.columns["num_images"].astype(np.int64)
-    short = counts[train] < 2 * window_span(settings.clip_length, settings.stride)
+    # A video shorter than two windows is loop-padded, so its same-video positive would share
+    # frames with the anchor: skipping it (the official code drops it) keeps positives apart.
+    needed = 2 * window_span(settings.clip_length, settings.stride)
+    short = counts[train] < needed
     skipped = 0
     if short.any():
         if settings.short_videos == "skip":
             skipped = int(short.sum())
             train = train[~short]
-            progress.message(f"skipped {skipped} training videos shorter than two clips")
+            progress.message(f"skipped {skipped} of {len(short)} training videos shorter than "
+                             f"two windows ({needed} frames); pretrain.short_videos: loop keeps "
+                             "them, loop-padded")
         else:
-            progress.message(f"{int(short.sum())} training videos are shorter than two clips; "
-                             "they are loop-padded (pretrain.short_videos)")
+            progress.message(f"{int(short.sum())} training videos are shorter than two windows "
+                             f"({needed} frames); they are loop-padded, so their same-video "
+                             "positives overlap the anchor (pretrain.short_videos)")
     val = np.zeros(0, dtype=np.int64)
     if settings.best_by == "val":
         order = np.random.Generator(np.random.PCG64([settings.seed, 1])).permutation(len(train))
         count = max(1, int(round(settings.val_fraction * len(train))))
         val, train = np.sort(train[order[:count]]), np.sort(train[order[count:]])
     if len(train) < 2:
+        hint = (f" ({skipped} shorter than two windows were skipped: lower pretrain.clip_length "
+                "or pretrain.stride, or set pretrain.short_videos: loop)" if skipped else "")
         raise ConfigError(f"split {split} of {store.frames_path} has {len(train)} usable "
-                          "training videos; pretraining needs at least 2")
+                          f"training videos{hint}; pretraining needs at least 2")
     labels = table.columns["label"].astype(np.int64)
     return TrainingVideos(train, test, val, labels, table.columns["video_id"],
                           list(table.class_names), skipped)

@@ -105,9 +105,15 @@ def build_r2plus1d_18() -> nn.Module:
     return TorchvisionVideoBackbone(features, 512)
 
 
-def build_s3d() -> nn.Module:
-    """torchvision's S3D, random init, pooled adaptively so any clip size works; 1024-d."""
-    return TorchvisionVideoBackbone(s3d(weights=None).features, 1024)
+def build_s3d(*, norm_layer: Callable[..., nn.Module] = nn.BatchNorm3d) -> nn.Module:
+    """torchvision's S3D, random init, pooled adaptively so any clip size works; 1024-d.
+
+    Its BatchNorm is PyTorch's default (momentum 0.1, eps 1e-5), as in the official SLIC S3D.
+    torchvision's own (momentum 0.001, eps 1e-3, from the TensorFlow model) is
+    `norm_layer=partial(nn.BatchNorm3d, eps=1e-3, momentum=1e-3)`; trained from scratch, its
+    running statistics lag far behind the weights, so eval-mode features are off.
+    """
+    return TorchvisionVideoBackbone(s3d(weights=None, norm_layer=norm_layer).features, 1024)
 
 
 BACKBONES: dict[str, Callable[[], nn.Module]] = {

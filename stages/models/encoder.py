@@ -12,12 +12,18 @@ from stages.models.backbones import BACKBONES
 
 
 class ProjectionHead(nn.Module):
-    """fc in -> hidden, BatchNorm1d, ReLU, fc hidden -> out (SLIC's 512 -> 2048 -> 128)."""
+    """fc in -> hidden, [BatchNorm1d], ReLU, fc hidden -> out.
 
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int) -> None:
+    With BatchNorm it is SLIC's R3D head (512 -> 2048 -> 128); without, the official SLIC S3D
+    head (1024 -> 1024 -> 128), whose 1x1x1 convs on the pooled feature are these fc layers.
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, *,
+                 batch_norm: bool = True) -> None:
         super().__init__()
+        norm = [nn.BatchNorm1d(hidden_dim)] if batch_norm else []
         self.layers = nn.Sequential(
-            nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True),
+            nn.Linear(in_dim, hidden_dim), *norm, nn.ReLU(inplace=True),
             nn.Linear(hidden_dim, out_dim))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -26,7 +32,12 @@ class ProjectionHead(nn.Module):
 
 
 class Encoder(nn.Module):
-    """backbone + projection head. `forward` returns the projection (B, out_dim)."""
+    """backbone + projection head. `forward` returns the projection (B, out_dim).
+
+    The head follows the arch: for `s3d` it is the official SLIC S3D head, as wide as the
+    backbone (1024 -> 1024 -> out_dim, no BatchNorm), and `hidden_dim` does not apply; for the
+    other archs it is feature_dim -> hidden_dim, BatchNorm1d, ReLU -> out_dim.
+    """
 
     def __init__(self, arch: str, hidden_dim: int = 2048, out_dim: int = 128) -> None:
         super().__init__()
@@ -34,7 +45,11 @@ class Encoder(nn.Module):
             raise ConfigError(f"unknown backbone {arch!r}; choose one of {', '.join(BACKBONES)}")
         self.arch = arch
         self.backbone = BACKBONES[arch]()
-        self.head = ProjectionHead(self.backbone.feature_dim, hidden_dim, out_dim)
+        feature_dim = self.backbone.feature_dim
+        if arch == "s3d":
+            self.head = ProjectionHead(feature_dim, feature_dim, out_dim, batch_norm=False)
+        else:
+            self.head = ProjectionHead(feature_dim, hidden_dim, out_dim)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) -> (B, out_dim) projection."""

@@ -1,10 +1,12 @@
+from functools import partial
+
 import pytest
 import torch
 from torch import nn
 
 from stages.errors import ConfigError
 from stages.models import ARCHITECTURES
-from stages.models.backbones import BACKBONES, build_r3d_18
+from stages.models.backbones import BACKBONES, build_r3d_18, build_s3d
 from stages.models.encoder import Encoder, load_encoder_weights
 
 
@@ -81,3 +83,41 @@ def test_r3d_tiny_sees_motion_not_static_content():
         assert not torch.allclose(base, encoder.embed(clips + moving, "backbone"), atol=1e-3)
         with pytest.raises(ConfigError, match="at least 2 frames"):
             encoder(clips[:, :, :1])
+
+
+def test_s3d_batch_norm_is_pytorch_default_as_in_official_slic():
+    norms = [m for m in build_s3d().modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert len(norms) > 50
+    assert all(m.momentum == 0.1 and m.eps == 1e-5 for m in norms)
+    torchvision_own = partial(nn.BatchNorm3d, eps=1e-3, momentum=1e-3)
+    kept = [m for m in build_s3d(norm_layer=torchvision_own).modules()
+            if isinstance(m, nn.BatchNorm3d)]
+    assert len(kept) == len(norms) and all(m.momentum == 1e-3 for m in kept)
+
+
+def test_s3d_head_is_the_official_1024_1024_relu_out_without_batch_norm():
+    torch.manual_seed(0)
+    encoder = Encoder("s3d", hidden_dim=2048, out_dim=128)  # hidden_dim does not apply to s3d
+    head = encoder.head.layers
+    assert [type(m) for m in head] == [nn.Linear, nn.ReLU, nn.Linear]
+    assert (head[0].in_features, head[0].out_features) == (1024, 1024)
+    assert (head[2].in_features, head[2].out_features) == (1024, 128)
+    clips = torch.randn(2, 3, 8, 64, 64)
+    with torch.no_grad():
+        pooled = encoder.eval().embed(clips, "backbone")
+        projection = encoder.head(pooled)
+    assert pooled.shape == (2, 1024) and projection.shape == (2, 128)
+    assert torch.isfinite(projection).all()
+
+
+def test_s3d_checkpoint_loads_head_and_backbone(tmp_path):
+    torch.manual_seed(1)
+    source = Encoder("s3d", out_dim=16)
+    path = tmp_path / "s3d.pt"
+    torch.save({"model": source.state_dict()}, path)
+    torch.manual_seed(2)
+    target = Encoder("s3d", out_dim=16)
+    load_encoder_weights(target, path)
+    loaded = target.state_dict()
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(tensor, loaded[name]), name

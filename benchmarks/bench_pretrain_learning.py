@@ -32,8 +32,10 @@ from stages.clustering.partitions import cluster_features  # noqa: E402
 from stages.evaluation.retrieval import retrieval_recall  # noqa: E402
 from stages.models.encoder import Encoder  # noqa: E402
 from stages.progress import SilentProgress  # noqa: E402
-from stages.training.distributed import Distribution  # noqa: E402
+from stages.training.compute import Compute  # noqa: E402
 from stages.training.embedding import embed_clips  # noqa: E402
+
+CPU = Compute(torch.device("cpu"), "off", torch.contiguous_format)
 
 # The CPU budget of the demo: r3d_tiny on 8-frame clips (every 3rd frame), 64 x 64 crops,
 # instance-only training for 10 epochs before the first FINCH round.
@@ -83,8 +85,7 @@ def random_init(workspace: Path, seed: int) -> dict:
         clips = EvaluationClips(store, videos, BASE["clip_length"], BASE["stride"],
                                 BASE["crop_size"])
         return embed_clips(encoder, clips, feature="projection", batch_size=32, workers=2,
-                           device=torch.device("cpu"), distribution=Distribution(),
-                           progress=SilentProgress(), autocast={"enabled": False})
+                           compute=CPU, progress=SilentProgress())
 
     gallery, queries = embed(train), embed(test)
     recall = retrieval_recall(queries, labels[test], gallery, labels[train], (1, 5))

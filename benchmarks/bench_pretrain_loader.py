@@ -46,10 +46,11 @@ from stages.clips.augment import AugmentSettings, augment_clip, draw_augmentatio
 from stages.clips.store import ClipStore  # noqa: E402
 from stages.clips.triplets import EpochSampler, TripletClips, TripletSettings  # noqa: E402
 from stages.models.encoder import Encoder  # noqa: E402
+from stages.training.compute import Compute  # noqa: E402
 from stages.training.embedding import configure_worker  # noqa: E402
 from stages.training.slic_step import LossSettings, slic_step, step_generator  # noqa: E402
 
-NO_AUTOCAST = {"enabled": False}
+CPU = Compute(torch.device("cpu"), "off", torch.contiguous_format)
 
 
 def prepare(input_dir: Path, work: Path) -> tuple[Path, Path]:
@@ -81,8 +82,7 @@ def timed_steps(encoder, optimizer, batches, steps: int, step_function) -> float
 
 def slic_training_step(encoder, optimizer, batch) -> None:
     labels = np.zeros(int(batch["index"].max()) + 1000, dtype=np.int64)
-    outcome = slic_step(encoder, batch, labels, LossSettings(), step_generator(0, 0, 0, 0),
-                        torch.device("cpu"), NO_AUTOCAST, torch.contiguous_format)
+    outcome = slic_step(encoder, batch, labels, LossSettings(), step_generator(0, 0, 0, 0), CPU)
     optimizer.zero_grad()
     outcome.loss.backward()
     optimizer.step()

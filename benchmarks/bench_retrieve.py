@@ -38,8 +38,10 @@ from stages.clips.store import ClipStore  # noqa: E402
 from stages.evaluation.retrieval import retrieval_recall  # noqa: E402
 from stages.models.encoder import Encoder  # noqa: E402
 from stages.progress import SilentProgress  # noqa: E402
-from stages.training.distributed import Distribution  # noqa: E402
+from stages.training.compute import Compute  # noqa: E402
 from stages.training.embedding import embed_clips  # noqa: E402
+
+CPU = Compute(torch.device("cpu"), "off", torch.contiguous_format)
 
 KS = (1, 5, 10, 20, 50)
 
@@ -111,8 +113,7 @@ def embedding_throughput(frames: Path, runs: int, workers: int, arch: str) -> No
     def embed() -> float:
         started = time.perf_counter()
         embed_clips(encoder, clips, feature="projection", batch_size=16, workers=workers,
-                    device=torch.device("cpu"), distribution=Distribution(),
-                    progress=SilentProgress(), autocast={"enabled": False})
+                    compute=CPU, progress=SilentProgress())
         return len(clips) / (time.perf_counter() - started)
 
     rule = embedding.inference_workers

@@ -25,10 +25,12 @@ from slic_cli.inspect_view import (
     per_class_table,
 )
 from slic_cli.options import (
+    AmpOption,
     CheckpointOption,
     ConfigOption,
     CrossOption,
     DatasetOption,
+    DeviceOption,
     ForceOption,
     JsonOption,
     NameOption,
@@ -208,8 +210,7 @@ def pretrain_command(
     pseudo_labels: Annotated[Optional[str], typer.Option(
         help="finch, kmeans, none or labels [pretrain.pseudo_labels].")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed [pretrain.seed].")] = None,
-    device: Annotated[Optional[str], typer.Option(
-        help="auto, cpu or cuda [pretrain.device].")] = None,
+    device: DeviceOption = None, amp: AmpOption = None,
     workers: WorkersOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its "
                                          "checkpoint.")] = False,
@@ -227,13 +228,13 @@ def pretrain_command(
             "pretrain.run_name": run_name, "pretrain.arch": arch, "pretrain.epochs": epochs,
             "pretrain.batch_size": batch_size, "pretrain.lr": lr,
             "pretrain.pseudo_labels": pseudo_labels, "pretrain.seed": seed,
-            "pretrain.device": device, "pretrain.workers": workers}, set_)
+            "compute.device": device, "compute.amp": amp, "pretrain.workers": workers}, set_)
         quiet = quiet or int(os.environ.get("RANK", "0")) > 0
         progress = RichProgress(quiet)
         with progress:
             result = pretrain.run(resolved.pretrain, resolved.data, resolved.workspace,
                                   RunContext(command_line(), resolved.as_dict(), progress,
-                                             force), frames, flow, resume)
+                                             force), frames, flow, resume, resolved.compute)
         if int(os.environ.get("RANK", "0")) == 0:
             emit(result.summary(), json_, quiet,
                  [key_value_table("pretrain", result.summary())])
@@ -258,6 +259,7 @@ def retrieve_command(
         help="retrieval.h5 to write [beside the features].")] = None,
     gallery: Annotated[Optional[Path], typer.Option(
         help="Write an HTML page of queries and their nearest videos here.")] = None,
+    device: DeviceOption = None, amp: AmpOption = None,
     workers: WorkersOption = None, force: ForceOption = False,
     config: ConfigOption = None, set_: SetOption = None,
     quiet: QuietOption = False, json_: JsonOption = False,
@@ -269,13 +271,16 @@ def retrieve_command(
         resolved = load_config(config, {
             **_shared(dataset, None, name, split, workspace), "retrieve.ks": k,
             "retrieve.clips": clips, "retrieve.feature": feature,
-            "retrieve.workers": workers}, set_)
+            "retrieve.workers": workers, "compute.device": device, "compute.amp": amp}, set_)
+        quiet = quiet or int(os.environ.get("RANK", "0")) > 0
         progress = RichProgress(quiet)
         with progress:
             result = retrieve.run(resolved.retrieve, resolved.data, resolved.workspace,
                                   RunContext(command_line(), resolved.as_dict(), progress,
                                              force), run, checkpoint, features, cross, out,
-                                  gallery)
+                                  gallery, resolved.compute)
+        if int(os.environ.get("RANK", "0")) > 0:
+            return
         summary = result.summary()
         emit(summary, json_, quiet, [
             key_value_table("retrieve", {key: value for key, value in summary.items()
@@ -290,11 +295,19 @@ def linear_probe_command(
     run: RunOption = None, checkpoint: CheckpointOption = None,
     random_init: RandomInitOption = False,
     cross: CrossOption = None,
+    protocol: Annotated[Optional[str], typer.Option(
+        help="windows (the paper's code) or cached (fast) [linear_probe.protocol].")] = None,
     epochs: Annotated[Optional[int], typer.Option(
         help="Classifier epochs [linear_probe.epochs].")] = None,
-    clips: Annotated[Optional[int], typer.Option(
-        help="Test clips per video [linear_probe.clips].")] = None,
-    workers: WorkersOption = None, force: ForceOption = False,
+    windows: Annotated[Optional[int], typer.Option(
+        help="Test windows per video [linear_probe.windows].")] = None,
+    crops: Annotated[Optional[int], typer.Option(
+        help="Test crops per window: 1, 3 or 10 [linear_probe.crops].")] = None,
+    device: DeviceOption = None, amp: AmpOption = None,
+    workers: WorkersOption = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint "
+                                         "(windows protocol).")] = False,
+    force: ForceOption = False,
     config: ConfigOption = None, set_: SetOption = None,
     quiet: QuietOption = False, json_: JsonOption = False,
 ) -> None:
@@ -304,15 +317,21 @@ def linear_probe_command(
     with user_errors():
         resolved = load_config(config, {
             **_shared(dataset, None, name, split, workspace),
-            "linear_probe.epochs": epochs, "linear_probe.clips": clips,
-            "linear_probe.workers": workers}, set_)
+            "linear_probe.protocol": protocol, "linear_probe.epochs": epochs,
+            "linear_probe.windows": windows, "linear_probe.crops": crops,
+            "linear_probe.workers": workers, "compute.device": device, "compute.amp": amp},
+            set_)
+        quiet = quiet or int(os.environ.get("RANK", "0")) > 0
         progress = RichProgress(quiet)
         with progress:
             result = linear_probe.run(resolved.linear_probe, resolved.pretrain, resolved.data,
                                       resolved.workspace,
                                       RunContext(command_line(), resolved.as_dict(), progress,
                                                  force), run, checkpoint, random_init,
-                                      cross=cross)
+                                      cross=cross, resume=resume,
+                                      compute_settings=resolved.compute)
+        if int(os.environ.get("RANK", "0")) > 0:
+            return
         summary = result.summary()
         emit(summary, json_, quiet, [
             key_value_table("linear-probe", {key: value for key, value in summary.items()
@@ -334,6 +353,7 @@ def finetune_command(
         help="Test crops per window: 1, 3 or 10 [finetune.crops].")] = None,
     windows: Annotated[Optional[int], typer.Option(
         help="Test windows per video [finetune.windows].")] = None,
+    device: DeviceOption = None, amp: AmpOption = None,
     workers: WorkersOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")
                       ] = False,
@@ -349,7 +369,7 @@ def finetune_command(
             **_shared(dataset, None, name, split, workspace),
             "finetune.epochs": epochs, "finetune.batch_size": batch_size,
             "finetune.crops": crops, "finetune.windows": windows,
-            "finetune.workers": workers}, set_)
+            "finetune.workers": workers, "compute.device": device, "compute.amp": amp}, set_)
         quiet = quiet or int(os.environ.get("RANK", "0")) > 0
         progress = RichProgress(quiet)
         with progress:
@@ -357,7 +377,8 @@ def finetune_command(
                                   resolved.workspace,
                                   RunContext(command_line(), resolved.as_dict(), progress,
                                              force), run, checkpoint, random_init,
-                                  cross=cross, resume=resume)
+                                  cross=cross, resume=resume,
+                                  compute_settings=resolved.compute)
         if int(os.environ.get("RANK", "0")) == 0:
             summary = result.summary()
             emit(summary, json_, quiet, [

@@ -44,6 +44,7 @@ ROW_TABLES = {
     "finetune": (("epoch", "epoch", 5, "d"), ("loss", "loss", 9, ".4f"),
                  ("val top-1", "val_top1", 10, ".3f"), ("lr", "lr", 10, ".2e")),
 }
+ROW_TABLES["linear-probe"] = ROW_TABLES["finetune"]
 
 
 class RichProgress:

@@ -56,3 +56,12 @@ CrossOption = Annotated[
     typer.Option(help="Evaluate on this dataset's frames (e.g. hmdb51) with a model pretrained "
                       "on another."),
 ]
+DeviceOption = Annotated[
+    Optional[str],
+    typer.Option(help="auto, cpu, cuda or cuda:N; CUDA where there is none is an error "
+                      "[compute.device]."),
+]
+AmpOption = Annotated[
+    Optional[str],
+    typer.Option(help="Mixed precision: auto, bf16, fp16 or off [compute.amp]."),
+]

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from stages.cluster import ClusterConfig
+from stages.compute_config import ComputeConfig
 from stages.compute_flow import ComputeFlowConfig
 from stages.errors import ConfigError
 from stages.extract_frames import ExtractFramesConfig
@@ -32,6 +33,7 @@ class SlicConfig:
 
     workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
     make_dataset: MakeDatasetConfig = field(default_factory=MakeDatasetConfig)
     extract_frames: ExtractFramesConfig = field(default_factory=ExtractFramesConfig)
     compute_flow: ComputeFlowConfig = field(default_factory=ComputeFlowConfig)

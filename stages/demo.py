@@ -89,8 +89,9 @@ def _configure(config: SlicConfig, budget: DemoBudget, workspace: Path) -> SlicC
                          cluster_warmup_epochs=budget.cluster_warmup_epochs,
                          run_name="demo-slic", workers=2),
         retrieve=replace(config.retrieve, clips=budget.clips, ks="1,5"),
-        linear_probe=replace(config.linear_probe, epochs=budget.probe_epochs,
-                             train_clips=budget.clips, clips=budget.clips),
+        linear_probe=replace(config.linear_probe, protocol="cached",
+                             epochs=budget.probe_epochs, batch_size=256,
+                             train_clips=budget.clips, windows=budget.clips),
         finetune=replace(config.finetune, epochs=budget.finetune_epochs, batch_size=8,
                          windows=budget.clips),
     )
@@ -113,13 +114,14 @@ def _random_checkpoint(config: SlicConfig) -> Path:
 def _evaluate(config: SlicConfig, checkpoint: Path, context: RunContext) -> dict[str, Any]:
     """R@1, R@5, NMI of FINCH's finest partition, linear-probe and finetune top-1."""
     recall = retrieve_stage.run(config.retrieve, config.data, config.workspace, context,
-                                checkpoint=checkpoint)
+                                checkpoint=checkpoint, compute_settings=config.compute)
     clustered = cluster.run(ClusterConfig(split="train"), recall.features,
                             recall.features.with_name("assignments.h5"), context)
     probe = linear_probe.run(config.linear_probe, config.pretrain, config.data,
-                             config.workspace, context, checkpoint=checkpoint)
+                             config.workspace, context, checkpoint=checkpoint,
+                             compute_settings=config.compute)
     tuned = finetune.run(config.finetune, config.pretrain, config.data, config.workspace,
-                         context, checkpoint=checkpoint)
+                         context, checkpoint=checkpoint, compute_settings=config.compute)
     return {"r1": recall.recall[1], "r5": recall.recall[5],
             "nmi": clustered.quality[0]["nmi"] if clustered.quality else None,
             "linear_probe_top1": probe.top1, "finetune_top1": tuned.top1}
@@ -137,7 +139,7 @@ def run(config: SlicConfig, workspace: Path, quick: bool, context: RunContext | 
     extract_frames.run(config.extract_frames, data, space, context)
     compute_flow.run(config.compute_flow, data, space, context)
     trained = pretrain_stage.run(config.pretrain, data, space,
-                                 replace(context, force=True))
+                                 replace(context, force=True), compute_settings=config.compute)
     context = replace(context, force=True)
     slic = _evaluate(config, trained.run_folder / "best.pt", context)
     baseline = _evaluate(config, _random_checkpoint(config), context)

@@ -7,15 +7,17 @@ from dataclasses import dataclass
 from stages.clips.augment import CROP_COUNTS
 from stages.settings import setting
 
-# Keys a resumed fine-tuning run may change: its length and the test-time views.
-FINETUNE_RESUMABLE = ("epochs", "windows", "crops")
+# Keys a resumed fine-tuning run may change: its length, the test-time views and the learning
+# rates (the usual cure after a divergence).
+FINETUNE_RESUMABLE = ("epochs", "windows", "crops", "lr", "backbone_lr")
 
 
 @dataclass
 class FinetuneConfig:
     """finetune: end-to-end classification from a pretrained backbone (slic finetune)"""
 
-    epochs: int = setting(150, "training epochs (lr x0.1 at 40% and 67% of them)", minimum=1)
+    epochs: int = setting(150, "training epochs (lr x0.1 at epochs 60 and 100 of 150, the "
+                          "paper's code, scaled to other lengths)", minimum=1)
     batch_size: int = setting(32, "clips per step, all ranks together", minimum=2)
     lr: float = setting(1e-3, "Adam learning rate of the classifier head", minimum=0.0)
     backbone_lr: float = setting(1e-4, "Adam learning rate of the backbone", minimum=0.0)

@@ -1,15 +1,18 @@
-"""linear-probe: a linear classifier on frozen backbone features (the paper's linear protocol).
+"""linear-probe: a linear classifier on a frozen backbone (the paper's linear protocol).
 
-The backbone stays in eval mode (BatchNorm statistics frozen) and is run once: the pooled
-features of `train_clips` evenly spaced clips of every training video and `clips` clips of
-every test video are cached in features.h5, and the classifier trains on the cache. A test
-video's prediction is the softmax averaged over its clips.
+`protocol: windows` (default) is the paper's code's (CoCLR's): the classifier trains on random
+augmented windows through the frozen model, kept in eval mode (BatchNorm statistics frozen, no
+dropout), Adam, batch 32, 150 epochs with lr x0.1 at 60 and 100, best epoch on a validation
+share; the test averages the softmax over windows x crops views. It shares the fine-tuning
+trainer (`stages.training.classification`) and so runs on GPUs and under torchrun.
+
+`protocol: cached` is the fast variant: the pooled features of `train_clips` evenly spaced
+clips of every training video and `windows` clips of every test video are computed once and
+cached in features.h5, and the classifier trains on the cache.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +25,9 @@ import torch
 from stages import __version__
 from stages.clips.evaluation import EvaluationClips
 from stages.clips.store import ClipStore
+from stages.compute_config import ComputeConfig
 from stages.evaluation.classification import (
     confusion_matrix,
-    draw_confusion,
     per_class_accuracy,
     top_k_accuracy,
 )
@@ -39,11 +42,13 @@ from stages.io.artifacts import (
     write_features,
     write_provenance,
 )
-from stages.linear_probe_config import LinearProbeConfig
+from stages.linear_probe_config import LINEAR_PROBE_RESUMABLE, LinearProbeConfig
 from stages.pretrain_config import PretrainConfig
 from stages.run_context import RunContext, fingerprint, now
+from stages.settings import output_relevant
 from stages.shared_config import DataConfig, WorkspaceConfig
-from stages.training.distributed import Distribution
+from stages.training.classification import ClassifierRecipe, train_classifier, write_results
+from stages.training.compute import Compute, start_compute, stop_compute
 from stages.training.embedding import embed_clips
 from stages.training.video_split import split_rows
 
@@ -53,6 +58,7 @@ __all__ = ["LinearProbeConfig", "LinearProbeResult", "run"]
 @dataclass
 class LinearProbeResult:
     folder: Path
+    protocol: str
     top1: float
     top5: float
     per_class: list[dict[str, Any]]
@@ -60,54 +66,125 @@ class LinearProbeResult:
     num_test: int
     encoder: str
     features_reused: bool = False
+    best_epoch: int | None = None
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {"stage": "linear-probe", "folder": str(self.folder), "encoder": self.encoder,
-                "top1": round(self.top1, 6), "top5": round(self.top5, 6),
-                "num_train": self.num_train, "num_test": self.num_test,
-                "features_reused": self.features_reused, "per_class": self.per_class,
+        return {"stage": "linear-probe", "folder": str(self.folder), "protocol": self.protocol,
+                "encoder": self.encoder, "top1": round(self.top1, 6),
+                "top5": round(self.top5, 6), "num_train": self.num_train,
+                "num_test": self.num_test, "features_reused": self.features_reused,
+                "best_epoch": self.best_epoch, "per_class": self.per_class,
                 "seconds": round(self.seconds, 3)}
 
 
+def run(settings: LinearProbeConfig, pretrain: PretrainConfig, data: DataConfig,
+        workspace: WorkspaceConfig, context: RunContext | None = None,
+        run_dir: Path | None = None, checkpoint: Path | None = None,
+        random_init: bool = False, cross: str | None = None, resume: bool = False,
+        compute_settings: ComputeConfig | None = None) -> LinearProbeResult:
+    """Probe a checkpoint (or a random-init encoder); results go to `<run>/linear-probe/`
+    (`linear-probe-cached/` for the cached protocol)."""
+    context = context or RunContext()
+    clock = time.perf_counter()
+    compute = start_compute(compute_settings or ComputeConfig())
+    stage = "linear-probe" if settings.protocol == "windows" else "linear-probe-cached"
+    try:
+        frozen = encoder_source(pretrain, data, workspace, run_dir, checkpoint, random_init,
+                                stage, cross)
+        frozen.encoder.to(compute.device, memory_format=compute.memory_format)
+        if settings.protocol == "windows":
+            result = _windows_protocol(settings, frozen, data.split, compute, context, resume)
+        else:
+            result = _cached_protocol(settings, frozen, data.split, compute, context)
+        result.seconds = time.perf_counter() - clock
+        return result
+    finally:
+        stop_compute(compute)
+
+
+def _windows_protocol(settings: LinearProbeConfig, frozen: EncoderSource, split: int,
+                      compute: Compute, context: RunContext, resume: bool
+                      ) -> LinearProbeResult:
+    recipe = ClassifierRecipe(
+        "linear-probe", True, settings.epochs, settings.batch_size, settings.lr, 0.0,
+        settings.weight_decay, 0.0, settings.val_fraction, settings.windows, settings.crops,
+        settings.seed, settings.workers, output_relevant(settings), LINEAR_PROBE_RESUMABLE)
+    outcome = train_classifier(recipe, frozen, split, compute, context, resume)
+    result = LinearProbeResult(frozen.folder, "windows", outcome.top1, outcome.top5,
+                               outcome.per_class, outcome.num_train, outcome.num_test,
+                               frozen.description, best_epoch=outcome.best_epoch)
+    if compute.distribution.is_main:
+        write_results(frozen.folder, result.summary(), outcome.confusion, outcome.class_names,
+                      f"linear probe, top-1 {result.top1:.3f}", context)
+    return result
+
+
+def _cached_protocol(settings: LinearProbeConfig, frozen: EncoderSource, split: int,
+                     compute: Compute, context: RunContext) -> LinearProbeResult:
+    stored, reused = _clip_features(frozen, settings, split, compute, context)
+    train = stored.split == "train"
+    classes = len(stored.class_names)
+    classifier = train_linear_classifier(stored.features[train], stored.labels[train], classes,
+                                         settings)
+    test_features = stored.features[~train].reshape(-1, settings.windows,
+                                                    stored.features.shape[1])
+    test_labels = stored.labels[~train][::settings.windows]
+    with torch.no_grad():
+        logits = classifier(torch.from_numpy(test_features))
+        probabilities = torch.softmax(logits, dim=-1).mean(dim=1).numpy()
+    matrix = confusion_matrix(probabilities.argmax(axis=1), test_labels, classes)
+    result = LinearProbeResult(frozen.folder, "cached",
+                               top_k_accuracy(probabilities, test_labels, 1),
+                               top_k_accuracy(probabilities, test_labels, min(5, classes)),
+                               per_class_accuracy(matrix, stored.class_names),
+                               int(train.sum() // settings.train_clips), len(test_labels),
+                               frozen.description, reused)
+    if compute.distribution.is_main:
+        torch.save({"weight": classifier.weight.detach(), "bias": classifier.bias.detach()},
+                   frozen.folder / "classifier.pt")
+        write_results(frozen.folder, result.summary(), matrix.tolist(), stored.class_names,
+                      f"linear probe (cached), top-1 {result.top1:.3f}", context)
+    return result
+
+
 def _clip_features(frozen: EncoderSource, settings: LinearProbeConfig, split: int,
-                   context: RunContext) -> tuple[StoredFeatures, bool]:
+                   compute: Compute, context: RunContext) -> tuple[StoredFeatures, bool]:
     """Per-clip backbone features of train and test videos, cached in features.h5."""
     path = frozen.folder / "features.h5"
     with h5py.File(frozen.frames, "r") as h5:
         digest = str(h5.attrs.get("content_digest", ""))
     source = {"encoder": frozen.identity, "frames_digest": digest, "split": split,
-              "train_clips": settings.train_clips, "clips": settings.clips, **frozen.clip}
+              "train_clips": settings.train_clips, "clips": settings.windows, **frozen.clip}
     key = fingerprint({"stage": "linear-probe-features", **source})
     if artifact_fingerprint(path) == key and not context.force:
         with h5py.File(path, "r") as h5:
             return read_features(h5), True
     store = ClipStore(frozen.frames)
     train, test = split_rows(store, split)
+    plan = ((train, settings.train_clips), (test, settings.windows))
     parts = []
-    for rows, count in ((train, settings.train_clips), (test, settings.clips)):
+    for rows, count in plan:
         clips = EvaluationClips(store, rows, frozen.clip["clip_length"], frozen.clip["stride"],
                                 frozen.clip["crop_size"], count)
         parts.append(embed_clips(frozen.encoder, clips, feature="backbone", batch_size=32,
-                                 workers=settings.workers, device=torch.device("cpu"),
-                                 distribution=Distribution(), progress=context.progress,
-                                 autocast={"enabled": False}, average=False))
+                                 workers=settings.workers, compute=compute,
+                                 progress=context.progress, average=False))
     columns = store.table.columns
-    ids = np.concatenate([np.repeat(columns["video_id"][rows], count) for rows, count in
-                          ((train, settings.train_clips), (test, settings.clips))])
-    labels = np.concatenate([np.repeat(columns["label"][rows], count) for rows, count in
-                             ((train, settings.train_clips), (test, settings.clips))])
+    ids = np.concatenate([np.repeat(columns["video_id"][rows], count) for rows, count in plan])
+    labels = np.concatenate([np.repeat(columns["label"][rows], count) for rows, count in plan])
     split_names = np.array(["train"] * (len(train) * settings.train_clips)
-                           + ["test"] * (len(test) * settings.clips), dtype=object)
+                           + ["test"] * (len(test) * settings.windows), dtype=object)
     features = np.concatenate([p.reshape(-1, p.shape[-1]) for p in parts])
     stored = StoredFeatures(features, ids, labels.astype(np.int64), split_names,
                             list(store.table.class_names), "backbone", source)
-    started = now()
-    with write_artifact(path, KIND_FEATURES, key) as h5:
-        write_features(h5, stored)
-        write_provenance(h5, Provenance(context.command, context.config, __version__,
-                                        [{"path": str(frozen.frames)}], started, now()))
+    if compute.distribution.is_main:
+        started = now()
+        with write_artifact(path, KIND_FEATURES, key) as h5:
+            write_features(h5, stored)
+            write_provenance(h5, Provenance(context.command, context.config, __version__,
+                                            [{"path": str(frozen.frames)}], started, now()))
     return stored, False
 
 
@@ -131,41 +208,3 @@ def train_linear_classifier(features: np.ndarray, labels: np.ndarray, classes: i
             loss.backward()
             optimiser.step()
     return classifier
-
-
-def run(settings: LinearProbeConfig, pretrain: PretrainConfig, data: DataConfig,
-        workspace: WorkspaceConfig, context: RunContext | None = None,
-        run_dir: Path | None = None, checkpoint: Path | None = None,
-        random_init: bool = False, cross: str | None = None) -> LinearProbeResult:
-    """Probe a checkpoint (or a random-init encoder); write results beside it."""
-    context = context or RunContext()
-    clock = time.perf_counter()
-    frozen = encoder_source(pretrain, data, workspace, run_dir, checkpoint, random_init,
-                            "linear-probe", cross)
-    stored, reused = _clip_features(frozen, settings, data.split, context)
-    train = stored.split == "train"
-    classes = len(stored.class_names)
-    classifier = train_linear_classifier(stored.features[train], stored.labels[train], classes,
-                                         settings)
-    test_features = stored.features[~train].reshape(-1, settings.clips,
-                                                    stored.features.shape[1])
-    test_labels = stored.labels[~train][::settings.clips]
-    with torch.no_grad():
-        logits = classifier(torch.from_numpy(test_features))
-        probabilities = torch.softmax(logits, dim=-1).mean(dim=1).numpy()
-    matrix = confusion_matrix(probabilities.argmax(axis=1), test_labels, classes)
-    per_class = per_class_accuracy(matrix, stored.class_names)
-    result = LinearProbeResult(frozen.folder, top_k_accuracy(probabilities, test_labels, 1),
-                               top_k_accuracy(probabilities, test_labels, min(5, classes)),
-                               per_class, int(train.sum() // settings.train_clips),
-                               len(test_labels), frozen.description, reused)
-    draw_confusion(matrix, stored.class_names, frozen.folder / "confusion.png",
-                   f"linear probe, top-1 {result.top1:.3f}")
-    torch.save({"weight": classifier.weight.detach(), "bias": classifier.bias.detach()},
-               frozen.folder / "classifier.pt")
-    result.seconds = time.perf_counter() - clock
-    temporary = frozen.folder / ".results.json.writing"
-    temporary.write_text(json.dumps({**result.summary(), "confusion": matrix.tolist(),
-                                     "command": context.command}, indent=1))
-    os.replace(temporary, frozen.folder / "results.json")
-    return result

@@ -101,8 +101,3 @@ class PretrainConfig:
                                   minimum=0.01, maximum=0.5)
     seed: int = setting(7, "seed of initialisation, sampling and mining", minimum=0)
     workers: int = setting(4, "DataLoader worker processes", minimum=0, affects_output=False)
-    device: str = setting("auto", "auto (CUDA when available), cpu or cuda",
-                          choices=("auto", "cpu", "cuda"), affects_output=False)
-    amp: str = setting("auto", "mixed precision on CUDA: auto (bf16 when supported), bf16, "
-                       "fp16 or off", choices=("auto", "bf16", "fp16", "off"),
-                       affects_output=False)

@@ -14,11 +14,11 @@ from typing import Any
 
 import h5py
 import numpy as np
-import torch
 
 from stages import __version__
 from stages.clips.evaluation import EvaluationClips
 from stages.clips.store import ClipStore
+from stages.compute_config import ComputeConfig
 from stages.errors import ArtifactError, ConfigError
 from stages.evaluation.gallery import write_gallery
 from stages.evaluation.recall import per_class_recall
@@ -42,7 +42,7 @@ from stages.retrieve_config import RetrieveConfig, parse_ks
 from stages.run_context import RunContext, fingerprint, now
 from stages.settings import output_relevant
 from stages.shared_config import DataConfig, WorkspaceConfig
-from stages.training.distributed import Distribution
+from stages.training.compute import Compute, start_compute, stop_compute
 from stages.training.embedding import embed_clips
 from stages.training.video_split import split_rows
 from stages.workspace import dataset_folder, frames_path
@@ -75,7 +75,7 @@ class RetrieveResult:
 
 
 def _embed_videos(settings: RetrieveConfig, checkpoint: Path, frames: Path, split: int,
-                  out: Path, context: RunContext) -> tuple[FeatureSet, bool]:
+                  out: Path, compute: Compute, context: RunContext) -> tuple[FeatureSet, bool]:
     """features.h5 of every train and test video (reused when up to date)."""
     encoder, trained = load_encoder(checkpoint)
     clip_length = settings.clip_length or trained["clip_length"]
@@ -95,22 +95,20 @@ def _embed_videos(settings: RetrieveConfig, checkpoint: Path, frames: Path, spli
         return load_features(out), True
     store = ClipStore(frames)
     train, test = split_rows(store, split)
-    device = torch.device("cuda" if settings.device != "cpu" and torch.cuda.is_available()
-                          else "cpu")
-    encoder = encoder.to(device)
+    encoder = encoder.to(compute.device, memory_format=compute.memory_format)
     rows = np.concatenate([train, test])
     clips = EvaluationClips(store, rows, clip_length, stride, crop_size, settings.clips)
     started = now()
     features = embed_clips(encoder, clips, feature=settings.feature,
                            batch_size=settings.batch_size, workers=settings.workers,
-                           device=device, distribution=Distribution(),
-                           progress=context.progress,
-                           autocast={"enabled": False} if device.type == "cpu" else
-                           {"dtype": torch.bfloat16})
+                           compute=compute, progress=context.progress)
     split_names = np.array(["train"] * len(train) + ["test"] * len(test), dtype=object)
     stored = StoredFeatures(features, store.table.columns["video_id"][rows],
                             store.table.columns["label"][rows].astype(np.int64), split_names,
                             list(store.table.class_names), settings.feature, source)
+    if not compute.distribution.is_main:
+        return FeatureSet(features, stored.labels, split_names, stored.video_ids,
+                          stored.class_names), False
     with write_artifact(out, KIND_FEATURES, key) as h5:
         write_features(h5, stored)
         inputs = [{"path": str(p), "size": p.stat().st_size} for p in (checkpoint, frames)]
@@ -123,9 +121,24 @@ def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
         context: RunContext | None = None, run_dir: Path | None = None,
         checkpoint: Path | None = None, features: Path | None = None,
         cross: str | None = None, out: Path | None = None,
-        gallery: Path | None = None) -> RetrieveResult:
-    """Embed (or read) features, retrieve test -> train, write retrieval.h5 (and a gallery)."""
+        gallery: Path | None = None, compute_settings: ComputeConfig | None = None
+        ) -> RetrieveResult:
+    """Embed (or read) features, retrieve test -> train, write retrieval.h5 (and a gallery).
+
+    Under torchrun every rank embeds its share of the clips; rank 0 retrieves and writes."""
     context = context or RunContext()
+    compute = start_compute(compute_settings or ComputeConfig())
+    try:
+        return _run(settings, data, workspace, context, run_dir, checkpoint, features, cross,
+                    out, gallery, compute)
+    finally:
+        stop_compute(compute)
+
+
+def _run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
+         context: RunContext, run_dir: Path | None, checkpoint: Path | None,
+         features: Path | None, cross: str | None, out: Path | None, gallery: Path | None,
+         compute: Compute) -> RetrieveResult:
     clock = time.perf_counter()
     try:
         ks = parse_ks(settings.ks)
@@ -143,7 +156,7 @@ def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
         folder = path.parent / "retrieval" / f"{frames.parent.name}-{settings.feature}"
         features_path = folder / "features.h5"
         found, reused = _embed_videos(settings, path, frames, target.split, features_path,
-                                      context)
+                                      compute, context)
         output = Path(out) if out else folder / "retrieval.h5"
     if found.split is None or found.labels is None:
         raise ArtifactError("retrieval needs 'split' (train/test) and 'labels' arrays in the "
@@ -164,6 +177,9 @@ def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
            else np.array([str(i) for i in range(len(labels))], dtype=object))
     table = RetrievalTable(neighbours, similarities, ids[queries], labels[queries],
                            ids[gallery_rows], labels[gallery_rows], recall, per_class)
+    if not compute.distribution.is_main:
+        return RetrieveResult(output, features_path, recall, per_class, len(queries),
+                              len(gallery_rows), reused, None, time.perf_counter() - clock)
     started = now()
     key = fingerprint({"stage": "retrieve", "ks": ks, "features": str(features_path or features),
                        "settings": output_relevant(settings)})

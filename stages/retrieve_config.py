@@ -25,8 +25,6 @@ class RetrieveConfig:
     workers: int = setting(2, "DataLoader worker processes (on CPU at most the "
                           "cores the model's threads leave free)",
                           minimum=0, affects_output=False)
-    device: str = setting("auto", "auto (CUDA when available), cpu or cuda",
-                          choices=("auto", "cpu", "cuda"), affects_output=False)
 
 
 def parse_ks(text: str) -> list[int]:

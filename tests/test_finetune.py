@@ -1,9 +1,12 @@
 import json
+import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
+import pytest
 import torch
 
 from stages.training.checkpoint import load_checkpoint
@@ -49,9 +52,33 @@ def test_finetune_resumes_after_sigkill_with_the_same_weights(training_workspace
     assert again.returncode == 2 and "--resume" in again.stderr
 
 
-def test_finetune_from_random_init(training_workspace):
+def test_finetune_from_random_init_with_bf16_autocast_on_cpu(training_workspace):
     summary = run_slic_json("finetune", "--dataset", "synthetic", "--workspace",
                             str(training_workspace), "--quiet", *TINY, "--random-init",
-                            "--epochs", "1", "--crops", "10", "--force")
+                            "--epochs", "1", "--crops", "10", "--force", "--device", "cpu",
+                            "--amp", "bf16")
     assert summary["folder"].endswith("random-r3d_tiny-seed7/finetune")
     assert len(summary["per_class"]) == 4
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="gloo on CPU is tested on Linux")
+def test_finetune_under_torchrun_two_ranks_agree(training_workspace, tmp_path):
+    common = ["--dataset", "synthetic", "--workspace", str(training_workspace), "--quiet"]
+    run_slic("pretrain", *common, *TINY[:7], "--epochs", "1", "--run-name", "ft-ddp-source",
+             "--force")
+    shutil.copy(training_workspace / "synthetic" / "runs" / "ft-ddp-source" / "best.pt",
+                tmp_path / "best.pt")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+               "--master-port", "29563", slic_executable(), "finetune", *common, *TINY,
+               "--epochs", "2", "--checkpoint", str(tmp_path / "best.pt"), "--json"]
+    process = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert process.returncode == 0, process.stderr[-3000:]
+    summary = json.loads(process.stdout)
+    assert summary["status"] == "trained" and 0 <= summary["top1"] <= summary["top5"] <= 1
+    folder = tmp_path / "finetune"
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1]
+    assert all(r["ranks_agree"] for r in records)
+    results = json.loads((folder / "results.json").read_text())
+    assert sum(map(sum, results["confusion"])) == 8  # every test video, gathered from 2 ranks

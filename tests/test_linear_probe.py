@@ -5,13 +5,14 @@ import torch
 
 from stages.evaluation.classification import confusion_matrix, top_k_accuracy
 from stages.linear_probe import LinearProbeConfig, train_linear_classifier
-from tests.conftest import run_slic_json
+from stages.training.checkpoint import load_checkpoint
+from tests.conftest import run_slic, run_slic_json
 
 TINY = ["--set=pretrain.arch=r3d_tiny", "--set=pretrain.clip_length=4",
         "--set=pretrain.crop_size=32", "--set=pretrain.projection_hidden=64",
         "--set=pretrain.projection_dim=32", "--set=pretrain.batch_size=6",
         "--set=pretrain.workers=0", "--set=linear_probe.workers=0",
-        "--set=linear_probe.train_clips=2", "--set=linear_probe.clips=3"]
+        "--set=linear_probe.train_clips=2"]
 
 
 def test_classifier_separates_separable_features():
@@ -34,19 +35,52 @@ def test_top_k_and_confusion():
     assert matrix.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 0]]
 
 
-def test_probe_a_run_and_a_random_encoder(training_workspace):
+def test_cached_probe_of_a_run_and_a_random_encoder(training_workspace):
     common = ["--dataset", "synthetic", "--workspace", str(training_workspace), "--quiet",
               *TINY]
+    probe = ["--protocol", "cached", "--windows", "3"]
     run_slic_json("pretrain", *common, "--epochs", "1", "--run-name", "probed", "--force")
     run_dir = training_workspace / "synthetic" / "runs" / "probed"
-    trained = run_slic_json("linear-probe", *common, "--run", str(run_dir), "--epochs", "20")
-    baseline = run_slic_json("linear-probe", *common, "--random-init", "--epochs", "20")
+    trained = run_slic_json("linear-probe", *common, *probe, "--run", str(run_dir),
+                            "--epochs", "20")
+    baseline = run_slic_json("linear-probe", *common, *probe, "--random-init", "--epochs", "20")
     for summary in (trained, baseline):
         assert summary["num_train"] == 16 and summary["num_test"] == 8
         assert 0.0 <= summary["top1"] <= summary["top5"] <= 1.0
+        assert summary["protocol"] == "cached"
     assert trained["encoder"].endswith("best.pt") and baseline["encoder"].startswith("random")
-    results = json.loads((run_dir / "linear-probe" / "results.json").read_text())
+    results = json.loads((run_dir / "linear-probe-cached" / "results.json").read_text())
     assert np.array(results["confusion"]).sum() == 8
-    assert (run_dir / "linear-probe" / "confusion.png").stat().st_size > 1000
-    again = run_slic_json("linear-probe", *common, "--run", str(run_dir), "--epochs", "20")
+    assert (run_dir / "linear-probe-cached" / "confusion.png").stat().st_size > 1000
+    again = run_slic_json("linear-probe", *common, *probe, "--run", str(run_dir),
+                          "--epochs", "20")
     assert again["features_reused"] and again["top1"] == trained["top1"]
+
+
+def test_paper_probe_trains_only_the_linear_layer_on_a_frozen_model(training_workspace):
+    """The default protocol: augmented windows through the frozen model in eval mode; the
+    backbone's weights and BatchNorm statistics stay exactly as pretrained."""
+    common = ["--dataset", "synthetic", "--workspace", str(training_workspace), "--quiet",
+              *TINY]
+    run_slic_json("pretrain", *common, "--epochs", "1", "--run-name", "probed-w", "--force")
+    run_dir = training_workspace / "synthetic" / "runs" / "probed-w"
+    args = ["linear-probe", *common, "--run", str(run_dir), "--epochs", "2", "--windows", "2",
+            "--crops", "3", "--set=linear_probe.batch_size=4", "--device", "cpu",
+            "--amp", "bf16"]
+    summary = run_slic_json(*args)
+    assert summary["protocol"] == "windows" and summary["num_test"] == 8
+    assert summary["num_train"] == 14  # 16 training videos less a validation share of 2
+    assert summary["best_epoch"] in (0, 1) and 0.0 <= summary["top1"] <= summary["top5"] <= 1
+    pretrained = load_checkpoint(run_dir / "best.pt")["model"]
+    probed = load_checkpoint(run_dir / "linear-probe" / "best.pt")["model"]
+    backbone = [name for name in pretrained if name.startswith("backbone.")]
+    assert any("running_mean" in name for name in backbone)
+    for name in backbone:
+        assert torch.equal(pretrained[name], probed[name]), name
+    state = load_checkpoint(run_dir / "linear-probe" / "checkpoint.pt")
+    assert state["epoch"] == 2 and set(state["optimizer"]["param_groups"][0]["params"]) == {0, 1}
+    lines = (run_dir / "linear-probe" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [0, 1]
+    refused = run_slic(*args, check=False)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    assert run_slic_json(*args, "--resume")["top1"] == summary["top1"]

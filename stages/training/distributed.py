@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import torch
@@ -31,8 +32,13 @@ class Distribution:
         return self.world > 1
 
 
-def start_distribution(device_kind: str) -> Distribution:
-    """Join the process group torchrun describes (RANK, WORLD_SIZE); a no-op otherwise."""
+def start_distribution(device_kind: str, timeout: timedelta = timedelta(minutes=60)
+                       ) -> Distribution:
+    """Join the process group torchrun describes (RANK, WORLD_SIZE); a no-op otherwise.
+
+    `timeout` bounds every collective: it must cover the longest stretch one rank works alone
+    (a clustering round on rank 0), which NCCL's default of 10 minutes does not at Kinetics
+    size."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Distribution()
@@ -42,7 +48,7 @@ def start_distribution(device_kind: str) -> Distribution:
         torch.cuda.set_device(local_rank)
         device = f"cuda:{local_rank}"
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo", timeout=timeout)
     return Distribution(dist.get_rank(), dist.get_world_size(), local_rank, device)
 
 

@@ -10,7 +10,8 @@ from torch.utils.data import DataLoader, Subset
 
 from stages.clips.evaluation import EvaluationClips
 from stages.progress import Progress
-from stages.training.distributed import Distribution, gather_rows
+from stages.training.compute import Compute
+from stages.training.distributed import gather_rows
 
 
 def configure_worker(worker_id: int) -> None:
@@ -33,8 +34,7 @@ def inference_workers(requested: int, device: torch.device) -> int:
 
 @torch.no_grad()
 def embed_clips(encoder: torch.nn.Module, clips: EvaluationClips, *, feature: str,
-                batch_size: int, workers: int, device: torch.device,
-                distribution: Distribution, progress: Progress, autocast: dict,
+                batch_size: int, workers: int, compute: Compute, progress: Progress,
                 average: bool = True) -> np.ndarray:
     """(N, D) float32 features of the N videos of `clips`, averaged over each video's clips,
     or, with `average=False`, (N, clips_per_video, D) features of every clip.
@@ -42,6 +42,7 @@ def embed_clips(encoder: torch.nn.Module, clips: EvaluationClips, *, feature: st
     Rank r embeds items r, r + world, ...; the rows are gathered on every rank. `workers` is
     an upper bound (see `inference_workers`).
     """
+    device, distribution = compute.device, compute.distribution
     share = list(range(distribution.rank, len(clips), distribution.world))
     loader = DataLoader(Subset(clips, share), batch_size=batch_size,
                         num_workers=inference_workers(workers, device),
@@ -52,8 +53,8 @@ def embed_clips(encoder: torch.nn.Module, clips: EvaluationClips, *, feature: st
     if distribution.is_main:
         progress.start(f"embedding {len(clips.videos)} videos", len(share))
     for batch, owners in loader:
-        with torch.autocast(device_type=device.type, **autocast):
-            features = encoder.embed(batch.to(device, non_blocking=True), feature)
+        with compute.autocast():
+            features = encoder.embed(compute.to_device(batch), feature)
         rows.append(features.float().cpu())
         positions.append(owners)
         if distribution.is_main:

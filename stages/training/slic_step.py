@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from stages.training.compute import Compute
 from stages.training.losses import cosine_distances, mine_triplets, temporal_loss, triplet_loss
 
 
@@ -41,14 +42,15 @@ def step_generator(seed: int, epoch: int, step: int, rank: int) -> torch.Generat
 
 
 def slic_step(encoder: torch.nn.Module, batch: dict[str, torch.Tensor], true_labels: np.ndarray,
-              settings: LossSettings, generator: torch.Generator, device: torch.device,
-              autocast: dict, memory_format: torch.memory_format) -> StepOutcome:
+              settings: LossSettings, generator: torch.Generator, compute: Compute
+              ) -> StepOutcome:
     """Loss of one batch. `true_labels` (N,) int64 of the training videos (-1 unknown) only
     feeds the false-positive / false-negative statistics, never the loss."""
     size = len(batch["index"])
     clips = torch.cat([batch["anchor"], batch["positive"], batch["augmented"]])
-    clips = clips.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-    with torch.autocast(device_type=device.type, **autocast):
+    device = compute.device
+    clips = compute.to_device(clips)
+    with compute.autocast():
         embeddings = encoder(clips)
     anchors, positives, augmented = embeddings.float().split(size)
     mined = torch.cat([anchors, positives])

@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import pytest
+import torch
 import yaml
 
 from tests.conftest import run_slic, run_slic_json, slic_executable
@@ -48,6 +49,10 @@ def test_quick_start_chain_and_inspect(tmp_path):
     assert cached["status"] == "up to date"
 
 
+NO_CUDA_ONLY = pytest.mark.skipif(torch.cuda.is_available(),
+                                  reason="checks the error on a machine without CUDA")
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
@@ -59,6 +64,11 @@ def test_quick_start_chain_and_inspect(tmp_path):
         (["inspect", "example.yaml"], ["example.yaml", "not an HDF5 file"]),
         (["make-dataset", "imagenet"], ["imagenet", "synthetic"]),
         (["extract-frames", "--shard", "2/2", "--root", "."], ["--shard"]),
+        *[pytest.param([command, "--device", "cuda"], ["compute.device", "no CUDA device"],
+                       marks=NO_CUDA_ONLY)
+          for command in ("pretrain", "finetune", "linear-probe", "retrieve")],
+        (["finetune", "--device", "gpu"], ["compute.device", "'gpu'"]),
+        (["pretrain", "--amp", "fp8"], ["compute.amp", "bf16"]),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(tmp_path, args, words):

@@ -1,0 +1,109 @@
+"""The one device policy of every learning stage: device, autocast, memory format and the
+torchrun process group, resolved once from the `compute` config section.
+
+Everything but CUDA kernels and NCCL runs the same code on the CPU: bf16 (and fp16) autocast
+and channels-last 3D work there too, so the tests exercise the GPU path's logic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import torch
+
+from stages.compute_config import ComputeConfig
+from stages.errors import ConfigError
+from stages.training import distributed as dist_tools
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Where tensors live and how forward passes run, for this process."""
+
+    device: torch.device
+    amp: str  # resolved: "bf16", "fp16" or "off"
+    memory_format: torch.memory_format
+    distribution: dist_tools.Distribution = field(default_factory=dist_tools.Distribution)
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The autocast context of a forward pass (a no-op when amp is off)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A loss scaler, enabled for fp16 only (bf16 keeps fp32's exponent range)."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
+
+    def to_device(self, clips: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) clips on the device in the model's memory format."""
+        clips = clips.to(self.device, non_blocking=True)
+        return clips.contiguous(memory_format=self.memory_format)
+
+    def describe(self) -> dict[str, Any]:
+        return {"device": str(self.device), "amp": self.amp,
+                "channels_last": self.memory_format is torch.channels_last_3d,
+                "world_size": self.distribution.world}
+
+
+def resolve_device(choice: str) -> torch.device:
+    """`compute.device` as a torch device; CUDA asked for where there is none is an error."""
+    if not _DEVICE_PATTERN.match(choice):
+        raise ConfigError(f"compute.device {choice!r} must be auto, cpu, cuda or cuda:N")
+    if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"compute.device is {choice} but this machine has no CUDA device; "
+                          "use --device cpu (or auto)")
+    device = torch.device("cuda" if choice == "auto" else choice)
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"compute.device {choice} does not exist: this machine has "
+                          f"{torch.cuda.device_count()} CUDA devices (cuda:0 ..)")
+    return device
+
+
+def resolve_amp(choice: str, device: torch.device) -> str:
+    """`compute.amp` resolved for the device: bf16, fp16 or off."""
+    if choice == "auto":
+        if device.type != "cuda":
+            return "off"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return choice
+
+
+def resolve_memory_format(choice: str, device: torch.device) -> torch.memory_format:
+    on = choice == "on" or (choice == "auto" and device.type == "cuda")
+    return torch.channels_last_3d if on else torch.contiguous_format
+
+
+def start_compute(settings: ComputeConfig) -> Compute:
+    """Resolve the device and, under torchrun, join the process group (NCCL on CUDA, gloo on
+    CPU) with `timeout_minutes`; each rank then uses the GPU of its LOCAL_RANK."""
+    device = resolve_device(settings.device)
+    timeout = timedelta(minutes=settings.timeout_minutes)
+    distribution = dist_tools.start_distribution(device.type, timeout)
+    if distribution.active and device.type == "cuda":
+        if settings.device.startswith("cuda:"):
+            raise ConfigError("under torchrun each rank uses the GPU of its LOCAL_RANK: set "
+                              "compute.device to cuda or auto, not " + settings.device)
+        device = torch.device(distribution.device)
+    elif device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        torch.cuda.set_device(device)
+    return Compute(device, resolve_amp(settings.amp, device),
+                   resolve_memory_format(settings.channels_last, device), distribution)
+
+
+def stop_compute(compute: Compute) -> None:
+    dist_tools.stop_distribution(compute.distribution)

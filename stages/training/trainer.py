@@ -1,0 +1,227 @@
+"""The training spine every learning stage shares: resume or start clean, the epoch loop with
+its divergence guard, atomic checkpoints, and rank-0-only writing.
+
+A stage brings a `TrainingTask`: what its batches are, what the loss of one batch is, what
+happens around an epoch (a clustering round, a validation pass) and what extra state its
+checkpoint holds. The `Trainer` owns the model, optimiser, schedule and loss scaler, runs them
+on the `Compute` of the job (device, autocast, channels-last, DDP), and writes checkpoint.pt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from stages import __version__
+from stages.errors import ConfigError, TrainingDiverged
+from stages.progress import Progress
+from stages.training import distributed as dist_tools
+from stages.training.checkpoint import load_checkpoint, save_checkpoint
+from stages.training.compute import Compute
+from stages.training.monitor import MetricsLog
+from stages.training.schedule import set_base_learning_rates
+
+
+@dataclass
+class StepResult:
+    """One batch's loss to minimise and the stage's statistics of that batch (plain floats,
+    summed over steps and ranks by the trainer)."""
+
+    loss: torch.Tensor
+    stats: Sequence[float] = ()
+
+
+class TrainingTask(Protocol):
+    """What a stage brings to the shared epoch loop."""
+
+    def batches(self, epoch: int) -> Iterable[Any]:
+        """This rank's batches of `epoch` (a DataLoader with a seeded per-epoch sampler)."""
+
+    def step(self, model: nn.Module, batch: Any, epoch: int, step: int) -> StepResult:
+        """The loss of one batch; `model` is the (DDP-wrapped) model. The task runs its
+        forward pass in the compute's autocast context and its loss in float32."""
+
+    def before_epoch(self, epoch: int) -> dict[str, Any]:
+        """Work before an epoch (a clustering round); returns figures for the epoch's record."""
+
+    def after_epoch(self, epoch: int, record: dict[str, Any]) -> dict[str, Any]:
+        """Work after an epoch's steps (evaluation, best.pt); returns figures for the record."""
+
+    def summarise(self, totals: np.ndarray, steps: int, seconds: float) -> dict[str, Any]:
+        """The epoch's record from the summed statistics (index 0 is the loss); the trainer
+        adds the lr of the optimiser's last parameter group."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """Checkpoint entries of the stage's own (pseudo-labels, best epoch)."""
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back `extra_state` from a checkpoint being resumed."""
+
+    def epoch_written(self, records: list[dict[str, Any]]) -> None:
+        """Rank 0, after each epoch's checkpoint and record are written (plots)."""
+
+
+@dataclass
+class Trainer:
+    """Model, optimiser, per-step schedule and scaler of one run, and where it checkpoints.
+
+    `config` holds the stage's output-relevant settings; a resume may change only the keys in
+    `resumable` (and the learning rates, always). `model` is the bare module: checkpoints hold
+    its weights; `wrapped` (DDP under torchrun) runs the steps.
+    """
+
+    stage: str
+    compute: Compute
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    learning_rates: list[float]
+    config: dict[str, Any]
+    resumable: tuple[str, ...]
+    folder: Path
+    scaler: torch.amp.GradScaler = field(init=False)
+    wrapped: nn.Module = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scaler = self.compute.grad_scaler()
+        self.wrapped = self.model
+        if self.compute.distribution.active and any(p.requires_grad
+                                                    for p in self.model.parameters()):
+            device = self.compute.device
+            self.wrapped = DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / "checkpoint.pt"
+
+    @property
+    def is_main(self) -> bool:
+        return self.compute.distribution.is_main
+
+    def begin(self, resume: bool, force: bool, outputs: Sequence[Path],
+              progress: Progress) -> dict[str, Any] | None:
+        """Load the checkpoint to resume (returned, already applied to the model, optimiser,
+        schedule and scaler), or make sure a new run starts clean: rank 0 removes `outputs`
+        of an earlier run when `force` is given."""
+        if self.checkpoint.is_file() and not resume and not force:
+            raise ConfigError(f"{self.folder} already holds a {self.stage} checkpoint; pass "
+                              "--resume to continue it, or --force to start over")
+        state = None
+        if resume and self.checkpoint.is_file():
+            state = load_checkpoint(self.checkpoint)
+            self._check_resumable(state.get("config", {}))
+            self._restore(state)
+            progress.message(f"resuming {self.folder} at epoch {state['epoch']}")
+        elif resume:
+            progress.message(f"no checkpoint in {self.folder}; starting a new run")
+        if state is None and self.is_main:
+            for path in (self.checkpoint, *outputs):
+                path.unlink(missing_ok=True)
+        dist_tools.barrier(self.compute.distribution)
+        return state
+
+    def _check_resumable(self, stored: dict[str, Any]) -> None:
+        for key, value in stored.items():
+            if key in self.resumable or key not in self.config or self.config[key] == value:
+                continue
+            raise ConfigError(f"cannot resume {self.checkpoint}: {self.stage}.{key} was "
+                              f"{value!r} and is now {self.config[key]!r}; restore it or "
+                              "start over (--force)")
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["torch_rng"])
+        except (KeyError, RuntimeError, ValueError) as error:
+            raise ConfigError(f"cannot resume {self.checkpoint}: it does not match this "
+                              f"{self.stage} run ({str(error).splitlines()[0]}); start over "
+                              "with --force") from None
+        set_base_learning_rates(self.scheduler, self.learning_rates)
+
+    def state(self, next_epoch: int, **extra: Any) -> dict[str, Any]:
+        """Everything needed to continue after `next_epoch - 1` (tensors and plain values)."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "epoch": next_epoch, "torch_rng": torch.get_rng_state(),
+                "config": self.config, "slic_version": __version__, **extra}
+
+    def save(self, next_epoch: int, **extra: Any) -> None:
+        if self.is_main:
+            save_checkpoint(self.state(next_epoch, **extra), self.checkpoint)
+
+    def fit(self, task: TrainingTask, start: int, epochs: int, log: MetricsLog,
+            progress: Progress) -> None:
+        """Epochs `start` .. `epochs - 1`: before, steps, after; then checkpoint and record."""
+        for epoch in range(start, epochs):
+            record: dict[str, Any] = {"epoch": epoch, **task.before_epoch(epoch)}
+            record.update(self.train_epoch(task, epoch, epochs, progress))
+            record.update(task.after_epoch(epoch, record))
+            if self.compute.distribution.active:
+                record["ranks_agree"] = dist_tools.all_agree(parameters_digest(self.model),
+                                                             self.compute.distribution)
+            if self.is_main:
+                self.save(epoch + 1, **task.extra_state())
+                log.append(record)
+                progress.row({"table": self.stage, **record})
+                task.epoch_written(log.records())
+            dist_tools.barrier(self.compute.distribution)
+
+    def train_epoch(self, task: TrainingTask, epoch: int, epochs: int,
+                    progress: Progress) -> dict[str, Any]:
+        """One pass over the task's batches; stops with TrainingDiverged on a NaN/Inf loss
+        (before the step that would write it into the weights)."""
+        distribution = self.compute.distribution
+        self.model.train()
+        batches = task.batches(epoch)
+        steps = len(batches) if hasattr(batches, "__len__") else 0
+        totals: np.ndarray | None = None
+        clock = time.perf_counter()
+        if self.is_main:
+            progress.start(f"{self.stage} epoch {epoch + 1}/{epochs}", steps)
+        for step, batch in enumerate(batches):
+            outcome = task.step(self.wrapped, batch, epoch, step)
+            stats = torch.tensor([float(outcome.loss.detach().float()), *outcome.stats],
+                                 dtype=torch.float64)
+            stats = dist_tools.sum_across(stats, distribution)
+            if not math.isfinite(stats[0].item()):
+                raise TrainingDiverged(
+                    f"{self.stage} loss became {stats[0].item()} at epoch {epoch} step {step}; "
+                    f"the last good checkpoint is kept in {self.folder}; lower {self.stage}.lr "
+                    f"(now {self.learning_rates[-1]}) and pass --resume")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(outcome.loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            totals = stats.numpy() if totals is None else totals + stats.numpy()
+            if self.is_main:
+                progress.advance()
+        if self.is_main:
+            progress.finish()
+        record = task.summarise(totals if totals is not None else np.zeros(8), steps or 1,
+                                time.perf_counter() - clock)
+        return {**record, "lr": self.optimizer.param_groups[-1]["lr"]}
+
+
+def parameters_digest(model: nn.Module) -> str:
+    """A hash of every parameter's bytes: DDP ranks that agree have equal digests. (Buffers
+    are left out: each rank updates its BatchNorm statistics on its own batches.)"""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, parameter in model.named_parameters():
+        digest.update(name.encode())
+        digest.update(parameter.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()

@@ -174,7 +174,9 @@ class SlicTraining:
         Returns rank 0's round (None elsewhere), the (N,) labels and the (N, D) features.
         """
         s, d = self.settings, self.compute.distribution
+        clock = time.perf_counter()
         features = self.embed(self.videos.train)
+        embed_seconds = time.perf_counter() - clock
         found = None
         if d.is_main:
             found = clustering_round(epoch, features, self.videos.train_labels,
@@ -182,11 +184,14 @@ class SlicTraining:
                                      s.partition, s.num_clusters, s.cluster_nn, s.seed,
                                      s.official_label_shift)
             record_round(self.folder, found, self.context, self.inputs)
+        clock = time.perf_counter()
         labels = dist_tools.broadcast_labels(None if found is None else found.labels,
                                              len(self.videos.train), d)
         agree = dist_tools.all_agree(labels_digest(labels), d)
         if found is not None:
-            found.metrics["ranks_agree"] = agree
+            # Rank 0's broadcast alone: the other ranks also waited for its clustering.
+            found.metrics.update(ranks_agree=agree, embed_seconds=embed_seconds,
+                                 broadcast_seconds=time.perf_counter() - clock)
         return found, labels, features
 
     def evaluate(self) -> dict[str, float]:

@@ -4,6 +4,7 @@ they are against the true classes (for monitoring only)."""
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,6 @@ class ClusteringRound:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-
 def labels_digest(labels: np.ndarray) -> str:
     """A short hash of (N,) labels, to check that every rank holds the same ones."""
     return hashlib.blake2b(np.asarray(labels, dtype=np.int64).tobytes(),
@@ -47,15 +47,19 @@ def clustering_round(epoch: int, features: np.ndarray, true_labels: np.ndarray,
                      ) -> ClusteringRound:
     """Cluster (N, D) features. `shift=True` reproduces the official code's off-by-one read of
     the labels file (video j gets video j - 1's label, video 0 the last one)."""
+    clock = time.perf_counter()
     clustering = cluster_features(features, method, partition, num_clusters, nn, seed,
                                   section="pretrain")
     chosen = np.roll(clustering.chosen, 1) if shift else clustering.chosen
+    cluster_seconds, clock = time.perf_counter() - clock, time.perf_counter()
     known = bool((true_labels >= 0).all())
     quality = ([cluster_quality(true_labels, p).as_dict()
                 for p in [*clustering.partitions, chosen]] if known else [])
     assignments = Assignments(clustering.partitions, chosen, clustering.chosen_from, video_ids,
                               np.asarray(true_labels, dtype=np.int64), quality, method)
-    metrics: dict[str, Any] = {"num_clusters": int(chosen.max()) + 1}
+    metrics: dict[str, Any] = {"num_clusters": int(chosen.max()) + 1,
+                               "cluster_seconds": cluster_seconds,
+                               "quality_seconds": time.perf_counter() - clock}
     if quality:
         metrics.update(nmi=quality[-1]["nmi"], ami=quality[-1]["ami"],
                        cluster_fp_rate=quality[-1]["pair_false_positive_rate"])

@@ -189,6 +189,8 @@ class Trainer:
         batches = task.batches(epoch)
         steps = len(batches) if hasattr(batches, "__len__") else 0
         totals: np.ndarray | None = None
+        if self.compute.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.compute.device)
         clock = time.perf_counter()
         if self.is_main:
             progress.start(f"{self.stage} epoch {epoch + 1}/{epochs}", steps)
@@ -214,7 +216,10 @@ class Trainer:
             progress.finish()
         record = task.summarise(totals if totals is not None else np.zeros(8), steps or 1,
                                 time.perf_counter() - clock)
-        return {**record, "lr": self.optimizer.param_groups[-1]["lr"]}
+        record["lr"] = self.optimizer.param_groups[-1]["lr"]
+        if self.compute.device.type == "cuda":
+            record["gpu_peak_gib"] = torch.cuda.max_memory_allocated(self.compute.device) / 2**30
+        return record
 
 
 def parameters_digest(model: nn.Module) -> str:

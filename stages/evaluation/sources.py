@@ -49,8 +49,13 @@ def load_encoder(path: Path) -> tuple[Encoder, dict[str, Any]]:
     config = state.get("config")
     if not isinstance(config, dict) or "arch" not in config:
         raise ArtifactError(f"{path} has no pretrain config; is it a slic checkpoint?")
-    encoder = Encoder(config["arch"], config["projection_hidden"], config["projection_dim"])
-    encoder.load_state_dict(state["model"])
+    try:
+        encoder = Encoder(config["arch"], config["projection_hidden"], config["projection_dim"])
+        encoder.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as error:
+        raise ArtifactError(f"{path} does not match the {config['arch']} encoder of this slic "
+                            f"version ({str(error).splitlines()[0]}); retrain it, or start a "
+                            "run from its backbone with pretrain.init") from None
     return encoder.eval(), config
 
 

@@ -30,3 +30,15 @@ def test_arbitrary_objects_are_never_unpickled(tmp_path):
         load_checkpoint(path)
     with pytest.raises(ArtifactError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_an_encoder_checkpoint_of_other_shapes_is_one_clear_error(tmp_path):
+    from stages.evaluation.sources import load_encoder
+    from stages.models.encoder import Encoder
+
+    path = tmp_path / "best.pt"
+    config = {"arch": "r3d_tiny", "projection_hidden": 64, "projection_dim": 32}
+    save_checkpoint({"model": Encoder("r3d_tiny", 48, 32).state_dict(), "config": config}, path)
+    with pytest.raises(ArtifactError, match="does not match the r3d_tiny encoder") as error:
+        load_encoder(path)
+    assert "\n" not in str(error.value)

@@ -7,6 +7,8 @@ A section is a dataclass whose fields are declared with `setting(...)`; every st
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from typing import Any, Union
@@ -54,6 +56,24 @@ def _describe(kinds: tuple[type, ...], optional: bool) -> str:
     return text + (" or null" if optional else "")
 
 
+# YAML 1.1 (PyYAML) reads 1e-4 as a string: it wants a dot (1.0e-4). Float keys take it too.
+_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _as_float(key: str, value: Any) -> float | None:
+    """`value` as a finite float, or None when it is not a number; NaN and infinity (YAML's
+    .nan, .inf) are refused: they pass every range check and poison what they touch."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and _SCIENTIFIC.match(value.strip()):
+        value = float(value)
+    if not isinstance(value, (int, float)):
+        return None
+    if not math.isfinite(value):
+        raise ConfigError(f"config key {key} must be a finite number, got {value!r}")
+    return float(value)
+
+
 def coerce_value(key: str, value: Any, annotation: Any, meta: dict[str, Any]) -> Any:
     """Check `value` against a field's type, choices and range; return it in the field's type."""
     kinds, optional = _allowed_types(annotation)
@@ -70,8 +90,7 @@ def coerce_value(key: str, value: Any, annotation: Any, meta: dict[str, Any]) ->
             if isinstance(value, int) and not isinstance(value, bool):
                 result = value
         elif kind is float:
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                result = float(value)
+            result = _as_float(key, value)
         elif kind is str:
             if isinstance(value, (str, int, float)) and not isinstance(value, bool):
                 result = str(value)

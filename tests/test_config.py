@@ -42,6 +42,10 @@ def test_precedence_file_then_options_then_set(tmp_path):
         ("extract_frames.workers=true", "extract_frames.workers must be an integer"),
         ("workers=2", "must name section.key"),
         ("data.root", "must look like section.key=value"),
+        ("compute_flow.bound=.nan", "compute_flow.bound must be a finite number"),
+        ("pretrain.lr=.inf", "pretrain.lr must be a finite number"),
+        ("pretrain.p_alpha=-.inf", "pretrain.p_alpha must be a finite number"),
+        ("pretrain.epochs=1e3", "pretrain.epochs must be an integer"),
     ],
 )
 def test_bad_keys_fail_with_one_line_naming_key(item, message):
@@ -69,3 +73,13 @@ def test_bad_yaml_file_names_file_and_line(tmp_path):
         load_config(config)
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_float_keys_take_scientific_notation_in_files_and_set(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("finetune:\n  lr: 1e-4\n  backbone_lr: 2.5E-5\n")
+    resolved = load_config(config, None, ["pretrain.lr=5e-3", "linear_probe.lr=+1e-2"])
+    assert resolved.finetune.lr == 1e-4 and resolved.finetune.backbone_lr == 2.5e-5
+    assert resolved.pretrain.lr == 5e-3 and resolved.linear_probe.lr == 1e-2
+    with pytest.raises(ConfigError, match="finetune.lr must be a number"):
+        load_config(None, None, ["finetune.lr=1e-4x"])

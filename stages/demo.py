@@ -145,6 +145,6 @@ def run(config: SlicConfig, workspace: Path, quick: bool, context: RunContext | 
     baseline = _evaluate(config, _random_checkpoint(config), context)
     rows = [{"metric": name, "slic": slic[key], "random_init": baseline[key]}
             for name, key in (("R@1", "r1"), ("R@5", "r5"), ("NMI (FINCH finest)", "nmi"),
-                              ("linear probe top-1", "linear_probe_top1"),
+                              ("linear probe top-1 (cached)", "linear_probe_top1"),
                               ("finetune top-1", "finetune_top1"))]
     return DemoResult(Path(workspace), rows, time.perf_counter() - clock)

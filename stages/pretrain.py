@@ -107,9 +107,11 @@ class SlicTraining:
         outcome = slic_step(model, batch, self.videos.train_labels, self.loss_settings,
                             step_generator(self.settings.seed, epoch, step,
                                            self.compute.distribution.rank), self.compute)
-        return StepResult(outcome.loss, [outcome.triplet, outcome.temporal, outcome.triplets,
-                                         outcome.fallbacks, outcome.false_positives,
-                                         outcome.false_negatives, outcome.labelled])
+        return StepResult(outcome.loss, {
+            "triplet_loss": outcome.triplet, "temporal_loss": outcome.temporal,
+            "triplets": outcome.triplets, "fallbacks": outcome.fallbacks,
+            "false_positives": outcome.false_positives,
+            "false_negatives": outcome.false_negatives, "labelled": outcome.labelled})
 
     def before_epoch(self, epoch: int) -> dict[str, Any]:
         s = self.settings
@@ -133,15 +135,17 @@ class SlicTraining:
                 save_checkpoint(self.weights(epoch, "val_r1", value), self.folder.best)
         return figures
 
-    def summarise(self, totals: np.ndarray, steps: int, seconds: float) -> dict[str, Any]:
-        world = self.compute.distribution.world
-        per_step = totals / max(steps * world, 1)
-        labelled = totals[7]
+    def summarise(self, totals: dict[str, float], steps: int, seconds: float
+                  ) -> dict[str, Any]:
+        batches = max(steps * self.compute.distribution.world, 1)
+        labelled = totals.get("labelled", 0.0)
         return {
-            "loss": per_step[0], "triplet_loss": per_step[1], "temporal_loss": per_step[2],
-            "triplets_per_step": per_step[3], "fallback_rate": totals[4] / max(totals[3], 1),
-            "positive_fp_rate": totals[5] / labelled if labelled else None,
-            "negative_fn_rate": totals[6] / labelled if labelled else None,
+            **{key: totals.get(key, 0.0) / batches
+               for key in ("loss", "triplet_loss", "temporal_loss")},
+            "triplets_per_step": totals.get("triplets", 0.0) / batches,
+            "fallback_rate": totals.get("fallbacks", 0.0) / max(totals.get("triplets", 0.0), 1),
+            "positive_fp_rate": totals["false_positives"] / labelled if labelled else None,
+            "negative_fn_rate": totals["false_negatives"] / labelled if labelled else None,
             "seconds": seconds,
             "clips_per_second": 3 * steps * self.settings.batch_size / max(seconds, 1e-9),
         }
@@ -290,13 +294,20 @@ def _run(task: SlicTraining, trainer: Trainer, resume: bool, clock: float) -> Pr
         start = state["epoch"]
         if task.finished and start >= s.epochs:
             return PretrainResult(folder.path, "up to date", start,
-                                  _final_metrics(log.records()), time.perf_counter() - clock)
+                                  {**_videos_used(task), **_final_metrics(log.records())},
+                                  time.perf_counter() - clock)
     if trainer.is_main:
         write_config(folder, context.config)
         log.keep_before(start)
     trainer.fit(task, start, s.epochs, log, context.progress)
-    final = _finish(task, trainer, log)
+    final = {**_videos_used(task), **_finish(task, trainer, log)}
     return PretrainResult(folder.path, "trained", s.epochs, final, time.perf_counter() - clock)
+
+
+def _videos_used(task: SlicTraining) -> dict[str, int]:
+    """How many training videos the run used, and how many short ones it left out."""
+    return {"train_videos": len(task.videos.train),
+            "short_videos_skipped": task.videos.skipped_short}
 
 
 def _finish(task: SlicTraining, trainer: Trainer, log: MetricsLog) -> dict[str, Any]:

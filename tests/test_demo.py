@@ -6,7 +6,7 @@ from tests.conftest import run_slic, run_slic_json
 def test_quick_demo_runs_every_stage(tmp_path):
     summary = run_slic_json("demo", "--quick", "--workspace", "work", cwd=tmp_path)
     metrics = [row["metric"] for row in summary["results"]]
-    assert metrics == ["R@1", "R@5", "NMI (FINCH finest)", "linear probe top-1",
+    assert metrics == ["R@1", "R@5", "NMI (FINCH finest)", "linear probe top-1 (cached)",
                        "finetune top-1"]
     for row in summary["results"]:
         for key in ("slic", "random_init"):
@@ -15,7 +15,7 @@ def test_quick_demo_runs_every_stage(tmp_path):
     run_folder = folder / "runs" / "demo-slic"
     for path in (folder / "frames.h5", folder / "flow.h5", run_folder / "checkpoint.pt",
                  run_folder / "assignments.h5", run_folder / "features.h5",
-                 run_folder / "linear-probe" / "results.json",
+                 run_folder / "linear-probe-cached" / "results.json",
                  run_folder / "finetune" / "results.json",
                  run_folder / "retrieval" / "synthetic-projection" / "retrieval.h5",
                  folder / "random-init" / "demo-random" / "finetune" / "results.json"):

@@ -53,6 +53,8 @@ def test_a_run_writes_every_artifact(training_workspace, tmp_path):
     assert all(np.isfinite(r["loss"]) for r in found[:-1])
     assert {"r1", "r5", "positive_fp_rate", "negative_fn_rate"} <= set(found[0])
     assert {"nmi", "ami", "num_clusters"} <= set(found[0]) and "nmi" in found[-1]
+    split = {"embed_seconds", "cluster_seconds", "quality_seconds", "broadcast_seconds"}
+    assert split <= set(found[0]) and all(found[0][key] >= 0 for key in split)
     with h5py.File(folder / "assignments.h5") as h5:
         assert [epoch for epoch, _ in read_assignment_rounds(h5)] == [0, 2, 3]
     features = load_features(folder / "features.h5")
@@ -61,7 +63,9 @@ def test_a_run_writes_every_artifact(training_workspace, tmp_path):
     assert clustered.num_videos == 16 and clustered.quality
     best = load_checkpoint(folder / "best.pt")
     assert best["criterion"] == "last" and best["arch"] == "r3d_tiny"
-    assert result.summary()["status"] == "trained"
+    summary = result.summary()
+    assert summary["status"] == "trained"
+    assert summary["train_videos"] == 16 and summary["short_videos_skipped"] == 0
 
 
 def test_supervised_labels_make_no_false_positives(training_workspace):

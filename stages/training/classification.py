@@ -171,8 +171,9 @@ class ClassifierTraining:
                                 self.folder / "best.pt")
         return {"val_top1": accuracy}
 
-    def summarise(self, totals: np.ndarray, steps: int, seconds: float) -> dict[str, Any]:
-        return {"loss": totals[0] / max(steps * self.compute.distribution.world, 1),
+    def summarise(self, totals: dict[str, float], steps: int, seconds: float
+                  ) -> dict[str, Any]:
+        return {"loss": totals.get("loss", 0.0) / max(steps * self.compute.distribution.world, 1),
                 "seconds": seconds}
 
     def extra_state(self) -> dict[str, Any]:

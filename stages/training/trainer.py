@@ -34,11 +34,11 @@ from stages.training.schedule import set_base_learning_rates
 
 @dataclass
 class StepResult:
-    """One batch's loss to minimise and the stage's statistics of that batch (plain floats,
-    summed over steps and ranks by the trainer)."""
+    """One batch's loss to minimise and the stage's named statistics of that batch (plain
+    floats, summed over steps and ranks by the trainer; the same names every step)."""
 
     loss: torch.Tensor
-    stats: Sequence[float] = ()
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 class TrainingTask(Protocol):
@@ -57,9 +57,10 @@ class TrainingTask(Protocol):
     def after_epoch(self, epoch: int, record: dict[str, Any]) -> dict[str, Any]:
         """Work after an epoch's steps (evaluation, best.pt); returns figures for the record."""
 
-    def summarise(self, totals: np.ndarray, steps: int, seconds: float) -> dict[str, Any]:
-        """The epoch's record from the summed statistics (index 0 is the loss); the trainer
-        adds the lr of the optimiser's last parameter group."""
+    def summarise(self, totals: dict[str, float], steps: int, seconds: float
+                  ) -> dict[str, Any]:
+        """The epoch's record from the statistics summed over steps and ranks ("loss" is
+        the summed loss); the trainer adds the lr of the optimiser's last parameter group."""
 
     def extra_state(self) -> dict[str, Any]:
         """Checkpoint entries of the stage's own (pseudo-labels, best epoch)."""
@@ -188,7 +189,8 @@ class Trainer:
         self.model.train()
         batches = task.batches(epoch)
         steps = len(batches) if hasattr(batches, "__len__") else 0
-        totals: np.ndarray | None = None
+        names: list[str] = []
+        totals = np.zeros(0)
         if self.compute.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.compute.device)
         clock = time.perf_counter()
@@ -196,8 +198,9 @@ class Trainer:
             progress.start(f"{self.stage} epoch {epoch + 1}/{epochs}", steps)
         for step, batch in enumerate(batches):
             outcome = task.step(self.wrapped, batch, epoch, step)
-            stats = torch.tensor([float(outcome.loss.detach().float()), *outcome.stats],
-                                 dtype=torch.float64)
+            names = ["loss", *outcome.stats]
+            stats = torch.tensor([float(outcome.loss.detach().float()),
+                                  *outcome.stats.values()], dtype=torch.float64)
             stats = dist_tools.sum_across(stats, distribution)
             if not math.isfinite(stats[0].item()):
                 raise TrainingDiverged(
@@ -209,12 +212,12 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()
-            totals = stats.numpy() if totals is None else totals + stats.numpy()
+            totals = stats.numpy() + (totals if len(totals) else 0.0)
             if self.is_main:
                 progress.advance()
         if self.is_main:
             progress.finish()
-        record = task.summarise(totals if totals is not None else np.zeros(8), steps or 1,
+        record = task.summarise(dict(zip(names, totals.tolist())), steps or 1,
                                 time.perf_counter() - clock)
         record["lr"] = self.optimizer.param_groups[-1]["lr"]
         if self.compute.device.type == "cuda":

@@ -166,8 +166,8 @@ def cluster_command(
     features: Annotated[Path, typer.Option(help="Features: slic's features.h5, or a .npz with "
                                            "'features' (N, D) and optional labels, split, "
                                            "video_ids, class_names.")],
-    out: Annotated[Optional[Path], typer.Option(help="Output [assignments.h5 beside FILE].")
-                   ] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="Output [FILE's name + .assignments.h5, beside FILE].")] = None,
     split: Annotated[Optional[str], typer.Option(help="train, test or all [cluster.split].")
                      ] = None,
     partition: Annotated[Optional[str], typer.Option(
@@ -256,7 +256,8 @@ def retrieve_command(
         help="projection or backbone [retrieve.feature].")] = None,
     cross: CrossOption = None,
     out: Annotated[Optional[Path], typer.Option(
-        help="retrieval.h5 to write [beside the features].")] = None,
+        help="retrieval.h5 to write [<run>/retrieval/<dataset>-<feature>/, or for "
+             "--features <workspace>/retrieval/<name>-<tag>/].")] = None,
     gallery: Annotated[Optional[Path], typer.Option(
         help="Write an HTML page of queries and their nearest videos here.")] = None,
     device: DeviceOption = None, amp: AmpOption = None,

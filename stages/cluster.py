@@ -19,6 +19,7 @@ from stages.io.artifacts import (
     KIND_ASSIGNMENTS,
     Assignments,
     Provenance,
+    check_output,
     file_checksum,
     write_artifact,
     write_assignments,
@@ -68,9 +69,14 @@ class ClusterResult:
 
 def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
         context: RunContext | None = None) -> ClusterResult:
-    """Cluster the features in `features_path` and write assignments.h5 (default: beside it)."""
+    """Cluster the features in `features_path` and write the assignments to `out` (default:
+    `<features name>.assignments.h5` beside them, so it never lands on a pretraining run's own
+    assignments.h5)."""
     context = context or RunContext()
     started, clock = now(), time.perf_counter()
+    output = Path(out) if out is not None else Path(features_path).with_name(
+        f"{Path(features_path).stem}.assignments.h5")
+    check_output(output, KIND_ASSIGNMENTS, [Path(features_path)])
     found = load_features(Path(features_path))
     if settings.split != "all":
         if found.split is None:
@@ -83,7 +89,6 @@ def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
     partitions, chosen = clustering.partitions, clustering.chosen
     quality = ([] if found.labels is None else
                [cluster_quality(found.labels, p).as_dict() for p in [*partitions, chosen]])
-    output = Path(out) if out is not None else Path(features_path).with_name("assignments.h5")
     count = len(found.features)
     video_ids = (found.video_ids if found.video_ids is not None
                  else np.array([str(i) for i in range(count)]))

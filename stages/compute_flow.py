@@ -19,6 +19,7 @@ from stages.io.artifacts import (
     ImageStreamWriter,
     Provenance,
     VideoTable,
+    check_output,
     open_artifact,
     read_encoded_images,
     read_failures,
@@ -139,6 +140,7 @@ def run(
         frames_codec = str(h5["images"].attrs["codec"])
         frames_digest = str(h5.attrs["content_digest"])
     output = Path(out) if out is not None else flow_path(workspace, data)
+    check_output(output, KIND_FLOW, [frames])
     key = fingerprint({"stage": "compute-flow", "settings": output_relevant(settings),
                        "frames": frames_digest})
     payloads = [

@@ -18,6 +18,7 @@ from stages.io.artifacts import (
     ImageStreamWriter,
     Provenance,
     VideoTable,
+    check_output,
     file_checksum,
     write_artifact,
     write_failures,
@@ -143,6 +144,8 @@ def run(
     context = context or RunContext()
     shard = shard or Shard()
     started = now()
+    output = Path(out) if out is not None else frames_path(workspace, data)
+    check_output(output, KIND_FRAMES)
     root = Path(data.root) if data.root is not None else None
     listing = list_dataset(data.dataset, root, data.test_ratio, data.split_seed)
     if listing.missing:
@@ -150,7 +153,6 @@ def run(
             f"{len(listing.missing)} videos named in the split files are missing, first: "
             + ", ".join(listing.missing[:3])
         )
-    output = Path(out) if out is not None else frames_path(workspace, data)
     description = _describe_inputs(listing, settings)
     key = fingerprint(description)
     payloads = [

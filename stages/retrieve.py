@@ -7,6 +7,7 @@ videos by cosine similarity; a query scores at k when one of its k nearest has i
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from stages.io.artifacts import (
     RetrievalTable,
     StoredFeatures,
     artifact_fingerprint,
+    check_output,
     file_checksum,
     write_artifact,
     write_features,
@@ -148,16 +150,18 @@ def _run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
     target = DataConfig(**{**data.__dict__, "dataset": cross, "name": None}) if cross else data
     reused, features_path, frames = False, None, None
     if features is not None:
+        output = Path(out) if out else _standalone_output(workspace, Path(features))
+        check_output(output, KIND_RETRIEVAL, [Path(features)])
         found = load_features(Path(features))
-        output = Path(out) if out else Path(features).with_name("retrieval.h5")
     else:
         path = resolve_checkpoint(run_dir, checkpoint, workspace, data)
         frames = frames_of(path, workspace, target, cross is not None)
         folder = path.parent / "retrieval" / f"{frames.parent.name}-{settings.feature}"
         features_path = folder / "features.h5"
+        output = Path(out) if out else folder / "retrieval.h5"
+        check_output(output, KIND_RETRIEVAL, [path, frames, features_path])
         found, reused = _embed_videos(settings, path, frames, target.split, features_path,
                                       compute, context)
-        output = Path(out) if out else folder / "retrieval.h5"
     if found.split is None or found.labels is None:
         raise ArtifactError("retrieval needs 'split' (train/test) and 'labels' arrays in the "
                             "features; add them to the .npz")
@@ -194,6 +198,13 @@ def _run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
                               gallery_rows, frames if features is None else None)
     return RetrieveResult(output, features_path, recall, per_class, len(queries),
                           len(gallery_rows), reused, shown_path, time.perf_counter() - clock)
+
+
+def _standalone_output(workspace: WorkspaceConfig, features: Path) -> Path:
+    """Where retrieval of a features file goes by default: the workspace, never beside the
+    input (whose folder may be someone else's, shared or read-only)."""
+    tag = hashlib.blake2b(str(features.resolve()).encode(), digest_size=4).hexdigest()
+    return Path(workspace.root) / "retrieval" / f"{features.stem}-{tag}" / "retrieval.h5"
 
 
 def _gallery(path: Path, settings: RetrieveConfig, workspace: WorkspaceConfig,

@@ -23,7 +23,7 @@ def write_npz(path, n=400, **arrays):
 def test_cluster_writes_every_partition_and_scores(tmp_path):
     features = write_npz(tmp_path / "f.npz")
     result = run(ClusterConfig(partition="coarsest", split="train"), features)
-    assert result.output == tmp_path / "assignments.h5" and result.num_videos == 300
+    assert result.output == tmp_path / "f.assignments.h5" and result.num_videos == 300
     with open_artifact(result.output, "assignments") as h5:
         stored = read_assignments(h5)
     assert stored.partitions.shape == (len(result.num_clusters), 300)
@@ -55,11 +55,16 @@ def test_cli_json_and_inspect(tmp_path):
     features = write_npz(tmp_path / "f.npz")
     summary = json.loads(run_slic("cluster", "--features", str(features), "--json").stdout)
     assert summary["num_videos"] == 400 and summary["chosen_from"] == "partition 0"
-    info = json.loads(run_slic("inspect", str(tmp_path / "assignments.h5"), "--json").stdout)
+    info = json.loads(run_slic("inspect", str(tmp_path / "f.assignments.h5"), "--json").stdout)
     assert info["kind"] == "assignments" and info["num_classes"] == 6
     assert info["num_clusters"] == summary["num_clusters"]
     bad = run_slic("cluster", "--features", str(features), "--partition", "99", check=False)
     assert bad.returncode == 2 and "cluster.partition" in bad.stderr
+    before = features.read_bytes()
+    onto_input = run_slic("cluster", "--features", str(features), "--out", str(features),
+                          check=False)
+    assert onto_input.returncode == 2 and "also this stage's input" in onto_input.stderr
+    assert features.read_bytes() == before
 
 
 def test_num_clusters_gives_exactly_that_many(tmp_path):

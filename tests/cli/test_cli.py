@@ -68,6 +68,10 @@ NO_CUDA_ONLY = pytest.mark.skipif(torch.cuda.is_available(),
                        marks=NO_CUDA_ONLY)
           for command in ("pretrain", "finetune", "linear-probe", "retrieve")],
         (["finetune", "--device", "gpu"], ["compute.device", "'gpu'"]),
+        (["extract-frames", "--dataset", "folder", "--root", ".", "--out", "example.yaml"],
+         ["example.yaml", "not a slic artifact"]),
+        (["extract-frames", "--dataset", "folder", "--root", ".", "--out", "."],
+         ["is a folder"]),
         (["pretrain", "--amp", "fp8"], ["compute.amp", "bf16"]),
     ],
 )
@@ -80,6 +84,7 @@ def test_user_mistakes_get_one_line_and_exit_2(tmp_path, args, words):
     assert "Traceback" not in process.stderr
     for word in words:
         assert word in lines[0]
+    assert (tmp_path / "example.yaml").read_text() == "data: {}\n"
 
 
 def test_config_command_prints_resolved_yaml(tmp_path):

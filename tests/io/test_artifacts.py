@@ -60,3 +60,24 @@ def test_image_stream_round_trip(tmp_path, codec):
     for original, back in zip(images[1:4], decoded):
         error = np.abs(original.astype(int) - back.astype(int)).mean()
         assert error == 0 if codec != "jpeg" else error < 8
+
+
+def test_outputs_never_destroy_inputs_folders_or_foreign_files(tmp_path):
+    from stages.io.artifacts import check_output, write_artifact
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    with pytest.raises(ArtifactError, match="not a slic artifact"):
+        check_output(notes, "frames")
+    with pytest.raises(ArtifactError, match="is a folder"):
+        check_output(tmp_path, "frames")
+    frames = tmp_path / "frames.h5"
+    with write_artifact(frames, "frames", "key"):
+        pass
+    check_output(frames, "frames")  # its own kind: the cache rules decide
+    with pytest.raises(ArtifactError, match="is a frames artifact"):
+        check_output(frames, "flow")
+    with pytest.raises(ArtifactError, match="also this stage's input"):
+        check_output(tmp_path / "x" / ".." / "frames.h5", "flow", [frames])
+    check_output(tmp_path / "new.h5", "flow", [frames])
+    assert notes.read_text() == "mine"

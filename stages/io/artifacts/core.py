@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,6 +167,35 @@ def write_artifact(path: Path, kind: str, fingerprint: str) -> Iterator[h5py.Fil
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def check_output(path: Path, kind: str, inputs: Sequence[Path | None] = ()) -> None:
+    """Refuse, before any work, an output path that would destroy something: one of the
+    stage's own inputs, a folder, or an existing file that is not a slic `kind` artifact (a
+    stage writes over its own kind of artifact only, under the cache rules)."""
+    path = Path(path)
+    target = path.resolve()
+    for source in inputs:
+        if source is not None and Path(source).resolve() == target:
+            raise ArtifactError(f"the output {path} is also this stage's input; write it "
+                                "elsewhere (--out)")
+    if path.is_dir():
+        raise ArtifactError(f"the output {path} is a folder; give a file path such as "
+                            f"{path / (kind + '.h5')} (--out)")
+    if not path.exists():
+        return
+    found = None
+    if h5py.is_hdf5(path):
+        try:
+            with h5py.File(path, "r") as h5:
+                found = h5.attrs.get("kind")
+        except OSError:
+            found = None
+    if found != kind:
+        what = f"a {found} artifact" if found else "not a slic artifact"
+        raise ArtifactError(f"the output {path} exists and is {what}; slic writes over its "
+                            f"own {kind} artifacts only: choose another path (--out) or move "
+                            "that file away")
 
 
 def write_provenance(h5: h5py.File, provenance: Provenance) -> None:

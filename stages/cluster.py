@@ -72,7 +72,7 @@ def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
     """Cluster the features in `features_path` and write the assignments to `out` (default:
     `<features name>.assignments.h5` beside them, so it never lands on a pretraining run's own
     assignments.h5)."""
-    context = context or RunContext()
+    context = (context or RunContext()).running(cluster=settings)
     started, clock = now(), time.perf_counter()
     output = Path(out) if out is not None else Path(features_path).with_name(
         f"{Path(features_path).stem}.assignments.h5")

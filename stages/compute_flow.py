@@ -129,7 +129,8 @@ def run(
     shard: Shard | None = None,
 ) -> VideoStageResult:
     """Compute flow for every video of `frames` (default: the workspace's frames.h5)."""
-    context = context or RunContext()
+    context = (context or RunContext()).running(compute_flow=settings, data=data,
+                                                workspace=workspace)
     shard = shard or Shard()
     check_flow_method(settings.method)
     started = now()

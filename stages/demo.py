@@ -134,6 +134,8 @@ def run(config: SlicConfig, workspace: Path, quick: bool, context: RunContext | 
     clock = time.perf_counter()
     budget = QUICK if quick else FULL
     config = _configure(config, budget, Path(workspace))
+    # Provenance: the demo's budget, not the defaults the command line resolved.
+    context = replace(context, config=config.as_dict())
     data, space = config.data, config.workspace
     make_dataset.run(config.make_dataset, Path(data.root), context)
     extract_frames.run(config.extract_frames, data, space, context)

@@ -141,7 +141,8 @@ def run(
     context: RunContext | None = None, out: Path | None = None, shard: Shard | None = None,
 ) -> VideoStageResult:
     """Decode the dataset's videos into `out` (default `<workspace>/<dataset>/frames.h5`)."""
-    context = context or RunContext()
+    context = (context or RunContext()).running(extract_frames=settings, data=data,
+                                                workspace=workspace)
     shard = shard or Shard()
     started = now()
     output = Path(out) if out is not None else frames_path(workspace, data)

@@ -60,7 +60,9 @@ def run(settings: FinetuneConfig, pretrain: PretrainConfig, data: DataConfig,
         random_init: bool = False, cross: str | None = None, resume: bool = False,
         compute_settings: ComputeConfig | None = None) -> FinetuneResult:
     """Fine-tune, choose best.pt on the validation share, then test it."""
-    context = context or RunContext()
+    context = (context or RunContext()).running(
+        finetune=settings, pretrain=pretrain, data=data, workspace=workspace,
+        compute=compute_settings or ComputeConfig())
     clock = time.perf_counter()
     compute = start_compute(compute_settings or ComputeConfig())
     try:

@@ -86,7 +86,9 @@ def run(settings: LinearProbeConfig, pretrain: PretrainConfig, data: DataConfig,
         compute_settings: ComputeConfig | None = None) -> LinearProbeResult:
     """Probe a checkpoint (or a random-init encoder); results go to `<run>/linear-probe/`
     (`linear-probe-cached/` for the cached protocol)."""
-    context = context or RunContext()
+    context = (context or RunContext()).running(
+        linear_probe=settings, pretrain=pretrain, data=data, workspace=workspace,
+        compute=compute_settings or ComputeConfig())
     clock = time.perf_counter()
     compute = start_compute(compute_settings or ComputeConfig())
     stage = "linear-probe" if settings.protocol == "windows" else "linear-probe-cached"

@@ -111,7 +111,7 @@ def render_video(settings: MakeDatasetConfig, class_index: int, group: int,
 def run(settings: MakeDatasetConfig, out: Path, context: RunContext | None = None
         ) -> MakeDatasetResult:
     """Write the dataset to `out` (video files, classInd.txt, trainlist01/testlist01)."""
-    context = context or RunContext()
+    context = (context or RunContext()).running(make_dataset=settings)
     if (settings.min_size > settings.max_size or settings.min_seconds > settings.max_seconds
             or settings.min_shot_seconds > settings.max_shot_seconds):
         raise SlicError("make_dataset: min_size/min_seconds/min_shot_seconds must not exceed "

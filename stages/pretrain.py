@@ -273,7 +273,9 @@ def run(settings: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig,
         flow: Path | None = None, resume: bool = False,
         compute_settings: ComputeConfig | None = None) -> PretrainResult:
     """Train (or resume) a SLIC run; returns where it is and its final metrics."""
-    context = context or RunContext()
+    context = (context or RunContext()).running(pretrain=settings, data=data,
+                                                workspace=workspace,
+                                                compute=compute_settings or ComputeConfig())
     clock = time.perf_counter()
     compute = start_compute(compute_settings or ComputeConfig())
     try:

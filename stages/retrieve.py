@@ -128,7 +128,9 @@ def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
     """Embed (or read) features, retrieve test -> train, write retrieval.h5 (and a gallery).
 
     Under torchrun every rank embeds its share of the clips; rank 0 retrieves and writes."""
-    context = context or RunContext()
+    context = (context or RunContext()).running(
+        retrieve=settings, data=data, workspace=workspace,
+        compute=compute_settings or ComputeConfig())
     compute = start_compute(compute_settings or ComputeConfig())
     try:
         return _run(settings, data, workspace, context, run_dir, checkpoint, features, cross,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -19,6 +20,16 @@ class RunContext:
     config: dict[str, Any] = field(default_factory=dict)
     progress: Progress = field(default_factory=SilentProgress)
     force: bool = False
+
+    def running(self, **sections: Any) -> RunContext:
+        """This context with `config` holding the sections a stage actually runs with (section
+        name -> its dataclass), so provenance is the truth whoever called the stage: the CLI,
+        `slic demo` with its own budget, or Python code with no config at all."""
+        config = {**self.config}
+        for name, section in sections.items():
+            if section is not None:
+                config[name] = dataclasses.asdict(section)
+        return dataclasses.replace(self, config=config)
 
 
 def now() -> str:

@@ -1,5 +1,9 @@
 """`slic demo --quick`: every stage runs, every artifact stays, one comparison table."""
 
+import json
+
+import yaml
+
 from tests.conftest import run_slic, run_slic_json
 
 
@@ -20,5 +24,12 @@ def test_quick_demo_runs_every_stage(tmp_path):
                  run_folder / "retrieval" / "synthetic-projection" / "retrieval.h5",
                  folder / "random-init" / "demo-random" / "finetune" / "results.json"):
         assert path.is_file(), path
+    ran = yaml.safe_load((run_folder / "config.yaml").read_text())
+    assert ran["pretrain"]["arch"] == "r3d_tiny" and ran["pretrain"]["epochs"] == 2
+    assert ran["data"]["dataset"] == "synthetic"
+    flow = json.loads(run_slic("inspect", str(folder / "flow.h5"), "--json").stdout)
+    assert flow["provenance"]["config"]["data"]["dataset"] == "synthetic"
+    results = json.loads((run_folder / "finetune" / "results.json").read_text())
+    assert results["best_epoch"] == 0 and results["config"]["finetune"]["epochs"] == 1
     table = run_slic("demo", "--quick", "--workspace", "work", cwd=tmp_path).stdout
     assert "SLIC" in table and "random init" in table and "finetune top-1" in table

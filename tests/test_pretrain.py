@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from stages.cluster import ClusterConfig
 from stages.cluster import run as cluster
@@ -63,6 +64,9 @@ def test_a_run_writes_every_artifact(training_workspace, tmp_path):
     assert clustered.num_videos == 16 and clustered.quality
     best = load_checkpoint(folder / "best.pt")
     assert best["criterion"] == "last" and best["arch"] == "r3d_tiny"
+    stored = yaml.safe_load((folder / "config.yaml").read_text())  # called from Python
+    assert stored["pretrain"]["epochs"] == 3 and stored["pretrain"]["arch"] == "r3d_tiny"
+    assert stored["data"]["dataset"] == "synthetic"
     summary = result.summary()
     assert summary["status"] == "trained"
     assert summary["train_videos"] == 16 and summary["short_videos_skipped"] == 0

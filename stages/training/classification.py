@@ -262,5 +262,6 @@ def write_results(folder: Path, summary: dict[str, Any], confusion: list[list[in
     draw_confusion(np.asarray(confusion), class_names, folder / "confusion.png", title)
     temporary = folder / ".results.json.writing"
     temporary.write_text(json.dumps({**summary, "confusion": confusion,
-                                     "command": context.command}, indent=1))
+                                     "command": context.command, "config": context.config},
+                                    indent=1))
     os.replace(temporary, folder / "results.json")

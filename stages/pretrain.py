@@ -48,6 +48,7 @@ from stages.training.run_folder import (
     record_round,
     write_config,
 )
+from stages.training.run_lock import run_folder_lock
 from stages.training.schedule import build_schedule, lr_factor
 from stages.training.slic_step import LossSettings, slic_step, step_generator
 from stages.training.trainer import StepResult, Trainer
@@ -280,7 +281,8 @@ def run(settings: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig,
     compute = start_compute(compute_settings or ComputeConfig())
     try:
         task, trainer = _build(settings, data, workspace, context, compute, frames, flow)
-        return _run(task, trainer, resume, clock)
+        with run_folder_lock(task.folder.path, compute.distribution.is_main):
+            return _run(task, trainer, resume, clock)
     finally:
         stop_compute(compute)
 

@@ -39,6 +39,7 @@ from stages.training.checkpoint import load_checkpoint, save_checkpoint
 from stages.training.compute import Compute
 from stages.training.embedding import configure_worker, embed_clips
 from stages.training.monitor import MetricsLog
+from stages.training.run_lock import run_folder_lock
 from stages.training.schedule import build_schedule, lr_factor, paper_drop_epochs
 from stages.training.trainer import StepResult, Trainer
 from stages.training.video_split import split_rows
@@ -226,6 +227,13 @@ def train_classifier(recipe: ClassifierRecipe, source: EncoderSource, split: int
                       [group["lr"] for group in groups], recipe.config, recipe.resumable,
                       source.folder)
     task = ClassifierTraining(recipe, model, store, train, val, source, compute, context)
+    with run_folder_lock(source.folder, trainer.is_main):
+        return _train_and_test(task, trainer, test, len(train), resume)
+
+
+def _train_and_test(task: ClassifierTraining, trainer: Trainer, test: np.ndarray,
+                    num_train: int, resume: bool) -> ClassifierOutcome:
+    source, context, recipe = task.source, task.context, task.recipe
     log = MetricsLog(source.folder / "metrics.jsonl")
     state = trainer.begin(resume, context.force, [source.folder / "best.pt", log.path],
                           context.progress)
@@ -238,7 +246,7 @@ def train_classifier(recipe: ClassifierRecipe, source: EncoderSource, split: int
         log.path.touch()
         log.keep_before(start)
     trainer.fit(task, start, recipe.epochs, log, context.progress)
-    return _test(task, test, "trained" if start < recipe.epochs else "up to date", len(train))
+    return _test(task, test, "trained" if start < recipe.epochs else "up to date", num_train)
 
 
 def _test(task: ClassifierTraining, test: np.ndarray, status: str, num_train: int

@@ -13,12 +13,14 @@ from typing import Any
 import torch
 
 from stages.errors import ArtifactError
+from stages.io.temporaries import remove_stale_temporaries, temporary_for
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Write `state` to `path` through a temporary file, fsync and rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.writing-{os.getpid()}")
+    remove_stale_temporaries(path)
+    temporary = temporary_for(path)
     try:
         with open(temporary, "wb") as handle:
             torch.save(state, handle)

@@ -42,3 +42,24 @@ def test_an_encoder_checkpoint_of_other_shapes_is_one_clear_error(tmp_path):
     with pytest.raises(ArtifactError, match="does not match the r3d_tiny encoder") as error:
         load_encoder(path)
     assert "\n" not in str(error.value)
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from stages.io.artifacts import write_artifact
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    checkpoint, artifact = tmp_path / "checkpoint.pt", tmp_path / "flow.h5"
+    for path in (checkpoint, artifact):
+        (tmp_path / f".{path.name}.writing-{dead}").write_bytes(b"")  # a killed writer's
+    alive = tmp_path / f".checkpoint.pt.writing-{os.getppid()}"  # a live writer's: kept
+    alive.write_bytes(b"")
+    save_checkpoint({"model": {}}, checkpoint)
+    with write_artifact(artifact, "flow", "key"):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["checkpoint.pt", "flow.h5", alive.name])

@@ -30,6 +30,7 @@ import h5py
 import numpy as np
 
 from stages.errors import ArtifactError
+from stages.io.temporaries import remove_stale_temporaries, temporary_for
 
 SCHEMA_VERSION = 1
 KIND_FRAMES, KIND_FLOW = "frames", "flow"
@@ -156,7 +157,8 @@ def write_artifact(path: Path, kind: str, fingerprint: str) -> Iterator[h5py.Fil
     reader ever sees a half-written artifact.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.writing-{os.getpid()}")
+    remove_stale_temporaries(path)
+    temporary = temporary_for(path)
     try:
         with h5py.File(temporary, "w") as h5:
             h5.attrs["kind"], h5.attrs["schema_version"] = kind, SCHEMA_VERSION

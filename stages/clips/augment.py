@@ -177,10 +177,26 @@ def augment_clip(frames: np.ndarray, augmentation: ClipAugmentation, size: int, 
         tall = _gray3(tall)
     clip = tall.reshape(count, size, size, 3)
     if augmentation.blur:
-        stacked = np.ascontiguousarray(np.moveaxis(clip, 0, 2).reshape(size, size, -1))
-        blurred = cv2.GaussianBlur(stacked, (BLUR_KERNEL, BLUR_KERNEL), BLUR_SIGMA)
-        clip = np.moveaxis(blurred.reshape(size, size, count, 3), 2, 0)
+        clip = blur_clip(clip)
     return _normalise(clip)
+
+
+# OpenCV filters an image of at most 128 channels (CV_CN_MAX is 512, but GaussianBlur's
+# separable filter stops at 128): 42 RGB frames stacked as channels is the most in one call.
+BLUR_FRAMES_PER_CALL = 42
+
+
+def blur_clip(clip: np.ndarray) -> np.ndarray:
+    """Gaussian blur of every frame of a (T, S, S, 3) uint8 clip, frames stacked as channels
+    in groups OpenCV accepts, so clips of any length work."""
+    count, size = clip.shape[0], clip.shape[1]
+    parts = []
+    for first in range(0, count, BLUR_FRAMES_PER_CALL):
+        group = clip[first:first + BLUR_FRAMES_PER_CALL]
+        stacked = np.ascontiguousarray(np.moveaxis(group, 0, 2).reshape(size, size, -1))
+        blurred = cv2.GaussianBlur(stacked, (BLUR_KERNEL, BLUR_KERNEL), BLUR_SIGMA)
+        parts.append(np.moveaxis(blurred.reshape(size, size, len(group), 3), 2, 0))
+    return np.concatenate(parts)
 
 
 CROP_COUNTS = (1, 3, 10)

@@ -111,3 +111,15 @@ def test_centre_crop_resizes_the_short_side():
     out = _unnormalise(centre_crop_clip(frames, 20))
     assert out.shape == (3, 2, 20, 20)
     assert out[:, :, :, 10].min() > 0.9 and out[:, :, :, 0].max() < 0.1
+
+
+def test_blur_works_for_long_clips_and_equals_blurring_each_frame():
+    import cv2
+
+    from stages.clips.augment import BLUR_KERNEL, BLUR_SIGMA, blur_clip
+
+    rng = np.random.default_rng(0)
+    clip = rng.integers(0, 256, (64, 24, 24, 3), dtype=np.uint8)  # 192 channels at once
+    blurred = blur_clip(clip)
+    each = np.stack([cv2.GaussianBlur(f, (BLUR_KERNEL, BLUR_KERNEL), BLUR_SIGMA) for f in clip])
+    assert blurred.shape == clip.shape and np.array_equal(blurred, each)

@@ -93,9 +93,12 @@ def _describe_inputs(listing: DatasetListing, settings: ExtractFramesConfig) -> 
     """Everything the artifact depends on: settings, the listing, and each file's size and age."""
     stats = []
     for video in listing.videos:
-        stat = os.stat(listing.video_root / video.relpath)
-        stats.append([video.relpath, video.label, video.membership, stat.st_size,
-                      stat.st_mtime_ns])
+        try:
+            stat = os.stat(listing.video_root / video.relpath)
+            size, modified = stat.st_size, stat.st_mtime_ns
+        except FileNotFoundError:  # a dangling link: decoding fails and is recorded
+            size, modified = 0, 0
+        stats.append([video.relpath, video.label, video.membership, size, modified])
     return {"stage": "extract-frames", "decoding": DECODING_REVISION,
             "settings": output_relevant(settings),
             "dataset": listing.name, "classes": listing.class_names,
@@ -154,6 +157,10 @@ def run(
             f"{len(listing.missing)} videos named in the split files are missing, first: "
             + ", ".join(listing.missing[:3])
         )
+    if listing.skipped_links:
+        context.progress.message(
+            f"{len(listing.skipped_links)} links lead to videos or folders already found and "
+            "were followed once only, first: " + ", ".join(listing.skipped_links[:3]))
     description = _describe_inputs(listing, settings)
     key = fingerprint(description)
     payloads = [
@@ -170,4 +177,5 @@ def run(
     result = run_video_stage("extract-frames", output, key, payloads, extract_video, merge,
                              shard, settings.workers, context, "decoding videos", sizes)
     result.missing, result.num_missing = listing.missing, len(listing.missing)
+    result.extra["skipped_links"] = len(listing.skipped_links)
     return result

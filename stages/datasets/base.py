@@ -47,6 +47,7 @@ class DatasetListing:
     videos: list[VideoRecord]
     missing: list[str] = field(default_factory=list)
     list_files: list[Path] = field(default_factory=list)
+    skipped_links: list[str] = field(default_factory=list)
 
     def split_index(self, split: str) -> int:
         """Position of `split` in `split_names`, with an error naming the available ones."""
@@ -59,20 +60,47 @@ class DatasetListing:
         return self.split_names.index(split)
 
 
-def scan_videos(video_root: Path) -> dict[str, str]:
-    """Find video files below `video_root`.
+@dataclass
+class VideoScan:
+    """The video files below a root: `files` maps the lower-cased relative path to the path as
+    it is on disk; `skipped_links` lists the links (relative paths) left out because they lead
+    to a folder or file already found (a link loop would otherwise enrol videos many times)."""
 
-    Returns a map from the lower-cased relative path to the relative path as it is on disk, so
-    that split files whose case differs from the disk (UCF101's HandStandPushups) still match.
+    files: dict[str, str]
+    skipped_links: list[str] = field(default_factory=list)
+
+
+def scan_videos(video_root: Path) -> VideoScan:
+    """Find video files below `video_root`, each real file once (links followed).
+
+    Lower-cased keys let split files whose case differs from the disk (UCF101's
+    HandStandPushups) still match. A dangling link is kept: decoding it fails and is recorded.
     """
     found: dict[str, str] = {}
+    skipped: list[str] = []
+    seen_folders: set[str] = set()
+    seen_files: set[str] = set()
     for folder, subfolders, files in os.walk(video_root, followlinks=True):
+        seen_folders.add(os.path.realpath(folder))
         subfolders.sort()
+        for name in list(subfolders):
+            path = os.path.join(folder, name)
+            if os.path.realpath(path) in seen_folders:
+                subfolders.remove(name)
+                skipped.append(os.path.relpath(path, video_root).replace(os.sep, "/"))
+            else:
+                seen_folders.add(os.path.realpath(path))
         for name in sorted(files):
             if name.lower().endswith(VIDEO_EXTENSIONS) and not name.startswith("."):
-                rel = os.path.relpath(os.path.join(folder, name), video_root).replace(os.sep, "/")
+                path = os.path.join(folder, name)
+                rel = os.path.relpath(path, video_root).replace(os.sep, "/")
+                real = os.path.realpath(path)
+                if real in seen_files:
+                    skipped.append(rel)
+                    continue
+                seen_files.add(real)
                 found[rel.lower()] = rel
-    return found
+    return VideoScan(found, skipped)
 
 
 def require_folder(path: Path, what: str, fix: str) -> Path:

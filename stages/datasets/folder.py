@@ -46,7 +46,8 @@ def read_folder(
 ) -> DatasetListing:
     """List `<root>/<class>/<video>`; classes are the sub-folders, sorted."""
     require_folder(root, "dataset root", "pass the folder holding one sub-folder per class")
-    on_disk = scan_videos(root)
+    scan = scan_videos(root)
+    on_disk = scan.files
     by_class: dict[str, list[str]] = {}
     for rel in on_disk.values():
         if "/" in rel:
@@ -78,5 +79,5 @@ def read_folder(
     ]
     return DatasetListing(
         name, root, class_names, ["1"], sorted(videos, key=lambda v: v.relpath),
-        sorted(missing), list_files,
+        sorted(missing), list_files, scan.skipped_links,
     )

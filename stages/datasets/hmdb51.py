@@ -39,7 +39,8 @@ def read_hmdb51(root: Path, name: str = "hmdb51") -> DatasetListing:
     split_names = sorted(per_split)
     class_names = sorted(per_split[split_names[0]])
     label_of = {c: i for i, c in enumerate(class_names)}
-    on_disk = scan_videos(root)
+    scan = scan_videos(root)
+    on_disk = scan.files
     by_class_and_name = {
         (rel.split("/")[0], rel.split("/")[-1].lower()): rel for rel in on_disk.values()
     }
@@ -67,5 +68,5 @@ def read_hmdb51(root: Path, name: str = "hmdb51") -> DatasetListing:
     ]
     return DatasetListing(
         name, root, class_names, split_names, sorted(videos, key=lambda v: v.relpath),
-        sorted(set(missing)), list_files,
+        sorted(set(missing)), list_files, scan.skipped_links,
     )

@@ -54,9 +54,8 @@ def read_kinetics400(root: Path, name: str = "kinetics400") -> DatasetListing:
     """List Kinetics clips under `root/<split>/[<class>/]`, matched to the CSVs by file stem."""
     require_folder(root, "dataset root", "pass the folder holding train/ and val/ as --root")
     annotations = _annotation_folder(root)
-    on_disk = {
-        os.path.splitext(rel.rsplit("/", 1)[-1])[0]: rel for rel in scan_videos(root).values()
-    }
+    scan = scan_videos(root)
+    on_disk = {os.path.splitext(rel.rsplit("/", 1)[-1])[0]: rel for rel in scan.files.values()}
     labelled: dict[str, tuple[str, int]] = {}
     missing: list[str] = []
     list_files = []
@@ -82,5 +81,5 @@ def read_kinetics400(root: Path, name: str = "kinetics400") -> DatasetListing:
     ]
     return DatasetListing(
         name, root, class_names, ["1"], sorted(videos, key=lambda v: v.relpath),
-        sorted(missing), list_files,
+        sorted(missing), list_files, scan.skipped_links,
     )

@@ -57,7 +57,8 @@ def read_ucf101(root: Path, name: str = "ucf101") -> DatasetListing:
     video_root, lists = _locate(root)
     class_names = _class_names(lists)
     label_of = {c.lower(): i for i, c in enumerate(class_names)}
-    on_disk = scan_videos(video_root)
+    scan = scan_videos(video_root)
+    on_disk = scan.files
     split_names = [
         str(n) for n in (1, 2, 3)
         if (lists / f"trainlist0{n}.txt").is_file() and (lists / f"testlist0{n}.txt").is_file()
@@ -88,5 +89,5 @@ def read_ucf101(root: Path, name: str = "ucf101") -> DatasetListing:
         )
     return DatasetListing(
         name, video_root, class_names, split_names, sorted(videos, key=lambda v: v.relpath),
-        sorted(set(missing)), list_files,
+        sorted(set(missing)), list_files, scan.skipped_links,
     )

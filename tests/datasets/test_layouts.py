@@ -131,3 +131,34 @@ def test_stratified_split_is_seeded_and_per_class():
     assert first != other
     assert sum(first[p] == TEST for p in by_class["a"]) == 3
     assert sum(first[p] == TEST for p in by_class["b"]) == 1
+
+
+def test_each_real_video_is_enrolled_once_through_link_loops(tmp_path):
+    touch(tmp_path, "jump/a.mp4", "jump/b.mp4", "run/c.mp4")
+    (tmp_path / "jump" / "loop").symlink_to(tmp_path / "jump")  # jump/loop -> ../jump
+    (tmp_path / "run" / "again.mp4").symlink_to(tmp_path / "jump" / "a.mp4")
+    (tmp_path / "run" / "gone.mp4").symlink_to(tmp_path / "nowhere.mp4")  # dangling
+    listing = list_dataset("folder", tmp_path)
+    assert [v.relpath for v in listing.videos] == ["jump/a.mp4", "jump/b.mp4", "run/c.mp4",
+                                                   "run/gone.mp4"]
+    assert sorted(listing.skipped_links) == ["jump/loop", "run/again.mp4"]
+
+
+def test_a_dangling_link_is_a_recorded_failure(synthetic_root, tmp_path):
+    from stages.extract_frames import ExtractFramesConfig
+    from stages.extract_frames import run as extract_frames
+    from stages.shared_config import DataConfig, WorkspaceConfig
+
+    source = sorted((synthetic_root / "Rise").glob("*.avi"))[0]
+    root = tmp_path / "data"
+    (root / "rise").mkdir(parents=True)
+    (root / "rise" / "a.avi").symlink_to(source)
+    (root / "rise" / "loop").symlink_to(root / "rise")
+    (root / "rise" / "gone.avi").symlink_to(root / "nowhere.avi")
+    result = extract_frames(ExtractFramesConfig(short_side=32, workers=1),
+                            DataConfig(dataset="folder", root=str(root), test_ratio=0.0),
+                            WorkspaceConfig(root=str(tmp_path / "ws")))
+    summary = result.summary()
+    assert summary["num_videos"] == 2 and summary["num_failed"] == 1
+    assert summary["failures"][0]["relpath"] == "rise/gone.avi"
+    assert summary["skipped_links"] == 1

@@ -393,6 +393,8 @@ def demo_command(
                                             "artifact.")] = Path("slic-demo"),
     quick: Annotated[bool, typer.Option("--quick", help="A 1-2 minute version on a smaller "
                                         "dataset.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Redo every stage, even those whose "
+                                        "results are up to date.")] = False,
     config: ConfigOption = None, set_: SetOption = None,
     quiet: QuietOption = False, json_: JsonOption = False,
 ) -> None:
@@ -404,7 +406,7 @@ def demo_command(
         progress = RichProgress(quiet)
         with progress:
             result = demo.run(resolved, workspace, quick,
-                              RunContext(command_line(), resolved.as_dict(), progress))
+                              RunContext(command_line(), resolved.as_dict(), progress, force))
         emit(result.summary(), json_, quiet, [demo_table(result.summary())])
 
 

@@ -31,6 +31,7 @@ from stages.workspace import dataset_folder
 class DemoBudget:
     """Sizes of one demo: the data, the clips and how long each stage trains."""
 
+    name: str  # in the run folders' names, so the two budgets never share a run
     num_classes: int
     groups_per_class: int
     clips_per_group: int
@@ -49,14 +50,14 @@ class DemoBudget:
     clips: int
 
 
-FULL = DemoBudget(num_classes=8, groups_per_class=6, clips_per_group=4, test_groups=2,
+FULL = DemoBudget(name="full", num_classes=8, groups_per_class=6, clips_per_group=4, test_groups=2,
                   min_seconds=2.0, max_seconds=4.0, short_side=128, clip_length=8, stride=3,
                   crop_size=64, batch_size=16, pretrain_epochs=25,
                   cluster_warmup_epochs=10, finetune_epochs=4,
                   probe_epochs=100, clips=5)
-QUICK = DemoBudget(num_classes=4, groups_per_class=3, clips_per_group=2, test_groups=1,
-                   min_seconds=0.8, max_seconds=1.2, short_side=64, clip_length=4, stride=2,
-                   crop_size=32, batch_size=8, pretrain_epochs=2,
+QUICK = DemoBudget(name="quick", num_classes=4, groups_per_class=3, clips_per_group=2,
+                   test_groups=1, min_seconds=0.8, max_seconds=1.2, short_side=64,
+                   clip_length=4, stride=2, crop_size=32, batch_size=8, pretrain_epochs=2,
                    cluster_warmup_epochs=1, finetune_epochs=1,
                    probe_epochs=20, clips=2)
 
@@ -87,7 +88,7 @@ def _configure(config: SlicConfig, budget: DemoBudget, workspace: Path) -> SlicC
                          batch_size=budget.batch_size,
                          epochs=budget.pretrain_epochs, eval_every=budget.pretrain_epochs,
                          cluster_warmup_epochs=budget.cluster_warmup_epochs,
-                         run_name="demo-slic", workers=2),
+                         run_name=f"demo-slic-{budget.name}", workers=2),
         retrieve=replace(config.retrieve, clips=budget.clips, ks="1,5"),
         linear_probe=replace(config.linear_probe, protocol="cached",
                              epochs=budget.probe_epochs, batch_size=256,
@@ -97,11 +98,14 @@ def _configure(config: SlicConfig, budget: DemoBudget, workspace: Path) -> SlicC
     )
 
 
-def _random_checkpoint(config: SlicConfig) -> Path:
+def _random_checkpoint(config: SlicConfig, budget: DemoBudget) -> Path:
     """best.pt of an untrained encoder (same arch and seed), so every evaluation treats the
-    baseline exactly like a trained run."""
-    path = dataset_folder(config.workspace, config.data) / "random-init" / "demo-random" / \
-        "best.pt"
+    baseline exactly like a trained run. Written once: a later demo reuses it and its
+    results."""
+    path = (dataset_folder(config.workspace, config.data) / "random-init" /
+            f"demo-random-{budget.name}" / "best.pt")
+    if path.is_file():
+        return path
     torch.manual_seed(config.pretrain.seed)
     encoder = Encoder(config.pretrain.arch, config.pretrain.projection_hidden,
                       config.pretrain.projection_dim)
@@ -121,7 +125,8 @@ def _evaluate(config: SlicConfig, checkpoint: Path, context: RunContext) -> dict
                              config.workspace, context, checkpoint=checkpoint,
                              compute_settings=config.compute)
     tuned = finetune.run(config.finetune, config.pretrain, config.data, config.workspace,
-                         context, checkpoint=checkpoint, compute_settings=config.compute)
+                         context, checkpoint=checkpoint, resume=not context.force,
+                         compute_settings=config.compute)
     return {"r1": recall.recall[1], "r5": recall.recall[5],
             "nmi": clustered.quality[0]["nmi"] if clustered.quality else None,
             "linear_probe_top1": probe.top1, "finetune_top1": tuned.top1}
@@ -140,11 +145,12 @@ def run(config: SlicConfig, workspace: Path, quick: bool, context: RunContext | 
     make_dataset.run(config.make_dataset, Path(data.root), context)
     extract_frames.run(config.extract_frames, data, space, context)
     compute_flow.run(config.compute_flow, data, space, context)
-    trained = pretrain_stage.run(config.pretrain, data, space,
-                                 replace(context, force=True), compute_settings=config.compute)
-    context = replace(context, force=True)
+    # A second demo finds every stage up to date: training resumes a finished run (and
+    # refuses one trained with other settings), evaluations reuse their cached features.
+    trained = pretrain_stage.run(config.pretrain, data, space, context,
+                                 resume=not context.force, compute_settings=config.compute)
     slic = _evaluate(config, trained.run_folder / "best.pt", context)
-    baseline = _evaluate(config, _random_checkpoint(config), context)
+    baseline = _evaluate(config, _random_checkpoint(config, budget), context)
     rows = [{"metric": name, "slic": slic[key], "random_init": baseline[key]}
             for name, key in (("R@1", "r1"), ("R@5", "r5"), ("NMI (FINCH finest)", "nmi"),
                               ("linear probe top-1 (cached)", "linear_probe_top1"),

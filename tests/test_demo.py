@@ -16,13 +16,13 @@ def test_quick_demo_runs_every_stage(tmp_path):
         for key in ("slic", "random_init"):
             assert 0.0 <= row[key] <= 1.0
     folder = tmp_path / "work" / "synthetic"
-    run_folder = folder / "runs" / "demo-slic"
+    run_folder = folder / "runs" / "demo-slic-quick"
     for path in (folder / "frames.h5", folder / "flow.h5", run_folder / "checkpoint.pt",
                  run_folder / "assignments.h5", run_folder / "features.h5",
                  run_folder / "linear-probe-cached" / "results.json",
                  run_folder / "finetune" / "results.json",
                  run_folder / "retrieval" / "synthetic-projection" / "retrieval.h5",
-                 folder / "random-init" / "demo-random" / "finetune" / "results.json"):
+                 folder / "random-init" / "demo-random-quick" / "finetune" / "results.json"):
         assert path.is_file(), path
     ran = yaml.safe_load((run_folder / "config.yaml").read_text())
     assert ran["pretrain"]["arch"] == "r3d_tiny" and ran["pretrain"]["epochs"] == 2
@@ -31,5 +31,12 @@ def test_quick_demo_runs_every_stage(tmp_path):
     assert flow["provenance"]["config"]["data"]["dataset"] == "synthetic"
     results = json.loads((run_folder / "finetune" / "results.json").read_text())
     assert results["best_epoch"] == 0 and results["config"]["finetune"]["epochs"] == 1
-    table = run_slic("demo", "--quick", "--workspace", "work", cwd=tmp_path).stdout
+    trained = [run_folder / "checkpoint.pt", run_folder / "finetune" / "checkpoint.pt",
+               folder / "frames.h5", folder / "flow.h5"]
+    before = [path.stat().st_mtime_ns for path in trained]
+    again = run_slic("demo", "--quick", "--workspace", "work", cwd=tmp_path)
+    assert [path.stat().st_mtime_ns for path in trained] == before  # nothing retrained
+    table = again.stdout
     assert "SLIC" in table and "random init" in table and "finetune top-1" in table
+    second = run_slic_json("demo", "--quick", "--workspace", "work", cwd=tmp_path)
+    assert second["results"] == summary["results"]  # the same table from the stored results

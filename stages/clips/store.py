@@ -13,7 +13,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from stages.errors import ArtifactError
+from stages.errors import ArtifactError, SlicError
 from stages.flow_methods import dequantise_flow, quantise_flow
 from stages.io.artifacts import (
     KIND_FLOW,
@@ -103,8 +103,14 @@ class ClipStore:
         images = []
         for index in frames.tolist():
             if index not in decoded:
-                decoded[index] = decode_image(encoded[index - low], layout.codec, height, width,
-                                              channels)
+                try:
+                    decoded[index] = decode_image(encoded[index - low], layout.codec, height,
+                                                  width, channels)
+                except SlicError:
+                    video = self.table.columns["video_id"][row]
+                    raise ArtifactError(
+                        f"{h5.filename}: image {index} of video {video} ({stream}) cannot be "
+                        "decoded, the file is damaged; make it again with --force") from None
             images.append(decoded[index])
         return np.stack(images)
 

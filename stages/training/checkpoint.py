@@ -7,6 +7,7 @@ A checkpoint is a dict of tensors, numbers, strings, lists and dicts only, so
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise ArtifactError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ArtifactError(f"{path} is not a readable slic checkpoint: it holds objects other "
+                            "than tensors and plain values, which slic never unpickles (they "
+                            "could run code)") from None
     except Exception as error:  # noqa: BLE001 - report any unreadable file the same way
-        raise ArtifactError(f"{path} is not a readable slic checkpoint ({error})") from None
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ArtifactError(f"{path} is not a readable slic checkpoint ({reason})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise ArtifactError(f"{path} is not a slic checkpoint (no 'model' entry)")
     return state

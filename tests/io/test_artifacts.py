@@ -81,3 +81,25 @@ def test_outputs_never_destroy_inputs_folders_or_foreign_files(tmp_path):
         check_output(tmp_path / "x" / ".." / "frames.h5", "flow", [frames])
     check_output(tmp_path / "new.h5", "flow", [frames])
     assert notes.read_text() == "mine"
+
+
+def test_a_damaged_image_names_the_file_and_the_video(training_workspace, tmp_path):
+    import shutil
+
+    from stages.clips.store import ClipStore
+
+    damaged = tmp_path / "frames.h5"
+    shutil.copy(training_workspace / "synthetic" / "frames.h5", damaged)
+    with h5py.File(damaged, "r+") as h5:
+        start, end = h5["images/offsets"][0:2]
+        h5["images/data"][start:end] = 0
+    store = ClipStore(damaged)
+    video = store.table.columns["video_id"][0]
+    with pytest.raises(ArtifactError, match="cannot be decoded") as error:
+        store.rgb(0, np.arange(3))
+    assert str(damaged) in str(error.value) and str(video) in str(error.value)
+
+
+def test_a_folder_where_an_artifact_is_expected_says_so(tmp_path):
+    with pytest.raises(ArtifactError, match="is a folder; pass an artifact file"):
+        open_artifact(tmp_path)

@@ -228,6 +228,9 @@ MADE_BY = {KIND_FRAMES: "slic extract-frames", KIND_FLOW: "slic compute-flow"}
 def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
     """Open an artifact for reading after checking it is one, of `kind`, of a known schema."""
     path = Path(path)
+    if path.is_dir():
+        raise ArtifactError(f"{path} is a folder; pass an artifact file in it, for example "
+                            f"{path / ((kind or 'frames') + '.h5')}")
     if not path.is_file():
         maker = MADE_BY.get(kind or "", "the stage that makes it")
         raise ArtifactError(f"{path} does not exist; run {maker} first (or pass its path)")

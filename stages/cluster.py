@@ -83,6 +83,11 @@ def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
             raise ConfigError(f"--split {settings.split} needs a 'split' array in "
                               f"{features_path}; use --split all")
         found = found.select(found.split == settings.split)
+        if len(found.features) < 2:
+            names = ", ".join(sorted({str(v) for v in load_features(features_path).split}))
+            raise ConfigError(f"--split {settings.split} leaves {len(found.features)} rows of "
+                              f"{features_path} (its split values: {names}); choose one of "
+                              "them or --split all")
     clustering = cluster_features(found.features, settings.method, settings.partition,
                                   settings.num_clusters, settings.nn, settings.seed,
                                   settings.ensure_early_exit)

@@ -41,6 +41,8 @@ def test_cluster_writes_every_partition_and_scores(tmp_path):
         ({"features": np.zeros((5, 0), np.float32)}, "D >= 1"),
         ({"features": np.ones((1, 4), np.float32)}, "at least 2"),
         ({"labels": np.zeros(3)}, "'labels' has 3 entries"),
+        ({"features": np.array([["a", "b"]] * 5)}, "'features' must hold numbers"),
+        ({"labels": np.array(["run"] * 400)}, "'labels' must hold integer class indices"),
     ],
 )
 def test_bad_feature_files_fail_with_one_line(tmp_path, arrays, message):
@@ -49,6 +51,29 @@ def test_bad_feature_files_fail_with_one_line(tmp_path, arrays, message):
         run(ClusterConfig(), features)
     process = run_slic("cluster", "--features", str(features), check=False)
     assert process.returncode == 2 and len(process.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not really a zip"])
+def test_empty_or_broken_npz_is_one_line(tmp_path, content):
+    features = tmp_path / "f.npz"
+    features.write_bytes(content)
+    process = run_slic("cluster", "--features", str(features), check=False)
+    assert process.returncode == 2, process.stderr
+    assert process.stderr.strip().startswith("error:") and "cannot be read as .npz" in \
+        process.stderr and "Traceback" not in process.stderr
+
+
+def test_a_split_that_matches_no_rows_names_the_values_there(tmp_path):
+    features = write_npz(tmp_path / "f.npz", split=np.array(["val"] * 400))
+    with pytest.raises(SlicError, match="--split train leaves 0 rows.*split values: val"):
+        run(ClusterConfig(split="train"), features)
+
+
+def test_object_arrays_are_refused_without_unpickling(tmp_path):
+    features = tmp_path / "f.npz"
+    np.savez(features, features=np.array([object()] * 4, dtype=object))
+    with pytest.raises(SlicError, match="cannot be read as .npz of plain arrays"):
+        run(ClusterConfig(split="all"), features)
 
 
 def test_cli_json_and_inspect(tmp_path):

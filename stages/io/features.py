@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,22 +72,31 @@ def load_features(path: Path) -> FeatureSet:
                             "features.h5 or a .npz holding an array 'features' (N, D) and "
                             "optionally labels, split, video_ids")
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise ArtifactError(f"{path} cannot be read as .npz ({error})") from error
-    with archive:
-        if "features" not in archive.files:
-            raise ArtifactError(f"{path} has no array 'features' (it has: "
-                                f"{', '.join(archive.files)})")
-
-        def optional(name: str) -> np.ndarray | None:
-            return archive[name] if name in archive.files else None
-
-        class_names = optional("class_names")
-        found = FeatureSet(
-            features=np.asarray(archive["features"], dtype=np.float32),
-            labels=optional("labels"), split=optional("split"),
-            video_ids=optional("video_ids"),
-            class_names=None if class_names is None else [str(c) for c in class_names],
-        )
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        reason = str(error).splitlines()[0] if str(error) else "empty or truncated file"
+        raise ArtifactError(f"{path} cannot be read as .npz of plain arrays ({reason}); save "
+                            "numbers and strings with numpy.savez, no Python objects") from None
+    if "features" not in arrays:
+        raise ArtifactError(f"{path} has no array 'features' (it has: "
+                            f"{', '.join(arrays) or 'nothing'})")
+    labels = arrays.get("labels")
+    if labels is not None and labels.dtype.kind == "f" and np.isfinite(labels).all() and (
+            labels == np.round(labels)).all():
+        arrays["labels"] = labels.astype(np.int64)  # whole numbers stored as floats
+    for name, kinds, what in (("features", "fiub", "numbers"), ("labels", "iu",
+                                                                 "integer class indices")):
+        if name in arrays and arrays[name].dtype.kind not in kinds:
+            raise ArtifactError(f"{path}: array '{name}' must hold {what}, got dtype "
+                                f"{arrays[name].dtype}" + (
+                                    "; map class names to 0..C-1 and store the names as "
+                                    "'class_names'" if name == "labels" else ""))
+    class_names = arrays.get("class_names")
+    found = FeatureSet(
+        features=np.asarray(arrays["features"], dtype=np.float32),
+        labels=arrays.get("labels"), split=arrays.get("split"),
+        video_ids=arrays.get("video_ids"),
+        class_names=None if class_names is None else [str(c) for c in class_names],
+    )
     return _check(path, found)

@@ -21,6 +21,7 @@ from stages.io.artifacts import (
     VideoTable,
     open_artifact,
     read_encoded_images,
+    read_provenance,
     read_video_table,
 )
 from stages.io.images import decode_image
@@ -55,6 +56,7 @@ class ClipStore:
         with open_artifact(self.frames_path, KIND_FRAMES) as h5:
             self.table = read_video_table(h5)
             self.frames_layout = _layout(h5, self.table, "images")
+            self.frames_digest = str(h5.attrs.get("content_digest", ""))
         self.flow_layout: StreamLayout | None = None
         self.flow_bound = 0.0
         self.flow_rows = np.zeros(0, dtype=np.int64)
@@ -67,6 +69,12 @@ class ClipStore:
             flow_table = read_video_table(h5)
             self.flow_layout = _layout(h5, flow_table, "flow_u")
             self.flow_bound = float(h5.attrs["bound"])
+            sources = [entry.get("checksum") for entry in read_provenance(h5).get("inputs", [])
+                       if entry.get("checksum_of") == "content"]
+        if sources and self.frames_digest and self.frames_digest not in sources:
+            raise ArtifactError(f"{path} was computed from other frames than "
+                                f"{self.frames_path} (another dataset, or frames extracted "
+                                "again); run slic compute-flow for these frames")
         position = {vid: i for i, vid in enumerate(flow_table.columns["video_id"])}
         self.flow_rows = np.array([position.get(v, -1) for v in self.table.columns["video_id"]],
                                   dtype=np.int64)

@@ -50,11 +50,12 @@ def test_image_stream_round_trip(tmp_path, codec):
     ramp = np.add.outer(np.arange(16), np.arange(24))[..., None] * np.array([3, 5, 7])
     images = [((ramp + 20 * k) % 256).astype(np.uint8) for k in range(5)]
 
-    with write_artifact(tmp_path / "s.h5", "frames", "fp") as h5:
+    # A kind of its own: a frames artifact must hold a video table as well.
+    with write_artifact(tmp_path / "s.h5", "image-stream", "fp") as h5:
         writer = ImageStreamWriter(h5, "images", codec, 3, hashlib.blake2b())
         assert writer.append(*pack_images([encode_image(i, codec, 95) for i in images[:2]])) == 0
         assert writer.append(*pack_images([encode_image(i, codec, 95) for i in images[2:]])) == 2
-    with open_artifact(tmp_path / "s.h5", "frames") as h5:
+    with open_artifact(tmp_path / "s.h5", "image-stream") as h5:
         encoded = read_encoded_images(h5, "images", 1, 3)
         decoded = [decode_image(e, codec, 16, 24, 3) for e in encoded]
     for original, back in zip(images[1:4], decoded):
@@ -103,3 +104,30 @@ def test_a_damaged_image_names_the_file_and_the_video(training_workspace, tmp_pa
 def test_a_folder_where_an_artifact_is_expected_says_so(tmp_path):
     with pytest.raises(ArtifactError, match="is a folder; pass an artifact file"):
         open_artifact(tmp_path)
+
+
+def test_an_artifact_missing_its_datasets_is_one_clear_error(training_workspace, tmp_path):
+    import shutil
+
+    for name, removed in (("frames.h5", "images/offsets"), ("flow.h5", "videos/num_images")):
+        damaged = tmp_path / name
+        shutil.copy(training_workspace / "synthetic" / name, damaged)
+        with h5py.File(damaged, "r+") as h5:
+            del h5[removed]
+        with pytest.raises(ArtifactError, match=f"lacks '{removed}'") as error:
+            open_artifact(damaged)
+        assert "\n" not in str(error.value)
+
+
+def test_flow_of_other_frames_is_refused_at_start(training_workspace, tmp_path):
+    import shutil
+
+    from stages.clips.store import ClipStore
+
+    frames = tmp_path / "frames.h5"
+    shutil.copy(training_workspace / "synthetic" / "frames.h5", frames)
+    ClipStore(frames, training_workspace / "synthetic" / "flow.h5")  # its own flow: fine
+    with h5py.File(frames, "r+") as h5:
+        h5.attrs["content_digest"] = "0" * 32  # frames extracted again, or another dataset
+    with pytest.raises(ArtifactError, match="computed from other frames"):
+        ClipStore(frames, training_workspace / "synthetic" / "flow.h5")

@@ -225,6 +225,17 @@ def write_failures(h5: h5py.File, failures: list[Failure], missing: list[str]) -
 MADE_BY = {KIND_FRAMES: "slic extract-frames", KIND_FLOW: "slic compute-flow"}
 
 
+_VIDEO_INDEX = ("provenance", *(f"videos/{column}" for column in VIDEO_COLUMNS),
+                "videos/splits")
+# What a reader needs of each kind with a fixed layout (assignments come as one partition
+# set or as per-round groups, so only their provenance is required).
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    KIND_FRAMES: (*_VIDEO_INDEX, "images/data", "images/offsets"),
+    KIND_FLOW: (*_VIDEO_INDEX, *(f"flow_{c}/{part}" for c in "uv" for part in ("data",
+                                                                              "offsets"))),
+}
+
+
 def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
     """Open an artifact for reading after checking it is one, of `kind`, of a known schema."""
     path = Path(path)
@@ -252,6 +263,12 @@ def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
             f"{path} has schema version {int(version)}, newer than this slic reads "
             f"({SCHEMA_VERSION}); upgrade slic"
         )
+    missing = [name for name in _REQUIRED.get(str(found), ()) if name not in h5]
+    if missing:
+        h5.close()
+        raise ArtifactError(f"{path} is a {found} artifact but lacks '{missing[0]}'"
+                            + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+                            + ": it is damaged or was not written by slic; make it again")
     return h5
 
 

@@ -43,16 +43,25 @@ def resolve_checkpoint(run_dir: Path | None, checkpoint: Path | None,
     raise ConfigError(f"{folder} holds no best.pt or checkpoint.pt; is it a pretraining run?")
 
 
+# What a pretraining checkpoint's config must say to rebuild its encoder and its clips.
+ENCODER_KEYS = ("arch", "projection_hidden", "projection_dim", "clip_length", "stride",
+                "crop_size")
+
+
 def load_encoder(path: Path) -> tuple[Encoder, dict[str, Any]]:
     """The encoder of a slic checkpoint, and the pretrain settings it was trained with."""
     state = load_checkpoint(path)
     config = state.get("config")
     if not isinstance(config, dict) or "arch" not in config:
         raise ArtifactError(f"{path} has no pretrain config; is it a slic checkpoint?")
+    absent = [key for key in ENCODER_KEYS if key not in config]
+    if absent:
+        raise ArtifactError(f"{path} is not a slic pretraining checkpoint: its config lacks "
+                            f"{', '.join(absent)}")
     try:
         encoder = Encoder(config["arch"], config["projection_hidden"], config["projection_dim"])
         encoder.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as error:
+    except (KeyError, RuntimeError, TypeError, ValueError) as error:
         raise ArtifactError(f"{path} does not match the {config['arch']} encoder of this slic "
                             f"version ({str(error).splitlines()[0]}); retrain it, or start a "
                             "run from its backbone with pretrain.init") from None

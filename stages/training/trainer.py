@@ -147,7 +147,7 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
             self.scaler.load_state_dict(state["scaler"])
             torch.set_rng_state(state["torch_rng"])
-        except (KeyError, RuntimeError, ValueError) as error:
+        except (KeyError, RuntimeError, TypeError, ValueError) as error:
             raise ConfigError(f"cannot resume {self.checkpoint}: it does not match this "
                               f"{self.stage} run ({str(error).splitlines()[0]}); start over "
                               "with --force") from None

@@ -38,11 +38,19 @@ def test_an_encoder_checkpoint_of_other_shapes_is_one_clear_error(tmp_path):
     from stages.models.encoder import Encoder
 
     path = tmp_path / "best.pt"
-    config = {"arch": "r3d_tiny", "projection_hidden": 64, "projection_dim": 32}
+    config = {"arch": "r3d_tiny", "projection_hidden": 64, "projection_dim": 32,
+              "clip_length": 4, "stride": 1, "crop_size": 32}
     save_checkpoint({"model": Encoder("r3d_tiny", 48, 32).state_dict(), "config": config}, path)
     with pytest.raises(ArtifactError, match="does not match the r3d_tiny encoder") as error:
         load_encoder(path)
     assert "\n" not in str(error.value)
+    save_checkpoint({"model": {}, "config": {**config, "projection_hidden": "wide"}}, path)
+    with pytest.raises(ArtifactError, match="does not match"):
+        load_encoder(path)
+    del config["crop_size"]
+    save_checkpoint({"model": {}, "config": config}, path)
+    with pytest.raises(ArtifactError, match="its config lacks crop_size"):
+        load_encoder(path)
 
 
 def test_stale_temporaries_of_dead_writers_are_removed(tmp_path):

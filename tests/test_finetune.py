@@ -82,3 +82,20 @@ def test_finetune_under_torchrun_two_ranks_agree(training_workspace, tmp_path):
     assert all(r["ranks_agree"] for r in records)
     results = json.loads((folder / "results.json").read_text())
     assert sum(map(sum, results["confusion"])) == 8  # every test video, gathered from 2 ranks
+
+
+def test_a_diverged_finetune_keeps_its_last_good_checkpoint_and_resumes_with_a_lower_lr(
+        training_workspace):
+    common = ["finetune", "--dataset", "synthetic", "--workspace", str(training_workspace),
+              "--quiet", *TINY, "--random-init", "--crops", "1"]
+    run_slic(*common, "--epochs", "1", "--force")
+    checkpoint = (training_workspace / "synthetic" / "random-init" / "random-r3d_tiny-seed7" /
+                  "finetune" / "checkpoint.pt")
+    before = checkpoint.read_bytes()
+    diverged = run_slic(*common, "--epochs", "2", "--resume", "--set=finetune.lr=1e30",
+                        "--set=finetune.backbone_lr=1e30", check=False)
+    assert diverged.returncode == 2 and "Traceback" not in diverged.stderr
+    assert "finetune.lr" in diverged.stderr and "last good checkpoint" in diverged.stderr
+    assert checkpoint.read_bytes() == before
+    resumed = run_slic_json(*common, "--epochs", "2", "--resume", "--set=finetune.lr=1e-4")
+    assert resumed["status"] == "trained" and load_checkpoint(checkpoint)["epoch"] == 2

@@ -26,7 +26,7 @@ from stages.clips.evaluation import EvaluationClips
 from stages.clips.labelled import LabelledClips
 from stages.clips.store import ClipStore
 from stages.clips.triplets import EpochSampler
-from stages.errors import ConfigError
+from stages.errors import ConfigError, TrainingDiverged
 from stages.evaluation.classification import (
     confusion_matrix,
     draw_confusion,
@@ -162,6 +162,11 @@ class ClassifierTraining:
 
     def after_epoch(self, epoch: int, record: dict[str, Any]) -> dict[str, Any]:
         probabilities = self.probabilities(self.val, 1, 1)
+        if not np.isfinite(probabilities).all():
+            raise TrainingDiverged(
+                f"{self.recipe.stage} predictions became NaN/Inf after epoch {epoch}: the "
+                f"weights blew up; the last good checkpoint is kept in {self.folder}; lower "
+                f"{self.recipe.stage.replace('-', '_')}.lr and pass --resume")
         accuracy = top_k_accuracy(probabilities, self.labels[self.val], 1)
         if accuracy > self.best["accuracy"]:
             self.best = {"epoch": epoch, "accuracy": accuracy}

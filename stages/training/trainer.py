@@ -103,6 +103,11 @@ class Trainer:
                 self.model, device_ids=[device.index] if device.type == "cuda" else None)
 
     @property
+    def section(self) -> str:
+        """The stage's config section (linear-probe -> linear_probe)."""
+        return self.stage.replace("-", "_")
+
+    @property
     def checkpoint(self) -> Path:
         return self.folder / "checkpoint.pt"
 
@@ -171,6 +176,7 @@ class Trainer:
             record: dict[str, Any] = {"epoch": epoch, **task.before_epoch(epoch)}
             record.update(self.train_epoch(task, epoch, epochs, progress))
             record.update(task.after_epoch(epoch, record))
+            self.check_finite(epoch)
             if self.compute.distribution.active:
                 record["ranks_agree"] = dist_tools.all_agree(parameters_digest(self.model),
                                                              self.compute.distribution)
@@ -180,6 +186,16 @@ class Trainer:
                 progress.row({"table": self.stage, **record})
                 task.epoch_written(log.records())
             dist_tools.barrier(self.compute.distribution)
+
+    def check_finite(self, epoch: int) -> None:
+        """Stop before a checkpoint would keep non-finite weights (the last good one stays)."""
+        bad = [name for name, p in self.model.named_parameters()
+               if not bool(torch.isfinite(p.detach()).all())]
+        if bad:
+            raise TrainingDiverged(
+                f"{self.stage} weights became NaN/Inf during epoch {epoch} (first: {bad[0]}); "
+                f"the last good checkpoint is kept in {self.folder}; lower {self.section}.lr "
+                f"(now {self.learning_rates[-1]}) and pass --resume")
 
     def train_epoch(self, task: TrainingTask, epoch: int, epochs: int,
                     progress: Progress) -> dict[str, Any]:
@@ -205,7 +221,7 @@ class Trainer:
             if not math.isfinite(stats[0].item()):
                 raise TrainingDiverged(
                     f"{self.stage} loss became {stats[0].item()} at epoch {epoch} step {step}; "
-                    f"the last good checkpoint is kept in {self.folder}; lower {self.stage}.lr "
+                    f"the last good checkpoint is kept in {self.folder}; lower {self.section}.lr "
                     f"(now {self.learning_rates[-1]}) and pass --resume")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(outcome.loss).backward()

@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from stages.errors import SlicError
+from stages.io.space import disk_full_cause, disk_full_message
 
 stderr = Console(stderr=True)
 stdout = Console()
@@ -114,6 +115,13 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         stderr.print("[red]interrupted[/]: finished videos are kept; run again to resume")
         raise typer.Exit(130) from None
+    except Exception as error:
+        full = disk_full_cause(error)
+        if full is None:
+            raise
+        stderr.print(f"[bold red]error:[/] {disk_full_message(full)}", highlight=False,
+                     soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def key_value_table(title: str, rows: dict[str, Any]) -> Table:

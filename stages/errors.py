@@ -19,3 +19,7 @@ class ArtifactError(SlicError):
 
 class TrainingDiverged(SlicError):
     """The loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+class DiskFull(SlicError):
+    """No space left where an artifact or checkpoint is written; what was written is kept."""

@@ -16,6 +16,7 @@ from stages.io.artifacts import (
     stream_info,
     stream_names,
 )
+from stages.io.space import require_space
 from stages.io.staging import StagingArea
 from stages.per_video import ProcessCounts, Shard, VideoWorker, process_videos
 from stages.run_context import RunContext
@@ -78,6 +79,9 @@ def run_video_stage(
     if len(staging.done_positions()) == len(payloads):
         with staging.merge_lock() as acquired:
             if acquired and artifact_fingerprint(output) != fingerprint:
+                # A merge that runs out of space midway can crash HDF5 natively: check first.
+                require_space(output.parent, staging.size_bytes(),
+                              f"merging {len(payloads)} videos into {output.name}")
                 context.progress.message(f"merging {len(payloads)} videos into {output}")
                 merge(staging)
                 staging.clear()

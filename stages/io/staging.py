@@ -92,5 +92,11 @@ class StagingArea:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def size_bytes(self) -> int:
+        """Bytes of the finished parts: about what the merged artifact will take."""
+        if not self.folder.is_dir():
+            return 0
+        return sum(part.stat().st_size for part in self.folder.glob("*.npz"))
+
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

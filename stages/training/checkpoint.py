@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from stages.errors import ArtifactError
+from stages.errors import ArtifactError, DiskFull
+from stages.io.space import describe, disk_full_cause, free_bytes
 from stages.io.temporaries import remove_stale_temporaries, temporary_for
 
 
@@ -28,6 +29,13 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except (OSError, RuntimeError) as error:
+        # torch reports a failed write as a RuntimeError of its C++ writer: say it plainly.
+        if disk_full_cause(error) is None and "write" not in str(error).lower():
+            raise
+        raise DiskFull(f"cannot write the checkpoint {path}: {describe(free_bytes(path))} "
+                       "free on its device; free some space and pass --resume (the last "
+                       "checkpoint is kept)") from None
     finally:
         temporary.unlink(missing_ok=True)
 

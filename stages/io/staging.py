@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from stages.errors import SlicError
+from stages.io.temporaries import process_alive
 
 # Encoded images of one stream: concatenated bytes (uint8) and (n + 1,) int64 offsets.
 EncodedStream = tuple[np.ndarray, np.ndarray]
@@ -48,6 +49,10 @@ class StagingArea:
                 f"cannot write to {self.root.parent}: {error.strerror}; choose a writable "
                 "--workspace or --out"
             ) from error
+        for part in self.folder.glob(".*.tmp"):  # .<position>.<pid>.tmp of killed writers
+            owner = part.name.split(".")[-2]
+            if owner.isdigit() and not process_alive(int(owner)):
+                part.unlink(missing_ok=True)
 
     def _path(self, position: int) -> Path:
         return self.folder / f"{position:08d}.npz"

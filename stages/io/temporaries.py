@@ -15,7 +15,8 @@ def temporary_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.writing-{os.getpid()}")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (ours or someone else's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -33,7 +34,7 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
         return removed
     for candidate in path.parent.glob(f"{prefix}*"):
         owner = candidate.name[len(prefix):]
-        if owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
+        if owner.isdigit() and int(owner) != os.getpid() and not process_alive(int(owner)):
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
     return removed

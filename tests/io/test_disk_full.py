@@ -77,3 +77,21 @@ def test_the_cli_turns_a_chained_enospc_into_one_line(capsys):
     assert stopped.value.exit_code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "no space left" in lines[0] and "/data/ws/frames.h5" in lines[0]
+
+
+def test_part_temporaries_of_killed_writers_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from stages.io.staging import StagingArea
+
+    staging = StagingArea(tmp_path / "frames.h5", "f" * 32)
+    staging.prepare()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = staging.folder / f".00000003.{dead}.tmp"
+    live = staging.folder / f".00000004.{os.getpid()}.tmp"
+    stale.write_bytes(b"half a part")
+    live.write_bytes(b"being written")
+    staging.prepare()
+    assert not stale.exists() and live.exists()

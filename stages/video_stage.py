@@ -77,7 +77,9 @@ def run_video_stage(
                                    workers, context.progress, description, costs)
     result.status = "shard done"
     if len(staging.done_positions()) == len(payloads):
-        with staging.merge_lock() as acquired:
+        # Shards leave the merge to whoever holds the lock; a whole run waits for a twin
+        # process merging the same output, then finds it written.
+        with staging.merge_lock(wait=shard.count == 1) as acquired:
             if acquired and artifact_fingerprint(output) != fingerprint:
                 # A merge that runs out of space midway can crash HDF5 natively: check first.
                 require_space(output.parent, staging.size_bytes(),

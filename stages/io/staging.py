@@ -83,12 +83,13 @@ class StagingArea:
             self._path(position).unlink(missing_ok=True)
 
     @contextmanager
-    def merge_lock(self) -> Iterator[bool]:
-        """Yield True to the one process that may merge now (the lock dies with its holder)."""
+    def merge_lock(self, wait: bool = False) -> Iterator[bool]:
+        """Yield True to the one process that may merge now (the lock dies with its holder);
+        with `wait`, wait for a process merging now instead of yielding False."""
         self.prepare()
         with open(self.root / "merge.lock", "w") as handle:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
                 yield False
                 return

@@ -1,5 +1,5 @@
-"""A full disk is one line naming the path and the space, and loses no finished work
-(the out-of-space errors are injected)."""
+"""Writes that lose nothing: a full disk is one line naming the path and the space (the
+out-of-space errors are injected), killed writers leave no temporaries, merges never race."""
 
 import errno
 import os
@@ -95,3 +95,30 @@ def test_part_temporaries_of_killed_writers_are_removed(tmp_path):
     live.write_bytes(b"being written")
     staging.prepare()
     assert not stale.exists() and live.exists()
+
+
+def test_a_whole_run_waits_for_a_twin_merging_the_same_output(tmp_path):
+    import threading
+    import time
+
+    from stages.io.staging import StagingArea
+
+    staging = StagingArea(tmp_path / "frames.h5", "f" * 32)
+    holding, release = threading.Event(), threading.Event()
+
+    def twin() -> None:
+        with staging.merge_lock() as acquired:
+            assert acquired
+            holding.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=twin)
+    thread.start()
+    holding.wait(5)
+    with staging.merge_lock() as acquired:  # a shard: leaves the merge to the twin
+        assert not acquired
+    threading.Timer(0.3, release.set).start()
+    started = time.perf_counter()
+    with staging.merge_lock(wait=True) as acquired:  # a whole run: waits for it
+        assert acquired and time.perf_counter() - started >= 0.2
+    thread.join()

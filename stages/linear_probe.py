@@ -51,6 +51,7 @@ from stages.training.classification import ClassifierRecipe, train_classifier, w
 from stages.training.compute import Compute, start_compute, stop_compute
 from stages.training.embedding import embed_clips
 from stages.training.video_split import split_rows
+from stages.workspace import point_latest, settings_folder
 
 __all__ = ["LinearProbeConfig", "LinearProbeResult", "run"]
 
@@ -95,6 +96,10 @@ def run(settings: LinearProbeConfig, pretrain: PretrainConfig, data: DataConfig,
     try:
         frozen = encoder_source(pretrain, data, workspace, run_dir, checkpoint, random_init,
                                 stage, cross)
+        if settings.protocol == "cached":
+            # Other settings sit beside earlier results; linear-probe-cached links the newest.
+            frozen.folder = settings_folder(frozen.folder.parent, frozen.folder.name,
+                                            output_relevant(settings))
         frozen.encoder.to(compute.device, memory_format=compute.memory_format)
         if settings.protocol == "windows":
             result = _windows_protocol(settings, frozen, data.split, compute, context, resume)
@@ -144,17 +149,22 @@ def _cached_protocol(settings: LinearProbeConfig, frozen: EncoderSource, split: 
                                int(train.sum() // settings.train_clips), len(test_labels),
                                frozen.description, reused)
     if compute.distribution.is_main:
+        frozen.folder.mkdir(parents=True, exist_ok=True)
         torch.save({"weight": classifier.weight.detach(), "bias": classifier.bias.detach()},
                    frozen.folder / "classifier.pt")
         write_results(frozen.folder, result.summary(), matrix.tolist(), stored.class_names,
                       f"linear probe (cached), top-1 {result.top1:.3f}", context)
+        point_latest(frozen.folder, frozen.folder.name.rsplit("-", 1)[0])
     return result
 
 
 def _clip_features(frozen: EncoderSource, settings: LinearProbeConfig, split: int,
                    compute: Compute, context: RunContext) -> tuple[StoredFeatures, bool]:
-    """Per-clip backbone features of train and test videos, cached in features.h5."""
-    path = frozen.folder / "features.h5"
+    """Per-clip backbone features of train and test videos, cached in features.h5 of a
+    folder of their own (`linear-probe-features-<tag>`), shared by every classifier setting."""
+    path = settings_folder(frozen.folder.parent, "linear-probe-features",
+                           {"train_clips": settings.train_clips,
+                            "windows": settings.windows}) / "features.h5"
     with h5py.File(frozen.frames, "r") as h5:
         digest = str(h5.attrs.get("content_digest", ""))
     source = {"encoder": frozen.identity, "frames_digest": digest, "split": split,

@@ -47,7 +47,7 @@ from stages.shared_config import DataConfig, WorkspaceConfig
 from stages.training.compute import Compute, start_compute, stop_compute
 from stages.training.embedding import embed_clips
 from stages.training.video_split import split_rows
-from stages.workspace import dataset_folder, frames_path
+from stages.workspace import dataset_folder, frames_path, point_latest, settings_folder
 
 __all__ = ["RetrieveConfig", "RetrieveResult", "run"]
 
@@ -158,7 +158,10 @@ def _run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
     else:
         path = resolve_checkpoint(run_dir, checkpoint, workspace, data)
         frames = frames_of(path, workspace, target, cross is not None)
-        folder = path.parent / "retrieval" / f"{frames.parent.name}-{settings.feature}"
+        name = f"{frames.parent.name}-{settings.feature}"
+        folder = settings_folder(path.parent / "retrieval", name, {
+            key: value for key, value in output_relevant(settings).items()
+            if key != "gallery_queries"})
         features_path = folder / "features.h5"
         output = Path(out) if out else folder / "retrieval.h5"
         check_output(output, KIND_RETRIEVAL, [path, frames, features_path])
@@ -194,6 +197,8 @@ def _run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
         write_provenance(h5, Provenance(context.command, context.config, __version__,
                                         [{"path": str(features_path or features)}], started,
                                         now()))
+    if features is None:
+        point_latest(features_path.parent, features_path.parent.name.rsplit("-", 1)[0])
     shown_path = None
     if gallery is not None:
         shown_path = _gallery(Path(gallery), settings, workspace, target, table, ids, queries,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from pathlib import Path
+from typing import Any
 
 from stages.shared_config import DataConfig, WorkspaceConfig
 
@@ -21,3 +25,25 @@ def flow_path(workspace: WorkspaceConfig, data: DataConfig) -> Path:
 
 def runs_folder(workspace: WorkspaceConfig, data: DataConfig) -> Path:
     return dataset_folder(workspace, data) / "runs"
+
+
+def settings_folder(parent: Path, name: str, settings: dict[str, Any]) -> Path:
+    """`<parent>/<name>-<tag>`, the results folder of one set of `settings` (tag: 8 hex of
+    their digest), so results made with other settings sit beside it instead of replacing
+    it. `<parent>/<name>` is a link to the newest such folder (see `point_latest`)."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    tag = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return parent / f"{name}-{tag}"
+
+
+def point_latest(folder: Path, name: str) -> Path:
+    """Make `<folder's parent>/<name>` a relative link to `folder` (atomically), so the
+    usual path shows the newest results; an old real folder of that name is left alone."""
+    link = folder.parent / name
+    if link.exists() and not link.is_symlink():
+        return folder
+    temporary = folder.parent / f".{name}.link-{os.getpid()}"
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(folder.name)
+    os.replace(temporary, link)
+    return link

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,6 +56,13 @@ def test_cached_probe_of_a_run_and_a_random_encoder(training_workspace):
     again = run_slic_json("linear-probe", *common, *probe, "--run", str(run_dir),
                           "--epochs", "20")
     assert again["features_reused"] and again["top1"] == trained["top1"]
+    other = run_slic_json("linear-probe", *common, *probe, "--run", str(run_dir),
+                          "--epochs", "5")  # other settings: beside the first, same features
+    assert other["features_reused"] and other["folder"] != trained["folder"]
+    assert json.loads((Path(trained["folder"]) / "results.json").read_text())["top1"] == \
+        trained["top1"]
+    newest = run_dir / "linear-probe-cached"
+    assert newest.is_symlink() and newest.resolve() == Path(other["folder"]).resolve()
 
 
 def test_paper_probe_trains_only_the_linear_layer_on_a_frozen_model(training_workspace):

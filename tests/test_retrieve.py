@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,6 +65,11 @@ def test_retrieve_right_after_pretrain(training_workspace, tmp_path):
     assert features["splits"] == {"test": 8, "train": 16}
     again = run_slic_json("retrieve", "--k", "1,5", "--clips", "2", cwd=tmp_path)
     assert again["features_reused"] and again["r1"] == summary["r1"]
+    other = run_slic_json("retrieve", "--k", "1,5", "--clips", "3", cwd=tmp_path)
+    first, second = (Path(tmp_path / s["retrieval"]).parent for s in (summary, other))
+    assert first != second and (first / "retrieval.h5").is_file()  # side by side
+    newest = first.parent / "synthetic-projection"
+    assert newest.is_symlink() and newest.resolve() == second.resolve()
     bad = run_slic("retrieve", "--k", "0,x", cwd=tmp_path, check=False)
     assert bad.returncode == 2 and "retrieve.ks" in bad.stderr
     assert json.loads(json.dumps(summary["per_class"]))[0]["queries"] == 2

@@ -59,15 +59,21 @@ class RichProgress:
         )
         self.task: TaskID | None = None
         self.table_shown: str | None = None
+        self.started = False
 
     def __enter__(self) -> RichProgress:
-        self.bars.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.bars.stop()
+        if self.started:
+            self.bars.stop()
 
     def start(self, description: str, total: int) -> None:
+        # The live display starts with the first bar: a command that stops earlier (a user
+        # mistake) prints its one error line and nothing else.
+        if not self.started:
+            self.bars.start()
+            self.started = True
         self.task = self.bars.add_task(description, total=total)
 
     def advance(self, steps: int = 1) -> None:

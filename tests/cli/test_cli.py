@@ -79,7 +79,7 @@ def test_user_mistakes_get_one_line_and_exit_2(tmp_path, args, words):
     (tmp_path / "example.yaml").write_text("data: {}\n")
     process = run_slic(*args, cwd=tmp_path, check=False)
     assert process.returncode == 2
-    lines = process.stderr.strip().splitlines()
+    lines = process.stderr.rstrip("\n").splitlines()  # one line, not even a blank before it
     assert len(lines) == 1 and lines[0].startswith("error:"), process.stderr
     assert "Traceback" not in process.stderr
     for word in words:

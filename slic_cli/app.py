@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-import yaml
 
 from slic_cli.console import (
     RichProgress,
@@ -44,13 +43,14 @@ from slic_cli.options import (
     WorkersOption,
     WorkspaceOption,
 )
-from stages import cluster, compute_flow, extract_frames, inspect_artifact, make_dataset
-from stages.config import SlicConfig, load_config
+from stages.choices import ARCHITECTURES
+from stages.config import load_config
 from stages.errors import SlicError
-from stages.models import ARCHITECTURES
-from stages.per_video import Shard
 from stages.run_context import RunContext
-from stages.video_stage import VideoStageResult
+
+if TYPE_CHECKING:
+    from stages.config import SlicConfig
+    from stages.video_stage import VideoStageResult
 
 app = typer.Typer(
     name="slic",
@@ -99,6 +99,8 @@ def make_dataset_command(
     quiet: QuietOption = False, json_: JsonOption = False,
 ) -> None:
     """Write the built-in demo dataset: real videos whose classes differ only by motion."""
+    from stages import make_dataset  # each command imports only what it runs
+
     with user_errors():
         if kind != "synthetic":
             raise SlicError(f"unknown dataset kind {kind!r}; the choice is synthetic")
@@ -126,6 +128,9 @@ def extract_frames_command(
     quiet: QuietOption = False, json_: JsonOption = False,
 ) -> None:
     """Decode every video of a dataset, resize it, and store all frames in one frames.h5."""
+    from stages import extract_frames
+    from stages.per_video import Shard
+
     with user_errors():
         resolved = load_config(config, {
             **_shared(dataset, root, name, split, workspace),
@@ -150,6 +155,9 @@ def compute_flow_command(
     quiet: QuietOption = False, json_: JsonOption = False,
 ) -> None:
     """Dense optical flow between consecutive frames of frames.h5, stored as uint8 u and v."""
+    from stages import compute_flow
+    from stages.per_video import Shard
+
     with user_errors():
         resolved = load_config(config, {
             **_shared(dataset, None, name, None, workspace),
@@ -182,6 +190,8 @@ def cluster_command(
     quiet: QuietOption = False, json_: JsonOption = False,
 ) -> None:
     """FINCH partitions of video features, and their quality against true labels."""
+    from stages import cluster
+
     with user_errors():
         resolved = load_config(config, {"cluster.split": split, "cluster.partition": partition,
                                         "cluster.num_clusters": num_clusters,
@@ -416,6 +426,8 @@ def inspect_command(
     json_: JsonOption = False,
 ) -> None:
     """Show an artifact's kind, schema, provenance, counts, classes and failures."""
+    from stages import inspect_artifact
+
     with user_errors():
         description = inspect_artifact.describe(file)
         emit(description, json_, False, inspect_tables(description))
@@ -424,6 +436,8 @@ def inspect_command(
 @app.command("config")
 def config_command(config: ConfigOption = None, set_: SetOption = None) -> None:
     """Print the resolved config (defaults, then --config, then --set) as YAML."""
+    import yaml
+
     with user_errors():
         resolved = load_config(config, None, set_)
         stdout.print(yaml.safe_dump(resolved.as_dict(), sort_keys=False), highlight=False)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from stages.datasets import DATASETS
+from stages.choices import DATASET_LAYOUTS
 
 ConfigOption = Annotated[
     Optional[Path], typer.Option("--config", "-c", help="YAML config file (see example.yaml).")
@@ -20,7 +20,8 @@ WorkspaceOption = Annotated[
     Optional[str], typer.Option(help="Workspace folder [config workspace.root, default slic-work].")
 ]
 DatasetOption = Annotated[
-    Optional[str], typer.Option(help=f"Dataset layout: {', '.join(DATASETS)} [data.dataset].")
+    Optional[str],
+    typer.Option(help=f"Dataset layout: {', '.join(DATASET_LAYOUTS)} [data.dataset]."),
 ]
 RootOption = Annotated[
     Optional[str], typer.Option(help="Folder holding the dataset's videos and lists [data.root].")

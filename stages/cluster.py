@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from stages import __version__
+from stages.cluster_config import ClusterConfig
 from stages.clustering.metrics import cluster_quality
-from stages.clustering.neighbours import NEIGHBOUR_SEARCHES
 from stages.clustering.partitions import cluster_features
 from stages.errors import ConfigError
 from stages.io.artifacts import (
@@ -27,27 +27,7 @@ from stages.io.artifacts import (
 )
 from stages.io.features import load_features
 from stages.run_context import RunContext, fingerprint, now
-from stages.settings import output_relevant, setting
-
-
-@dataclass
-class ClusterConfig:
-    """cluster: FINCH on video features; the chosen partition becomes the pseudo-labels"""
-
-    method: str = setting("finch", "finch (all partitions) or kmeans (needs num_clusters)",
-                          choices=("finch", "kmeans"))
-    split: str = setting("all", "which videos to cluster, by the features' split array",
-                         choices=("train", "test", "all"))
-    partition: str = setting("finest", "partition used as pseudo-labels: finest, coarsest or "
-                             "a level index (0 = finest)")
-    num_clusters: int | None = setting(None, "pseudo-labels with exactly this many clusters "
-                                       "(overrides partition); null = use partition",
-                                       minimum=1)
-    nn: str = setting("auto", "first-neighbour search: exact, hnsw or ivf (approximate); auto "
-                      "= exact up to 50,000 points, hnsw above", choices=NEIGHBOUR_SEARCHES)
-    seed: int = setting(0, "seed of k-means", minimum=0)
-    ensure_early_exit: bool = setting(False, "drop coarse links longer than partition 0's "
-                                      "longest (no effect in the authors' package)")
+from stages.settings import output_relevant
 
 
 @dataclass

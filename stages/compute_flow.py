@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,8 @@ import cv2
 import h5py
 
 from stages import __version__
-from stages.flow_methods import DIS_PRESETS, FLOW_METHODS, check_flow_method, quantise_flow
+from stages.compute_flow_config import ComputeFlowConfig
+from stages.flow_methods import FLOW_METHODS, check_flow_method, quantise_flow
 from stages.io.artifacts import (
     KIND_FLOW,
     KIND_FRAMES,
@@ -29,31 +29,16 @@ from stages.io.artifacts import (
     write_provenance,
     write_video_table,
 )
-from stages.io.images import IMAGE_CODECS, decode_gray, encode_image
+from stages.io.images import decode_gray, encode_image
 from stages.io.staging import EncodedStream, StagingArea, pack_images
 from stages.per_video import Shard
 from stages.run_context import RunContext, fingerprint, now
-from stages.settings import output_relevant, setting
+from stages.settings import output_relevant
 from stages.shared_config import DataConfig, WorkspaceConfig
 from stages.video_stage import VideoStageResult, run_video_stage
 from stages.workspace import flow_path, frames_path
 
 FLOW_STREAMS = ("flow_u", "flow_v")
-
-
-@dataclass
-class ComputeFlowConfig:
-    """compute_flow: optical flow between consecutive frames, stored as uint8 u and v images"""
-
-    method: str = setting("dis", "flow algorithm (tvl1 needs opencv-contrib-python)",
-                          choices=tuple(FLOW_METHODS))
-    dis_preset: str = setting("medium", "speed/quality preset of DIS", choices=tuple(DIS_PRESETS))
-    bound: float = setting(20.0, "flow is clipped to +-bound pixels, then scaled to 0..255",
-                           minimum=0.5, maximum=1000.0)
-    codec: str = setting("jpeg", "how u and v images are stored", choices=IMAGE_CODECS)
-    jpeg_quality: int = setting(95, "JPEG quality (codec jpeg)", minimum=1, maximum=100)
-    workers: int = setting(2, "parallel flow processes", minimum=1, maximum=512,
-                           affects_output=False)
 
 
 # Per worker process: the open frames artifact and the flow function, made on first use.

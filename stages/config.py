@@ -11,16 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from stages.cluster import ClusterConfig
+from stages.cluster_config import ClusterConfig
 from stages.compute_config import ComputeConfig
-from stages.compute_flow import ComputeFlowConfig
+from stages.compute_flow_config import ComputeFlowConfig
 from stages.errors import ConfigError
-from stages.extract_frames import ExtractFramesConfig
+from stages.extract_frames_config import ExtractFramesConfig
 from stages.finetune_config import FinetuneConfig
 from stages.linear_probe_config import LinearProbeConfig
-from stages.make_dataset import MakeDatasetConfig
+from stages.make_dataset_config import MakeDatasetConfig
 from stages.pretrain_config import PretrainConfig
 from stages.retrieve_config import RetrieveConfig
 from stages.settings import build_section, render_section_yaml
@@ -51,6 +49,8 @@ SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fiel
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml  # read only when there is YAML to read: every command loads a config
+
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
@@ -78,6 +78,8 @@ def _set_key(raw: dict[str, dict[str, Any]], dotted: str, value: Any, origin: st
 
 def parse_set_item(item: str) -> tuple[str, Any]:
     """Split `section.key=value`; the value is read as YAML (numbers, true/false, null)."""
+    import yaml
+
     dotted, sep, text = item.partition("=")
     if not sep:
         raise ConfigError(f"--set {item!r} must look like section.key=value")

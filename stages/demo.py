@@ -17,7 +17,7 @@ import torch
 from stages import cluster, compute_flow, extract_frames, finetune, linear_probe, make_dataset
 from stages import pretrain as pretrain_stage
 from stages import retrieve as retrieve_stage
-from stages.cluster import ClusterConfig
+from stages.cluster_config import ClusterConfig
 from stages.config import SlicConfig
 from stages.models.encoder import Encoder
 from stages.run_context import RunContext

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 
 from stages import __version__
 from stages.datasets import DatasetListing, list_dataset
+from stages.extract_frames_config import ExtractFramesConfig
 from stages.io.artifacts import (
     KIND_FRAMES,
     Failure,
@@ -30,35 +30,14 @@ from stages.io.staging import EncodedStream, StagingArea, pack_images
 from stages.io.video import StreamInfo, decode_frames, encode_jpeg_frames
 from stages.per_video import Shard
 from stages.run_context import RunContext, fingerprint, now
-from stages.settings import output_relevant, setting
+from stages.settings import output_relevant
 from stages.shared_config import DataConfig, WorkspaceConfig
 from stages.video_stage import VideoStageResult, run_video_stage
 from stages.workspace import frames_path
 
-FRAME_CODECS = ("jpeg", "raw")
 # Part of the cache key, raised when decoding changes which frames come out, so frames.h5 files
 # made before are redone rather than reported up to date. 2: each decoded frame kept once.
 DECODING_REVISION = 2
-
-
-@dataclass
-class ExtractFramesConfig:
-    """extract_frames: decode videos, resize, and store every frame in one frames.h5"""
-
-    short_side: int = setting(128, "resize so the short side has this many pixels (aspect kept)",
-                              minimum=16, maximum=4096)
-    fps: float | None = setting(None, "resample to this frame rate; null keeps each video's own",
-                                minimum=0.1)
-    codec: str = setting("jpeg", "how frames are stored (see README: why JPEG)",
-                         choices=FRAME_CODECS)
-    jpeg_qscale: int | None = setting(
-        4, "JPEG quality as ffmpeg's -q:v, 2 best ... 31 worst; null = ffmpeg's default rate "
-        "control, as the official SLIC scripts", minimum=2, maximum=31,
-    )
-    min_frames: int = setting(2, "videos decoding to fewer frames are recorded as failures",
-                              minimum=1)
-    workers: int = setting(2, "parallel decoding processes", minimum=1, maximum=512,
-                           affects_output=False)
 
 
 def _encoded_frames(path: Path, payload: dict[str, Any], info: StreamInfo) -> list[np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stages.clips.augment import CROP_COUNTS
+from stages.choices import CROP_COUNTS
 from stages.settings import setting
 
 # Keys a resumed fine-tuning run may change: its length, the test-time views and the learning

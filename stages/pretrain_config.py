@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stages.clips.augment import FLOW_AUGMENT_MODES
-from stages.clips.store import FLOW_CHANNELS
-from stages.clips.triplets import FLOW_REPLACEMENTS
-from stages.clips.windows import ANCHOR_MODES
-from stages.clustering.neighbours import NEIGHBOUR_SEARCHES
-from stages.models import ARCHITECTURES
+from stages.choices import (
+    ANCHOR_MODES,
+    ARCHITECTURES,
+    FLOW_AUGMENT_MODES,
+    FLOW_CHANNELS,
+    FLOW_REPLACEMENTS,
+    NEIGHBOUR_SEARCHES,
+    PSEUDO_LABEL_SOURCES,
+)
 from stages.settings import setting
-from stages.training.rounds import PSEUDO_LABEL_SOURCES
 
 # Keys a resumed run may change: how long, how often to evaluate, and the learning rate (the
 # usual cure after a divergence).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stages.datasets import DATASETS
+from stages.choices import DATASET_LAYOUTS
 from stages.settings import setting
 
 
@@ -21,7 +21,7 @@ class WorkspaceConfig:
 class DataConfig:
     """data: the dataset, read straight from its official layout"""
 
-    dataset: str = setting("ucf101", "dataset layout to read", choices=tuple(DATASETS))
+    dataset: str = setting("ucf101", "dataset layout to read", choices=DATASET_LAYOUTS)
     root: str | None = setting(None, "folder holding the videos (and split lists) of the dataset")
     name: str | None = setting(
         None, "workspace folder for this dataset; null uses the dataset name"

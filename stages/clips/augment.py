@@ -20,10 +20,11 @@ import cv2
 import numpy as np
 import torch
 
+from stages.choices import FLOW_AUGMENT_MODES
+
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1, 1)
 BLUR_KERNEL, BLUR_SIGMA = 15, 2.0
-FLOW_AUGMENT_MODES = ("consistent", "official")
 
 
 @dataclass(frozen=True)
@@ -197,9 +198,6 @@ def blur_clip(clip: np.ndarray) -> np.ndarray:
         blurred = cv2.GaussianBlur(stacked, (BLUR_KERNEL, BLUR_KERNEL), BLUR_SIGMA)
         parts.append(np.moveaxis(blurred.reshape(size, size, len(group), 3), 2, 0))
     return np.concatenate(parts)
-
-
-CROP_COUNTS = (1, 3, 10)
 
 
 def crop_boxes(height: int, width: int, size: int, count: int) -> list[tuple[int, int, bool]]:

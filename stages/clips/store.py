@@ -26,8 +26,6 @@ from stages.io.artifacts import (
 )
 from stages.io.images import decode_image
 
-FLOW_CHANNELS = ("u", "v", "magnitude")
-
 
 @dataclass
 class StreamLayout:

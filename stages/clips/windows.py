@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-ANCHOR_MODES = ("random", "start")
-
 
 def window_span(length: int, stride: int) -> int:
     """Frames covered by a window of `length` frames taken every `stride` frames."""

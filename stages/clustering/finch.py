@@ -1,4 +1,4 @@
-"""FINCH (Sarfraz et al., CVPR 2019) on faiss: partitions from first-neighbour relations.
+"""FINCH (Sarfraz et al., CVPR 2019): partitions from first-neighbour relations.
 
 Partition 0 links every point to its first neighbour (cosine) and takes the connected
 components of that graph; each coarser partition repeats the step on the cluster means of
@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from stages.clustering.neighbours import first_neighbours
 from stages.errors import SlicError
@@ -56,10 +55,10 @@ def successor_components(successor: np.ndarray) -> np.ndarray:
 
 def cluster_sums(rows: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
     """(count, D) float64 sums of the rows of each label (labels 0..count-1, none empty)."""
-    sums = torch.zeros((count, rows.shape[1]), dtype=torch.float64)
-    sums.index_add_(0, torch.from_numpy(np.asarray(labels, dtype=np.int64)),
-                    torch.from_numpy(np.asarray(rows, dtype=np.float64)))
-    return sums.numpy()
+    labels = np.asarray(labels, dtype=np.int64)
+    order = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[order], np.arange(count))
+    return np.add.reduceat(np.asarray(rows, dtype=np.float64)[order], starts, axis=0)
 
 
 def canonical_labels(labels: np.ndarray) -> np.ndarray:

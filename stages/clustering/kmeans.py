@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import faiss
 import numpy as np
 
 from stages.clustering.finch import canonical_labels
@@ -15,6 +14,8 @@ def spherical_kmeans(features: np.ndarray, num_clusters: int, seed: int = 0,
     if not 1 <= num_clusters <= len(features):
         raise SlicError(f"--num-clusters {num_clusters} must be between 1 and the number of "
                         f"videos ({len(features)})")
+    import faiss  # loads only when k-means runs: FINCH, the default, never needs it
+
     matrix = np.array(features, dtype=np.float32, order="C", copy=True)
     faiss.normalize_L2(matrix)
     kmeans = faiss.Kmeans(matrix.shape[1], num_clusters, niter=iterations, seed=seed,

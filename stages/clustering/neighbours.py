@@ -3,37 +3,49 @@
 The exact search is the floor of FINCH's cost. It runs in two passes that give the exact
 answer together:
 
-1. Similarities of all pairs in bfloat16 (3.4x the fp32 matrix-product rate on CPUs with
-   AVX512-BF16), one block of rows against one block of columns at a time, each block pair
-   once (the matrix is symmetric), keeping every pair whose rounded similarity lies within
-   twice the rounding error bound of its row's best: a set that provably holds the true
-   first neighbour.
+1. Similarities of all pairs in the screening precision, one block of rows against one block
+   of columns at a time, each block pair once (the matrix is symmetric), keeping every pair
+   whose computed similarity lies within twice the rounding error bound of its row's best: a
+   set that provably holds the true first neighbour. The screen is float32 through numpy's
+   BLAS, or bfloat16 (3.4x float32's matrix-product rate on CPUs with AVX512-BF16) when the
+   CPU has it and torch is already loaded (a training run): `slic cluster` itself never waits
+   seconds for torch to import.
 2. Those candidates are scored again in float32, the few within float32's error bound of
    their row's best once more in float64, and the best one wins (ties: the smaller index).
 
 Memory stays O(N x D): one block of similarities at a time, and a few candidates per row.
+faiss loads only for the approximate searches.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import faiss
 import numpy as np
-import torch
 
-NEIGHBOUR_SEARCHES = ("exact", "ivf", "hnsw", "auto")
+if TYPE_CHECKING:
+    import faiss
+
 AUTO_EXACT_LIMIT = 50_000  # --nn auto: exact search up to this many points, HNSW above
 ALWAYS_EXACT_LIMIT = 4_096  # below this, exact search is cheap: no method approximates
 BLOCK_ROWS = 2_048  # rows (and columns) of one block of similarities
 RESCORE_CHUNK = 2048  # candidate pairs scored at a time (their rows fit in cache)
+SCREENINGS = ("float32", "bfloat16")
+UNIT_ROUNDOFF = {"float32": 2.0**-24, "bfloat16": 2.0**-8}
+
+# (rows, columns) -> (rows, columns) float32 similarities of two blocks of rows
+BlockProduct = Callable[[slice, slice], np.ndarray]
 
 
 def normalised(features: np.ndarray) -> np.ndarray:
     """(N, D) float32 rows scaled to unit length (zero rows stay zero)."""
     matrix = np.array(features, dtype=np.float32, order="C", copy=True)
-    faiss.normalize_L2(matrix)
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64))
+    matrix /= np.where(norms > 0, norms, 1.0).astype(np.float32)[:, None]
     return matrix
 
 
@@ -47,121 +59,136 @@ def fast_bfloat16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def similarity_error_bound(dim: int, dtype: torch.dtype) -> float:
+def default_screening() -> str:
+    """bfloat16 where the CPU has it and torch is loaded already, else float32."""
+    return "bfloat16" if fast_bfloat16() and "torch" in sys.modules else "float32"
+
+
+def similarity_error_bound(dim: int, screening: str) -> float:
     """Largest |computed - exact| cosine similarity of two unit rows of `dim` values, when
-    both are rounded to `dtype`, multiplied with float32 accumulation and the result is
-    rounded to `dtype` again (round to nearest: unit roundoff 2^-8 for bfloat16, 2^-24 for
-    float32). Input rounding: 2u + u^2; accumulation: gamma_D (1 + u)^2; output: u (1 + u)^2
-    (1 + gamma_D); rows of norm 1 + 1e-6 at most.
+    both are rounded to the `screening` precision, multiplied with float32 accumulation and
+    the result is rounded to that precision again (round to nearest: unit roundoff 2^-8 for
+    bfloat16, 2^-24 for float32). Input rounding: 2u + u^2; accumulation: gamma_D (1 + u)^2;
+    output: u (1 + u)^2 (1 + gamma_D); rows of norm 1 + 1e-6 at most.
     """
-    unit = 2.0**-8 if dtype == torch.bfloat16 else 2.0**-24
+    unit = UNIT_ROUNDOFF[screening]
     gamma = dim * 2.0**-24 / (1 - dim * 2.0**-24)
     bound = 2 * unit + unit**2 + gamma * (1 + unit) ** 2 + unit * (1 + unit) ** 2 * (1 + gamma)
     return bound * (1 + 1e-5) + 1e-7
 
 
-def _round_down(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """`values` (float32) in `dtype`, each rounded to a representable value not above it."""
-    rounded = values.to(dtype)
-    lower = torch.nextafter(rounded, torch.full_like(rounded, -torch.inf))
-    return torch.where(rounded.float() > values, lower, rounded)
+def _round_down(values: np.ndarray) -> np.ndarray:
+    """float64 `values` as float32, each rounded to a representable value not above it."""
+    rounded = values.astype(np.float32)
+    return np.where(rounded > values, np.nextafter(rounded, np.float32(-np.inf)), rounded)
 
 
-def _candidate_pairs(unit: torch.Tensor, dtype: torch.dtype
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def _block_product(unit: np.ndarray, screening: str) -> BlockProduct:
+    """Similarities of two blocks of unit rows, computed in the `screening` precision."""
+    if screening == "float32":
+        return lambda rows, columns: unit[rows] @ unit[columns].T
+    import torch  # only here: the caller has torch loaded (default_screening) or asked for it
+
+    low = torch.from_numpy(unit).to(torch.bfloat16)
+    return lambda rows, columns: (low[rows] @ low[columns].T).float().numpy()
+
+
+def _candidate_pairs(unit: np.ndarray, screening: str) -> tuple[np.ndarray, np.ndarray]:
     """(queries, neighbours) int64 pairs that include every row's exact first neighbour.
 
-    A pair is kept when its rounded similarity is within 2 * bound of the best rounded
+    A pair is kept when its screened similarity is within 2 * bound of the best screened
     similarity its row has seen so far; the best only grows, so the kept set contains every
     pair within 2 * bound of the row's final best, and the true first neighbour j* is among
     them: for any j left out, s(j) <= s~(j) + bound < s~(j*') - bound <= s(j*'), where j*' is
-    the row's best rounded pair.
+    the row's best screened pair. Thresholds are rounded down to float32, never up.
     """
     count = len(unit)
-    low = unit.to(dtype)
-    window = 2 * similarity_error_bound(unit.shape[1], dtype)
-    best = torch.full((count,), -torch.inf)
-    queries, neighbours = [], []
+    product = _block_product(unit, screening)
+    window = 2 * similarity_error_bound(unit.shape[1], screening)
+    best = np.full(count, -np.inf)
+    queries: list[np.ndarray] = []
+    neighbours: list[np.ndarray] = []
 
-    def threshold(similarities: torch.Tensor, queried: slice, along: int) -> torch.Tensor:
-        """Update the best of the block's rows (along=1) or columns (along=0); return their
-        thresholds, rounded down to the block's precision so that no candidate is lost, and
-        unreachable for queries whose best in this block is far below their best so far."""
-        block_best = similarities.amax(dim=along).float()
-        best[queried] = torch.maximum(best[queried], block_best)
-        limit = _round_down(best[queried] - window, similarities.dtype)
-        limit[block_best < best[queried] - window] = torch.inf
-        return limit
+    def threshold(block_best: np.ndarray, queried: slice) -> np.ndarray:
+        """Update the best of the queried rows; return their thresholds, unreachable (inf)
+        for rows whose best in this block is far below their best so far."""
+        best[queried] = np.maximum(best[queried], block_best)
+        lowest = best[queried] - window
+        return np.where(block_best >= lowest, _round_down(lowest), np.float32(np.inf))
+
+    def keep(similarities: np.ndarray, limit: np.ndarray, first_query: int,
+             first_neighbour: int, along_columns: bool) -> None:
+        """Record the pairs whose similarity reaches their query's threshold; the queries are
+        the block's rows, or its columns (`along_columns`). Inactive queries (inf) are skipped:
+        when most are inactive, only the active ones are compared."""
+        active = np.flatnonzero(limit != np.inf)
+        if len(active) == 0:
+            return
+        if 4 * len(active) >= len(limit):
+            hits = similarities >= (limit if along_columns else limit[:, None])
+            active = np.arange(len(limit))
+        elif along_columns:
+            hits = similarities[:, active] >= limit[active]
+        else:
+            hits = similarities[active] >= limit[active][:, None]
+        # flatnonzero and divmod: several times faster than a 2-D nonzero
+        row, column = np.divmod(np.flatnonzero(hits), hits.shape[1])
+        query, neighbour = (column, row) if along_columns else (row, column)
+        queries.append(active[query] + first_query)
+        neighbours.append(neighbour + first_neighbour)
 
     for top in range(0, count, BLOCK_ROWS):
         rows = slice(top, min(top + BLOCK_ROWS, count))
         for left in range(top, count, BLOCK_ROWS):
             columns = slice(left, min(left + BLOCK_ROWS, count))
-            similarities = low[rows] @ low[columns].T
+            similarities = product(rows, columns)
             if left == top:
-                similarities.fill_diagonal_(-torch.inf)  # a point is not its own neighbour
-            row_limit = threshold(similarities, rows, along=1)[:, None]
-            if left == top:  # a diagonal block holds both orders of its pairs
-                row, column = torch.nonzero(similarities >= row_limit, as_tuple=True)
-                queries.append(row + top)
-                neighbours.append(column + left)
-                continue
+                np.fill_diagonal(similarities, -np.inf)  # a point is not its own neighbour
             # Each pair of an off-diagonal block is a candidate for its row, its column or
-            # both: one scan finds them all.
-            column_limit = threshold(similarities, columns, along=0)[None, :]
-            hits = similarities >= row_limit
-            hits |= similarities >= column_limit
-            row, column = torch.nonzero(hits, as_tuple=True)
-            value = similarities[row, column]
-            for query, neighbour, first_query, first_neighbour, limit in (
-                    (row, column, top, left, row_limit[:, 0][row]),
-                    (column, row, left, top, column_limit[0][column])):
-                kept = value >= limit
-                queries.append(query[kept] + first_query)
-                neighbours.append(neighbour[kept] + first_neighbour)
-    return torch.cat(queries), torch.cat(neighbours)
+            # both; a diagonal block holds both orders of its pairs, so rows suffice.
+            keep(similarities, threshold(similarities.max(axis=1), rows), top, left, False)
+            if left != top:
+                keep(similarities, threshold(similarities.max(axis=0), columns), left, top,
+                     True)
+    return (np.concatenate(queries).astype(np.int64),
+            np.concatenate(neighbours).astype(np.int64))
 
 
-def _pair_scores(rows: torch.Tensor, queries: torch.Tensor, neighbours: torch.Tensor
-                 ) -> torch.Tensor:
+def _pair_scores(rows: np.ndarray, queries: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
     """(M,) dot products of the row pairs, in the rows' dtype, a cache-sized chunk at a time."""
-    scores = torch.empty(len(queries), dtype=rows.dtype)
+    scores = np.empty(len(queries), dtype=rows.dtype)
     for start in range(0, len(queries), RESCORE_CHUNK):
         part = slice(start, start + RESCORE_CHUNK)
-        scores[part] = torch.linalg.vecdot(rows.index_select(0, queries[part]),
-                                           rows.index_select(0, neighbours[part]))
+        scores[part] = np.einsum("ij,ij->i", rows[queries[part]], rows[neighbours[part]])
     return scores
 
 
-def _near_row_best(queries: torch.Tensor, scores: torch.Tensor, window: float,
-                   count: int) -> torch.Tensor:
+def _near_row_best(queries: np.ndarray, scores: np.ndarray, window: float,
+                   count: int) -> np.ndarray:
     """(M,) bool: the pairs scoring within `window` of the best pair of their query."""
-    best = torch.full((count,), -torch.inf, dtype=scores.dtype)
-    best.scatter_reduce_(0, queries, scores, "amax")
+    best = np.full(count, -np.inf, dtype=scores.dtype)
+    np.maximum.at(best, queries, scores)
     return scores >= best[queries] - window
 
 
-def exact_first_neighbours(unit: np.ndarray, screening: torch.dtype | None = None
+def exact_first_neighbours(unit: np.ndarray, screening: str | None = None
                            ) -> tuple[np.ndarray, np.ndarray]:
     """Exact first neighbour of every unit row (N >= 2) and its float64 cosine similarity.
 
-    Ties go to the smaller index. `screening` is the precision of the first pass (default:
-    bfloat16 where the CPU has it natively, else float32); it changes the speed, never the
-    result. The candidates are scored in float32, and those within float32's error bound of
-    their row's best again in float64. Returns (N,) int64 and (N,) float64.
+    Ties go to the smaller index. `screening` is the precision of the first pass, one of
+    SCREENINGS (default: `default_screening()`); it changes the speed, never the result. The
+    candidates are scored in float32, and those within float32's error bound of their row's
+    best again in float64. Returns (N,) int64 and (N,) float64.
     """
-    rows = torch.from_numpy(unit)
-    if screening is None:
-        screening = torch.bfloat16 if fast_bfloat16() else torch.float32
-    queries, neighbours = _candidate_pairs(rows, screening)
-    close = _near_row_best(queries, _pair_scores(rows, queries, neighbours),
-                           2 * similarity_error_bound(unit.shape[1], torch.float32), len(rows))
+    unit = np.ascontiguousarray(unit, dtype=np.float32)
+    queries, neighbours = _candidate_pairs(unit, screening or default_screening())
+    close = _near_row_best(queries, _pair_scores(unit, queries, neighbours),
+                           2 * similarity_error_bound(unit.shape[1], "float32"), len(unit))
     queries, neighbours = queries[close], neighbours[close]
-    scores = _pair_scores(rows.double(), queries, neighbours).numpy()
-    queries, neighbours = queries.numpy(), neighbours.numpy()
+    scores = _pair_scores(unit.astype(np.float64), queries, neighbours)
     order = np.lexsort((neighbours, -scores, queries))
     first = order[np.r_[True, queries[order][1:] != queries[order][:-1]]]
-    return neighbours[first].astype(np.int64), scores[first]
+    return neighbours[first], scores[first]
 
 
 def _approximate_index(matrix: np.ndarray, method: str) -> faiss.Index:
@@ -172,6 +199,8 @@ def _approximate_index(matrix: np.ndarray, method: str) -> faiss.Index:
     RESULTS.md). Its graph is built on one thread, because a parallel build differs from run
     to run; searches use every thread.
     """
+    import faiss  # loads only for the approximate searches
+
     count, dim = matrix.shape
     if method == "hnsw":
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)

@@ -14,8 +14,6 @@ from stages.clustering.metrics import cluster_quality
 from stages.clustering.partitions import cluster_features
 from stages.io.artifacts import Assignments
 
-PSEUDO_LABEL_SOURCES = ("finch", "kmeans", "none", "labels")
-
 
 @dataclass
 class ClusteringRound:

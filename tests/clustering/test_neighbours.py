@@ -1,8 +1,11 @@
+import sys
+
 import numpy as np
 import pytest
 import torch
 
 from stages.clustering import neighbours as nb
+from stages.clustering.finch import cluster_sums
 from stages.clustering.neighbours import exact_first_neighbours, normalised
 
 
@@ -29,11 +32,11 @@ def test_rounding_error_bound_holds(dim):
     exact = unit.astype(np.float64) @ unit.astype(np.float64).T
     low = torch.from_numpy(unit).to(torch.bfloat16)
     computed = (low @ low.T).double().numpy()
-    assert np.abs(computed - exact).max() <= nb.similarity_error_bound(dim, torch.bfloat16)
-    assert nb.similarity_error_bound(dim, torch.float32) < 1e-4
+    assert np.abs(computed - exact).max() <= nb.similarity_error_bound(dim, "bfloat16")
+    assert nb.similarity_error_bound(dim, "float32") < 1e-4
 
 
-@pytest.mark.parametrize("screening", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("screening", ["bfloat16", "float32"])
 @pytest.mark.parametrize("block", [64, 4096])
 def test_exact_search_equals_brute_force(monkeypatch, screening, block):
     monkeypatch.setattr(nb, "BLOCK_ROWS", block)
@@ -47,14 +50,27 @@ def test_exact_search_equals_brute_force(monkeypatch, screening, block):
 
 def test_duplicates_and_zero_rows_are_handled():
     unit = normalised(np.array([[1, 0], [1, 0], [0, 1], [0, 0], [0.9, 0.1]], np.float32))
-    found, score = exact_first_neighbours(unit, torch.bfloat16)
+    found, score = exact_first_neighbours(unit, "bfloat16")
     assert found.tolist() == [1, 0, 4, 0, 0]
     assert score[3] == 0.0
 
 
 def test_thresholds_round_down_never_up():
-    values = torch.randn(10_000)
-    rounded = nb._round_down(values, torch.bfloat16)
-    assert rounded.dtype == torch.bfloat16
-    assert (rounded.float() <= values).all()
-    assert ((values - rounded.float()).abs() <= values.abs() * 2.0**-7).all()
+    values = np.random.default_rng(0).normal(size=10_000)
+    rounded = nb._round_down(values)
+    assert rounded.dtype == np.float32
+    assert (rounded <= values).all()
+    assert (np.abs(values - rounded) <= np.abs(values) * 2.0**-23).all()
+
+
+def test_default_screening_never_imports_torch(monkeypatch):
+    monkeypatch.setattr(nb, "fast_bfloat16", lambda: True)
+    monkeypatch.delitem(sys.modules, "torch")
+    assert nb.default_screening() == "float32"
+
+
+def test_cluster_sums_add_the_rows_of_each_label():
+    rows = np.arange(12, dtype=np.float32).reshape(6, 2)
+    sums = cluster_sums(rows, np.array([2, 0, 2, 1, 0, 2]), 3)
+    assert sums.dtype == np.float64
+    assert sums.tolist() == [[10, 12], [6, 7], [14, 17]]

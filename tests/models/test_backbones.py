@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from stages.errors import ConfigError
-from stages.models import ARCHITECTURES
+from stages.choices import ARCHITECTURES
 from stages.models.backbones import BACKBONES, build_r3d_18, build_s3d
 from stages.models.encoder import Encoder, load_encoder_weights
 

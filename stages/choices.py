@@ -1,0 +1,25 @@
+"""The words a config value may take, in one light module.
+
+Loading and checking a config, and `slic --help`, import this module and nothing heavy (no
+torch, cv2, faiss or h5py). The modules that act on a choice import its tuple from here; a
+registry keyed by these words (backbones, flow methods) is checked equal to it by a test.
+"""
+
+from __future__ import annotations
+
+DATASET_LAYOUTS = ("ucf101", "hmdb51", "kinetics400", "folder", "synthetic")  # datasets.DATASETS
+ARCHITECTURES = ("r3d_18", "r2plus1d_18", "s3d", "r3d_tiny")  # models.backbones.BACKBONES
+FLOW_METHOD_NAMES = ("dis", "farneback", "tvl1")  # flow_methods.FLOW_METHODS
+DIS_PRESET_NAMES = ("ultrafast", "fast", "medium")  # flow_methods.DIS_PRESETS
+IMAGE_CODECS = ("jpeg", "png", "raw")  # how images are stored in frames.h5 and flow.h5
+FRAME_CODECS = ("jpeg", "raw")  # extract-frames: the codecs that suit video frames
+FLOW_CHANNELS = ("u", "v", "magnitude")  # channels of a flow clip
+FLOW_AUGMENT_MODES = ("consistent", "official")  # how augmentation treats flow views
+FLOW_REPLACEMENTS = ("positive", "positive_and_augmented")  # what a flow view replaces
+ANCHOR_MODES = ("random", "start")  # where a video's anchor window starts
+CROP_COUNTS = (1, 3, 10)  # test crops per window
+NEIGHBOUR_SEARCHES = ("exact", "ivf", "hnsw", "auto")  # FINCH's first-neighbour search
+CLUSTER_METHODS = ("finch", "kmeans")
+PSEUDO_LABEL_SOURCES = ("finch", "kmeans", "none", "labels")
+SYNTHETIC_MOTIONS = ("Slide", "Rise", "Fall", "Spin", "Grow", "Shrink", "Swing", "Bob", "Orbit",
+                     "Pulse")  # synthetic.motion.MOTIONS, the classes of the demo data, in order

@@ -1,0 +1,23 @@
+"""The `compute_flow` config section: the flow method and how flow is stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stages.choices import DIS_PRESET_NAMES, FLOW_METHOD_NAMES, IMAGE_CODECS
+from stages.settings import setting
+
+
+@dataclass
+class ComputeFlowConfig:
+    """compute_flow: optical flow between consecutive frames, stored as uint8 u and v images"""
+
+    method: str = setting("dis", "flow algorithm (tvl1 needs opencv-contrib-python)",
+                          choices=FLOW_METHOD_NAMES)
+    dis_preset: str = setting("medium", "speed/quality preset of DIS", choices=DIS_PRESET_NAMES)
+    bound: float = setting(20.0, "flow is clipped to +-bound pixels, then scaled to 0..255",
+                           minimum=0.5, maximum=1000.0)
+    codec: str = setting("jpeg", "how u and v images are stored", choices=IMAGE_CODECS)
+    jpeg_quality: int = setting(95, "JPEG quality (codec jpeg)", minimum=1, maximum=100)
+    workers: int = setting(2, "parallel flow processes", minimum=1, maximum=512,
+                           affects_output=False)

@@ -1,0 +1,28 @@
+"""The `extract_frames` config section: decoding, resizing and storing frames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stages.choices import FRAME_CODECS
+from stages.settings import setting
+
+
+@dataclass
+class ExtractFramesConfig:
+    """extract_frames: decode videos, resize, and store every frame in one frames.h5"""
+
+    short_side: int = setting(128, "resize so the short side has this many pixels (aspect kept)",
+                              minimum=16, maximum=4096)
+    fps: float | None = setting(None, "resample to this frame rate; null keeps each video's own",
+                                minimum=0.1)
+    codec: str = setting("jpeg", "how frames are stored (see README: why JPEG)",
+                         choices=FRAME_CODECS)
+    jpeg_qscale: int | None = setting(
+        4, "JPEG quality as ffmpeg's -q:v, 2 best ... 31 worst; null = ffmpeg's default rate "
+        "control, as the official SLIC scripts", minimum=2, maximum=31,
+    )
+    min_frames: int = setting(2, "videos decoding to fewer frames are recorded as failures",
+                              minimum=1)
+    workers: int = setting(2, "parallel decoding processes", minimum=1, maximum=512,
+                           affects_output=False)

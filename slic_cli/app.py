@@ -1,7 +1,7 @@
 """`slic`: one command per pipeline stage, each reading and writing HDF5 artifacts."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Typer reads the commands' annotations at start-up,
+# and evaluating them as strings costs more than the rest of `slic --help`.
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -19,6 +19,7 @@ from slic_cli.console import (
 )
 from slic_cli.inspect_view import (
     demo_table,
+    demo_times_table,
     inspect_tables,
     partitions_table,
     per_class_table,
@@ -69,15 +70,15 @@ def _shared(dataset: str | None, root: str | None, name: str | None, split: int 
             "workspace.root": workspace}
 
 
-def _run_video_stage(stage_function, section: str, config: SlicConfig, progress: RichProgress,
-                     force: bool, **paths: Any) -> VideoStageResult:
+def _run_video_stage(stage_function, section: str, config: "SlicConfig",
+                     progress: RichProgress, force: bool, **paths: Any) -> "VideoStageResult":
     context = RunContext(command_line(), config.as_dict(), progress, force)
     with progress:
         return stage_function(getattr(config, section), config.data, config.workspace, context,
                               **paths)
 
 
-def _video_stage_tables(result: VideoStageResult) -> list:
+def _video_stage_tables(result: "VideoStageResult") -> list:
     summary = result.summary()
     rows = {key: summary[key] for key in ("output", "status", "shard", "num_videos", "reused",
                                           "processed", "num_failed", "num_missing",
@@ -417,7 +418,8 @@ def demo_command(
         with progress:
             result = demo.run(resolved, workspace, quick,
                               RunContext(command_line(), resolved.as_dict(), progress, force))
-        emit(result.summary(), json_, quiet, [demo_table(result.summary())])
+        emit(result.summary(), json_, quiet, [demo_times_table(result.summary()),
+                                             demo_table(result.summary())])
 
 
 @app.command("inspect")

@@ -39,6 +39,16 @@ def demo_table(summary: dict[str, Any]) -> Table:
     return table
 
 
+def demo_times_table(summary: dict[str, Any]) -> Table:
+    """Where the demo's time went: wall seconds of each step (short when it was up to date)."""
+    table = Table(title="time per step", title_justify="left")
+    table.add_column("step")
+    table.add_column("seconds", justify="right")
+    for step, seconds in summary["stage_seconds"].items():
+        table.add_row(step, f"{seconds:.1f}")
+    return table
+
+
 def per_class_table(rows: list[dict[str, Any]]) -> Table:
     """Per-class retrieval: class, number of queries, R@1."""
     table = Table(title="per-class R@1", title_justify="left")

@@ -17,6 +17,7 @@ from stages.io.artifacts import (
     KIND_FLOW,
     KIND_FRAMES,
     KIND_RETRIEVAL,
+    feature_dim,
     open_artifact,
     read_assignment_rounds,
     read_assignments,
@@ -78,10 +79,10 @@ def _describe_assignments(h5: h5py.File) -> dict[str, Any]:
 
 
 def _describe_features(h5: h5py.File) -> dict[str, Any]:
-    stored = read_features(h5)
+    stored = read_features(h5, vectors=False)
     known = stored.labels[stored.labels >= 0]
     return {
-        "num_videos": len(stored.features), "dim": int(stored.features.shape[1]),
+        "num_videos": len(stored.features), "dim": feature_dim(h5),
         "feature": stored.feature, "num_classes": int(len(np.unique(known))),
         "splits": dict(sorted(Counter(stored.split.tolist()).items())),
         "source": stored.source,

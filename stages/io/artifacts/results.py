@@ -115,13 +115,21 @@ def write_features(h5: h5py.File, stored: StoredFeatures) -> None:
                       shape=(len(stored.class_names),), dtype=STRING)
 
 
-def read_features(h5: h5py.File) -> StoredFeatures:
+def read_features(h5: h5py.File, vectors: bool = True) -> StoredFeatures:
+    """The features artifact; `vectors=False` skips the (N, D) matrix (`features` is then
+    (N, 0), and `feature_dim` gives D), so a multi-gigabyte file is described at once."""
     data = h5["features"]
     return StoredFeatures(
-        features=data[()], video_ids=_strings(h5["videos/video_id"]),
+        features=data[()] if vectors else np.empty((data.shape[0], 0), np.float32),
+        video_ids=_strings(h5["videos/video_id"]),
         labels=h5["videos/label"][()], split=_strings(h5["videos/split"]),
         class_names=[str(c) for c in _strings(h5["classes/name"])],
         feature=str(data.attrs["feature"]), source=json.loads(str(data.attrs["source"])))
+
+
+def feature_dim(h5: h5py.File) -> int:
+    """D of a features artifact's (N, D) matrix, without reading it."""
+    return int(h5["features"].shape[1])
 
 
 KIND_RETRIEVAL = "retrieval"

@@ -8,8 +8,8 @@ answer together:
    whose computed similarity lies within twice the rounding error bound of its row's best: a
    set that provably holds the true first neighbour. The screen is float32 through numpy's
    BLAS, or bfloat16 (3.4x float32's matrix-product rate on CPUs with AVX512-BF16) when the
-   CPU has it and torch is already loaded (a training run): `slic cluster` itself never waits
-   seconds for torch to import.
+   CPU has it and torch is already loaded (a training run) or the search is big enough to
+   repay importing it: `slic cluster` does not wait seconds for torch on a small search.
 2. Those candidates are scored again in float32, the few within float32's error bound of
    their row's best once more in float64, and the best one wins (ties: the smaller index).
 
@@ -35,6 +35,9 @@ ALWAYS_EXACT_LIMIT = 4_096  # below this, exact search is cheap: no method appro
 BLOCK_ROWS = 2_048  # rows (and columns) of one block of similarities
 RESCORE_CHUNK = 2048  # candidate pairs scored at a time (their rows fit in cache)
 SCREENINGS = ("float32", "bfloat16")
+# Multiply-adds of an all-pairs screen (count^2 x dim) above which bfloat16's 3.4x faster
+# products save more than importing torch costs (2-5 s): about 44,000 x 44,000 x 512.
+BFLOAT16_WORTH_IMPORTING_TORCH = 1e12
 UNIT_ROUNDOFF = {"float32": 2.0**-24, "bfloat16": 2.0**-8}
 
 # (rows, columns) -> (rows, columns) float32 similarities of two blocks of rows
@@ -59,9 +62,14 @@ def fast_bfloat16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def default_screening() -> str:
-    """bfloat16 where the CPU has it and torch is loaded already, else float32."""
-    return "bfloat16" if fast_bfloat16() and "torch" in sys.modules else "float32"
+def default_screening(count: int, dim: int) -> str:
+    """bfloat16 where the CPU has it and either torch is loaded already or the search is big
+    enough (count^2 x dim multiply-adds) for bfloat16's speed to repay importing torch; else
+    float32."""
+    if not fast_bfloat16():
+        return "float32"
+    worth_importing = count * count * dim >= BFLOAT16_WORTH_IMPORTING_TORCH
+    return "bfloat16" if "torch" in sys.modules or worth_importing else "float32"
 
 
 def similarity_error_bound(dim: int, screening: str) -> float:
@@ -176,12 +184,12 @@ def exact_first_neighbours(unit: np.ndarray, screening: str | None = None
     """Exact first neighbour of every unit row (N >= 2) and its float64 cosine similarity.
 
     Ties go to the smaller index. `screening` is the precision of the first pass, one of
-    SCREENINGS (default: `default_screening()`); it changes the speed, never the result. The
+    SCREENINGS (default: `default_screening`); it changes the speed, never the result. The
     candidates are scored in float32, and those within float32's error bound of their row's
     best again in float64. Returns (N,) int64 and (N,) float64.
     """
     unit = np.ascontiguousarray(unit, dtype=np.float32)
-    queries, neighbours = _candidate_pairs(unit, screening or default_screening())
+    queries, neighbours = _candidate_pairs(unit, screening or default_screening(*unit.shape))
     close = _near_row_best(queries, _pair_scores(unit, queries, neighbours),
                            2 * similarity_error_bound(unit.shape[1], "float32"), len(unit))
     queries, neighbours = queries[close], neighbours[close]

@@ -63,10 +63,15 @@ def test_thresholds_round_down_never_up():
     assert (np.abs(values - rounded) <= np.abs(values) * 2.0**-23).all()
 
 
-def test_default_screening_never_imports_torch(monkeypatch):
+def test_bfloat16_screening_only_where_it_repays_importing_torch(monkeypatch):
     monkeypatch.setattr(nb, "fast_bfloat16", lambda: True)
     monkeypatch.delitem(sys.modules, "torch")
-    assert nb.default_screening() == "float32"
+    assert nb.default_screening(20_000, 512) == "float32"
+    assert nb.default_screening(50_000, 512) == "bfloat16"
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    assert nb.default_screening(20_000, 512) == "bfloat16"  # loaded already: no cost
+    monkeypatch.setattr(nb, "fast_bfloat16", lambda: False)
+    assert nb.default_screening(50_000, 512) == "float32"
 
 
 def test_cluster_sums_add_the_rows_of_each_label():

@@ -64,6 +64,21 @@ app = typer.Typer(
 )
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        import stages
+
+        stdout.print(f"slic {stages.__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print slic's version and exit.")] = False) -> None:
+    """SLIC video self-supervised learning, as stages that read and write HDF5 artifacts."""
+
+
 def _shared(dataset: str | None, root: str | None, name: str | None, split: int | None,
             workspace: str | None) -> dict[str, Any]:
     return {"data.dataset": dataset, "data.root": root, "data.name": name, "data.split": split,
@@ -187,7 +202,7 @@ def cluster_command(
         help="finch or kmeans [cluster.method].")] = None,
     nn: Annotated[Optional[str], typer.Option(
         help="First neighbours: exact, ivf, hnsw or auto [cluster.nn].")] = None,
-    config: ConfigOption = None, set_: SetOption = None,
+    force: ForceOption = False, config: ConfigOption = None, set_: SetOption = None,
     quiet: QuietOption = False, json_: JsonOption = False,
 ) -> None:
     """FINCH partitions of video features, and their quality against true labels."""
@@ -197,7 +212,7 @@ def cluster_command(
         resolved = load_config(config, {"cluster.split": split, "cluster.partition": partition,
                                         "cluster.num_clusters": num_clusters,
                                         "cluster.method": method, "cluster.nn": nn}, set_)
-        context = RunContext(command_line(), resolved.as_dict(), RichProgress(quiet))
+        context = RunContext(command_line(), resolved.as_dict(), RichProgress(quiet), force)
         result = cluster.run(resolved.cluster, features, out, context)
         emit(result.summary(), json_, quiet, [partitions_table(result.summary())])
 

@@ -25,8 +25,11 @@ from rich.table import Table
 from stages.errors import SlicError
 from stages.io.space import disk_full_cause, disk_full_message
 
+# Piped or redirected, rich would cut tables at 80 columns ("ucfTrainTes…"); a file or
+# another program gets them whole.
+PIPED_WIDTH = 200
 stderr = Console(stderr=True)
-stdout = Console()
+stdout = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
 
 
 def command_line() -> str:

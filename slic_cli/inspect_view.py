@@ -12,8 +12,10 @@ from slic_cli.console import failures_table, key_value_table
 
 def partitions_table(summary: dict[str, Any]) -> Table:
     """One row per partition: clusters and, with true labels, their quality scores."""
-    table = Table(title=f"{summary['num_videos']} videos clustered; pseudo-labels: "
-                        f"{summary['chosen_from']}", title_justify="left")
+    status = f" ({summary['status']})" if summary.get("status") == "up to date" else ""
+    written = f" -> {summary['output']}" if "output" in summary else ""
+    table = Table(title=f"{summary['num_videos']} videos clustered{status}{written}; "
+                        f"pseudo-labels: {summary['chosen_from']}", title_justify="left")
     columns = ["partition", "clusters", "nmi", "ami", "ari", "purity", "pair FP rate"]
     for column in columns if summary["quality"] else columns[:2]:
         table.add_column(column, justify="right")

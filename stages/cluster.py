@@ -19,8 +19,11 @@ from stages.io.artifacts import (
     KIND_ASSIGNMENTS,
     Assignments,
     Provenance,
+    artifact_fingerprint,
     check_output,
     file_checksum,
+    open_artifact,
+    read_assignments,
     write_artifact,
     write_assignments,
     write_provenance,
@@ -39,24 +42,42 @@ class ClusterResult:
     num_chosen: int
     quality: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    status: str = "written"  # or "up to date": the same features and settings made it before
 
     def summary(self) -> dict[str, Any]:
-        return {"stage": "cluster", "output": str(self.output), "num_videos": self.num_videos,
+        return {"stage": "cluster", "output": str(self.output), "status": self.status,
+                "num_videos": self.num_videos,
                 "num_clusters": self.num_clusters, "chosen_from": self.chosen_from,
                 "num_chosen_clusters": self.num_chosen,
                 "quality": self.quality, "seconds": round(self.seconds, 3)}
+
+
+def _stored_result(output: Path, seconds: float) -> ClusterResult:
+    """The result of an up-to-date assignments artifact, read back from it."""
+    with open_artifact(output, KIND_ASSIGNMENTS) as h5:
+        stored = read_assignments(h5)
+    return ClusterResult(output, stored.partitions.shape[1],
+                         [int(c) for c in stored.partitions.max(axis=1) + 1],
+                         stored.chosen_from, int(stored.chosen.max()) + 1, stored.quality,
+                         seconds, status="up to date")
 
 
 def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
         context: RunContext | None = None) -> ClusterResult:
     """Cluster the features in `features_path` and write the assignments to `out` (default:
     `<features name>.assignments.h5` beside them, so it never lands on a pretraining run's own
-    assignments.h5)."""
+    assignments.h5). An output made from the same features and settings is up to date and
+    read back (`context.force` redoes it)."""
     context = (context or RunContext()).running(cluster=settings)
     started, clock = now(), time.perf_counter()
     output = Path(out) if out is not None else Path(features_path).with_name(
         f"{Path(features_path).stem}.assignments.h5")
     check_output(output, KIND_ASSIGNMENTS, [Path(features_path)])
+    features_checksum = file_checksum(Path(features_path))
+    key = fingerprint({"stage": "cluster", "settings": output_relevant(settings),
+                       "features": features_checksum})
+    if not context.force and artifact_fingerprint(output) == key:
+        return _stored_result(output, time.perf_counter() - clock)
     found = load_features(Path(features_path))
     if settings.split != "all":
         if found.split is None:
@@ -79,9 +100,6 @@ def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
                  else np.array([str(i) for i in range(count)]))
     labels = (np.asarray(found.labels, dtype=np.int64) if found.labels is not None
               else np.full(count, -1, dtype=np.int64))
-    features_checksum = file_checksum(Path(features_path))
-    key = fingerprint({"stage": "cluster", "settings": output_relevant(settings),
-                       "features": features_checksum})
     with write_artifact(output, KIND_ASSIGNMENTS, key) as h5:
         write_assignments(h5, Assignments(partitions, chosen, clustering.chosen_from, video_ids,
                                           labels, quality, settings.method))

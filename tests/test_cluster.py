@@ -6,6 +6,7 @@ import pytest
 from stages.cluster import ClusterConfig, run
 from stages.errors import SlicError
 from stages.io.artifacts import open_artifact, read_assignments
+from stages.run_context import RunContext
 from tests.clustering.test_finch import blobs
 from tests.conftest import run_slic
 
@@ -34,7 +35,19 @@ def test_cluster_writes_every_partition_and_scores(tmp_path):
     assert set(result.quality[0]) == {"nmi", "ami", "ari", "purity", "pair_false_positive_rate"}
 
 
-@pytest.mark.parametrize(
+def test_cluster_is_up_to_date_for_the_same_features_and_settings(tmp_path):
+    features = write_npz(tmp_path / "f.npz")
+    first = run(ClusterConfig(), features)
+    written = first.output.stat().st_mtime_ns
+    again = run(ClusterConfig(), features)
+    assert again.status == "up to date" and first.status == "written"
+    assert first.output.stat().st_mtime_ns == written
+    assert (again.num_clusters, again.quality) == (first.num_clusters, first.quality)
+    assert run(ClusterConfig(), features, context=RunContext(force=True)).status == "written"
+    assert run(ClusterConfig(partition="coarsest"), features).status == "written"
+
+
+BAD_FEATURES = pytest.mark.parametrize(
     "arrays, message",
     [
         ({"features": np.full((5, 3), np.nan, np.float32)}, "hold NaN or Inf"),
@@ -45,14 +58,24 @@ def test_cluster_writes_every_partition_and_scores(tmp_path):
         ({"labels": np.array(["run"] * 400)}, "'labels' must hold integer class indices"),
     ],
 )
-def test_bad_feature_files_fail_with_one_line(tmp_path, arrays, message):
+
+
+@BAD_FEATURES
+def test_bad_feature_files_are_refused(tmp_path, arrays, message):
     features = write_npz(tmp_path / "f.npz", **arrays)
     with pytest.raises(SlicError, match=message):
         run(ClusterConfig(), features)
+
+
+@pytest.mark.slow
+@BAD_FEATURES
+def test_bad_feature_files_fail_with_one_line(tmp_path, arrays, message):
+    features = write_npz(tmp_path / "f.npz", **arrays)
     process = run_slic("cluster", "--features", str(features), check=False)
     assert process.returncode == 2 and len(process.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not really a zip"])
 def test_empty_or_broken_npz_is_one_line(tmp_path, content):
     features = tmp_path / "f.npz"
@@ -76,6 +99,7 @@ def test_object_arrays_are_refused_without_unpickling(tmp_path):
         run(ClusterConfig(split="all"), features)
 
 
+@pytest.mark.slow
 def test_cli_json_and_inspect(tmp_path):
     features = write_npz(tmp_path / "f.npz")
     summary = json.loads(run_slic("cluster", "--features", str(features), "--json").stdout)

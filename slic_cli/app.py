@@ -44,6 +44,7 @@ from slic_cli.options import (
     WorkersOption,
     WorkspaceOption,
 )
+from slic_cli.share_commands import export_command, report_command
 from stages.choices import ARCHITECTURES
 from stages.config import load_config
 from stages.errors import SlicError
@@ -238,6 +239,8 @@ def pretrain_command(
     seed: Annotated[Optional[int], typer.Option(help="Seed [pretrain.seed].")] = None,
     device: DeviceOption = None, amp: AmpOption = None,
     workers: WorkersOption = None,
+    logger: Annotated[Optional[str], typer.Option(
+        help="Also log to: none or tensorboard [pretrain.logger].")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its "
                                          "checkpoint.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Start the run over, deleting its "
@@ -254,7 +257,8 @@ def pretrain_command(
             "pretrain.run_name": run_name, "pretrain.arch": arch, "pretrain.epochs": epochs,
             "pretrain.batch_size": batch_size, "pretrain.lr": lr,
             "pretrain.pseudo_labels": pseudo_labels, "pretrain.seed": seed,
-            "compute.device": device, "compute.amp": amp, "pretrain.workers": workers}, set_)
+            "compute.device": device, "compute.amp": amp, "pretrain.workers": workers,
+            "pretrain.logger": logger}, set_)
         quiet = quiet or int(os.environ.get("RANK", "0")) > 0
         progress = RichProgress(quiet)
         with progress:
@@ -448,6 +452,10 @@ def inspect_command(
     with user_errors():
         description = inspect_artifact.describe(file)
         emit(description, json_, False, inspect_tables(description))
+
+
+app.command("report")(report_command)
+app.command("export")(export_command)
 
 
 @app.command("config")

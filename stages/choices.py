@@ -21,5 +21,7 @@ CROP_COUNTS = (1, 3, 10)  # test crops per window
 NEIGHBOUR_SEARCHES = ("exact", "ivf", "hnsw", "auto")  # FINCH's first-neighbour search
 CLUSTER_METHODS = ("finch", "kmeans")
 PSEUDO_LABEL_SOURCES = ("finch", "kmeans", "none", "labels")
+LOGGER_NAMES = ("none", "tensorboard")  # where pretrain also logs its metrics
+EXPORT_FORMATS = ("torchvision", "safetensors")  # slic export --format
 SYNTHETIC_MOTIONS = ("Slide", "Rise", "Fall", "Spin", "Grow", "Shrink", "Swing", "Bob", "Orbit",
                      "Pulse")  # synthetic.motion.MOTIONS, the classes of the demo data, in order

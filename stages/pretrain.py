@@ -35,6 +35,7 @@ from stages.training import distributed as dist_tools
 from stages.training.checkpoint import save_checkpoint
 from stages.training.compute import Compute, start_compute, stop_compute
 from stages.training.embedding import configure_worker, embed_clips
+from stages.training.loggers import LoggedEmbeddings, open_logger, require_logger
 from stages.training.monitor import MetricsLog, draw_plots
 from stages.training.rounds import (
     ClusteringRound,
@@ -278,6 +279,7 @@ def run(settings: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig,
                                                 workspace=workspace,
                                                 compute=compute_settings or ComputeConfig())
     clock = time.perf_counter()
+    require_logger(settings.logger)
     compute = start_compute(compute_settings or ComputeConfig())
     try:
         task, trainer = _build(settings, data, workspace, context, compute, frames, flow)
@@ -291,20 +293,25 @@ def _run(task: SlicTraining, trainer: Trainer, resume: bool, clock: float) -> Pr
     s, folder, context = task.settings, task.folder, task.context
     outputs = [folder.best, folder.metrics, folder.assignments, folder.features]
     state = trainer.begin(resume, context.force, outputs, context.progress)
-    log = MetricsLog(folder.metrics)
     start = 0
     if state is not None:
         task.restore(state)
         start = state["epoch"]
         if task.finished and start >= s.epochs:
+            records = MetricsLog(folder.metrics).records()
             return PretrainResult(folder.path, "up to date", start,
-                                  {**_videos_used(task), **_final_metrics(log.records())},
+                                  {**_videos_used(task), **_final_metrics(records)},
                                   time.perf_counter() - clock)
+    log = MetricsLog(folder.metrics, open_logger(s.logger, folder.path, start)
+                     if trainer.is_main else None)
     if trainer.is_main:
         write_config(folder, context.config)
         log.keep_before(start)
-    trainer.fit(task, start, s.epochs, log, context.progress)
-    final = {**_videos_used(task), **_finish(task, trainer, log)}
+    try:
+        trainer.fit(task, start, s.epochs, log, context.progress)
+        final = {**_videos_used(task), **_finish(task, trainer, log)}
+    finally:
+        log.mirror.close()
     return PretrainResult(folder.path, "trained", s.epochs, final, time.perf_counter() - clock)
 
 
@@ -336,6 +343,9 @@ def _finish(task: SlicTraining, trainer: Trainer, log: MetricsLog) -> dict[str, 
         log.append({"epoch": s.epochs, "final": True, **found.metrics})
         task.context.progress.row({"epoch": s.epochs, "final": True, **found.metrics})
         draw_plots(log.records(), folder.path)
+        log.mirror.log_final(output_relevant(s), _final_metrics(log.records()), LoggedEmbeddings(
+            features, [str(i) for i in v.train_ids], [v.class_names[c] for c in v.train_labels],
+            found.labels, s.epochs))
     return _final_metrics(log.records())
 
 

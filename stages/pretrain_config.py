@@ -10,6 +10,7 @@ from stages.choices import (
     FLOW_AUGMENT_MODES,
     FLOW_CHANNELS,
     FLOW_REPLACEMENTS,
+    LOGGER_NAMES,
     NEIGHBOUR_SEARCHES,
     PSEUDO_LABEL_SOURCES,
 )
@@ -103,3 +104,8 @@ class PretrainConfig:
                                   minimum=0.01, maximum=0.5)
     seed: int = setting(7, "seed of initialisation, sampling and mining", minimum=0)
     workers: int = setting(4, "DataLoader worker processes", minimum=0, affects_output=False)
+    logger: str = setting("none", "also log each epoch's metrics, the settings with the final "
+                          "metrics and the final embeddings to: none or tensorboard (event "
+                          "files in <run>/tensorboard; pip install 'slic[tensorboard]'); "
+                          "metrics.jsonl stays the record", choices=LOGGER_NAMES,
+                          affects_output=False)

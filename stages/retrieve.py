@@ -21,7 +21,7 @@ from stages.clips.evaluation import EvaluationClips
 from stages.clips.store import ClipStore
 from stages.compute_config import ComputeConfig
 from stages.errors import ArtifactError, ConfigError
-from stages.evaluation.gallery import write_gallery
+from stages.evaluation.gallery import balanced_queries, write_gallery
 from stages.evaluation.recall import per_class_recall
 from stages.evaluation.retrieval import nearest_neighbours, recall_at_k
 from stages.evaluation.sources import frames_of, load_encoder, resolve_checkpoint
@@ -231,11 +231,9 @@ def _gallery(path: Path, settings: RetrieveConfig, workspace: WorkspaceConfig,
                           "come from another dataset")
     query_rows = np.array([row_of[v] for v in ids[queries]])
     gallery_store_rows = np.array([row_of.get(v, 0) for v in ids[gallery_rows]])
-    rng = np.random.default_rng(0)
-    shown = np.sort(rng.choice(len(queries), min(settings.gallery_queries, len(queries)),
-                               replace=False))
+    shown = balanced_queries(table.query_labels, settings.gallery_queries)
     k = min(5, table.neighbours.shape[1])
     return write_gallery(path, store, query_rows, gallery_store_rows, table.neighbours[:, :k],
                          table.similarities[:, :k], shown,
-                         f"slic retrieve: {len(shown)} test queries and their {k} nearest "
-                         "training videos")
+                         f"slic retrieve: test queries and their {k} nearest training videos",
+                         table.recall)

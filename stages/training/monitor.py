@@ -1,27 +1,28 @@
-"""A run's record: one JSON line per epoch in metrics.jsonl, and PNG plots drawn from it."""
+"""A run's record: one JSON line per epoch in metrics.jsonl, and PNG plots drawn from it.
+
+metrics.jsonl is the source of truth; a `RunLogger` (TensorBoard, for example) may mirror
+each record as it is appended.
+"""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
 
-PLOTS: dict[str, tuple[str, list[str]]] = {
-    "loss.png": ("training loss", ["loss", "triplet_loss", "temporal_loss"]),
-    "recall.png": ("test-to-train kNN recall (centre clip)", ["r1", "r5", "val_r1"]),
-    "clusters.png": ("pseudo-labels against true classes", ["nmi", "ami"]),
-    "rates.png": ("mined triplets: false-positive / false-negative rate",
-                  ["positive_fp_rate", "negative_fn_rate"]),
-}
+from stages.io.figures import save_png
+from stages.training.curves import CURVES, curve_figure
+from stages.training.loggers import NullLogger, RunLogger
 
 
 class MetricsLog:
-    """metrics.jsonl of a run folder: read, truncate to an epoch (on resume), append."""
+    """metrics.jsonl of a run folder: read, truncate to an epoch (on resume), append; each
+    appended record also goes to `mirror`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, mirror: RunLogger | None = None) -> None:
         self.path = path
+        self.mirror = mirror or NullLogger()
 
     def records(self) -> list[dict[str, Any]]:
         if not self.path.is_file():
@@ -41,35 +42,14 @@ class MetricsLog:
             handle.write(json.dumps(record) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+        self.mirror.log_epoch(record)
 
 
 def draw_plots(records: list[dict[str, Any]], folder: Path) -> list[Path]:
-    """Draw every metric present in `records` against epoch; returns the PNGs written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
+    """Draw every curve with data in `records` as a PNG in `folder`; returns those written."""
     written = []
-    for name, (title, keys) in PLOTS.items():
-        series = {key: [(r["epoch"], r[key]) for r in records
-                        if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
-                  for key in keys}
-        series = {key: points for key, points in series.items() if points}
-        if not series:
-            continue
-        figure, axes = pyplot.subplots(figsize=(5, 3.2), dpi=100)
-        for key, points in series.items():
-            epochs, values = zip(*points)
-            axes.plot(epochs, values, marker="o" if len(points) < 30 else None, label=key)
-        axes.set_title(title, fontsize=10)
-        axes.set_xlabel("epoch")
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
-        figure.tight_layout()
-        temporary = folder / f".{name}.writing.png"
-        figure.savefig(temporary)
-        pyplot.close(figure)
-        os.replace(temporary, folder / name)
-        written.append(folder / name)
+    for curve in CURVES:
+        figure = curve_figure(records, curve)
+        if figure is not None:
+            written.append(save_png(figure, folder / curve.name))
     return written

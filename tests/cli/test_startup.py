@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here starts the command line in a new process
+
 HEAVY = ("torch", "torchvision", "faiss", "cv2", "h5py", "matplotlib")
 
 # Runs the console entry point in a fresh interpreter, then lists the heavy modules it loaded.
@@ -33,7 +35,8 @@ def loaded_modules(*arguments: str) -> tuple[int, list[str]]:
 
 
 @pytest.mark.parametrize("arguments", [["--help"], ["inspect", "--help"], ["cluster", "--help"],
-                                       ["pretrain", "--help"], ["config"]])
+                                       ["pretrain", "--help"], ["report", "--help"],
+                                       ["export", "--help"], ["config"]])
 def test_help_and_config_import_nothing_heavy(arguments):
     code, loaded = loaded_modules(*arguments)
     assert code == 0

@@ -1,0 +1,227 @@
+"""What a run folder holds, found and read for its report.
+
+A pretraining run (`<dataset>/runs/<run>/`) holds config.yaml, metrics.jsonl, assignments.h5
+(one group per clustering round), features.h5 and best.pt; a random-init baseline
+(`<dataset>/random-init/<name>/`) holds best.pt only. The evaluations of either sit below it:
+`retrieval/<dataset>-<feature>[-<tag>]/` (features.h5, retrieval.h5, maybe assignments.h5)
+and `linear-probe*/`, `finetune*/` (results.json, maybe metrics.jsonl). Where settings made
+several folders, `<name>` links the newest; the report shows that one. Everything is optional
+except that the folder must hold something a run writes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from stages.errors import ArtifactError
+from stages.io.artifacts import (
+    KIND_ASSIGNMENTS,
+    KIND_FEATURES,
+    KIND_RETRIEVAL,
+    Assignments,
+    RetrievalTable,
+    StoredFeatures,
+    open_artifact,
+    read_assignment_rounds,
+    read_assignments,
+    read_features,
+    read_provenance,
+    read_retrieval,
+)
+from stages.training.monitor import MetricsLog
+
+# Files whose presence makes a folder a run (or baseline) folder.
+RUN_MARKERS = ("config.yaml", "metrics.jsonl", "best.pt", "checkpoint.pt")
+
+
+@dataclass
+class Evaluation:
+    """One linear-probe or finetune result folder: its results.json and epoch records."""
+
+    folder: Path
+    results: dict[str, Any]
+    records: list[dict[str, Any]]
+
+    @property
+    def title(self) -> str:
+        stage, protocol = self.results.get("stage", ""), self.results.get("protocol")
+        name = {"linear-probe": "Linear probe", "finetune": "Fine-tuning"}.get(stage, stage)
+        return f"{name} ({protocol} protocol)" if protocol else name
+
+    @property
+    def confusion(self) -> np.ndarray | None:
+        matrix = self.results.get("confusion")
+        return None if matrix is None else np.asarray(matrix, dtype=np.int64)
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names in confusion-matrix order (per_class lists every class with videos)."""
+        matrix = self.confusion
+        names = [row["class"] for row in self.results.get("per_class", [])]
+        if matrix is None or len(names) != len(matrix):
+            return [str(i) for i in range(0 if matrix is None else len(matrix))]
+        return names
+
+
+@dataclass
+class Retrieval:
+    """One retrieval result folder: retrieval.h5, and the frames its videos came from."""
+
+    folder: Path
+    table: RetrievalTable
+    frames: Path | None
+
+
+@dataclass
+class Embedding:
+    """Per-video embeddings to map: `features` (N, D) float32, `labels` (N,) int64 true
+    classes (-1 unknown), `clusters` (N,) int64 (-1 where the video was not clustered)."""
+
+    source: Path
+    description: str
+    features: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    clusters: np.ndarray
+
+
+@dataclass
+class RunContents:
+    folder: Path
+    config: dict[str, Any]
+    provenance: dict[str, Any]
+    records: list[dict[str, Any]]
+    rounds: list[tuple[int, Assignments]]
+    embedding: Embedding | None
+    retrievals: list[Retrieval]
+    evaluations: list[Evaluation]
+    files: list[tuple[str, int]] = field(default_factory=list)
+
+
+def newest_folders(parent: Path, marker: str) -> list[Path]:
+    """Subfolders of `parent` holding `marker`, one per setting's name: where a `<name>`
+    link points to one of several `<name>-<tag>` folders, only the link (the newest)."""
+    if not parent.is_dir():
+        return []
+    found = sorted(p for p in parent.iterdir() if (p / marker).is_file())
+    linked = {p.resolve() for p in found if p.is_symlink()}
+    return [p for p in found if p.is_symlink() or p.resolve() not in linked]
+
+
+def _features(path: Path) -> StoredFeatures:
+    with open_artifact(path, KIND_FEATURES) as h5:
+        return read_features(h5)
+
+
+def _clusters_of(assignments: Path, video_ids: np.ndarray) -> np.ndarray:
+    """The chosen partition of `assignments` for `video_ids` (-1 for videos it lacks)."""
+    with open_artifact(assignments, KIND_ASSIGNMENTS) as h5:
+        found = read_assignments(h5)
+    position = {str(v): i for i, v in enumerate(found.video_ids)}
+    rows = np.array([position.get(str(v), -1) for v in video_ids], dtype=np.int64)
+    return np.where(rows >= 0, found.chosen[np.maximum(rows, 0)], -1).astype(np.int64)
+
+
+def _embedding(folder: Path, retrievals: list[Retrieval]) -> Embedding | None:
+    """The run's final training embeddings (features.h5, clustered in assignments.h5), else
+    those of its first retrieval (train and test videos, clustered if `slic cluster` ran)."""
+    candidates = [(folder / "features.h5", folder / "assignments.h5",
+                   "final projections of the training videos (centre clip)")]
+    candidates += [(r.folder / "features.h5", r.folder / "assignments.h5",
+                    f"retrieval features ({r.folder.name})") for r in retrievals]
+    for features_path, assignments_path, description in candidates:
+        if not features_path.is_file():
+            continue
+        stored = _features(features_path)
+        clusters = (_clusters_of(assignments_path, stored.video_ids)
+                    if assignments_path.is_file()
+                    else np.full(len(stored.video_ids), -1, dtype=np.int64))
+        return Embedding(features_path, f"{description}, {stored.feature}",
+                         np.asarray(stored.features, dtype=np.float32),
+                         np.asarray(stored.labels, dtype=np.int64), stored.class_names,
+                         clusters)
+    return None
+
+
+def _retrievals(folder: Path) -> list[Retrieval]:
+    found = []
+    for result in newest_folders(folder / "retrieval", "retrieval.h5"):
+        with open_artifact(result / "retrieval.h5", KIND_RETRIEVAL) as h5:
+            table = read_retrieval(h5)
+        frames = None
+        if (result / "features.h5").is_file():
+            source = _features(result / "features.h5").source
+            frames = Path(source["frames"]) if "frames" in source else None
+        found.append(Retrieval(result, table, frames if frames and frames.is_file() else None))
+    return found
+
+
+def _evaluations(folder: Path) -> list[Evaluation]:
+    found = []
+    for result in newest_folders(folder, "results.json"):
+        results = json.loads((result / "results.json").read_text())
+        found.append(Evaluation(result, results, MetricsLog(result / "metrics.jsonl").records()))
+    return found
+
+
+def _provenance(folder: Path, evaluations: list[Evaluation]) -> dict[str, Any]:
+    """How the run was made: the provenance of its newest HDF5 artifact, else the command
+    an evaluation recorded."""
+    for name in ("features.h5", "assignments.h5"):
+        if (folder / name).is_file():
+            with open_artifact(folder / name) as h5:
+                return {"artifact": name, **read_provenance(h5)}
+    for evaluation in evaluations:
+        if "command" in evaluation.results:
+            return {"artifact": f"{evaluation.folder.name}/results.json",
+                    "command": evaluation.results["command"]}
+    return {}
+
+
+def _config(folder: Path, evaluations: list[Evaluation]) -> dict[str, Any]:
+    if (folder / "config.yaml").is_file():
+        return yaml.safe_load((folder / "config.yaml").read_text()) or {}
+    for evaluation in evaluations:
+        if isinstance(evaluation.results.get("config"), dict):
+            return evaluation.results["config"]
+    return {}
+
+
+def _files(folder: Path) -> list[tuple[str, int]]:
+    """Every file below `folder` (not hidden, links not followed): path and size in bytes."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+            continue
+        if any(parent.is_symlink() for parent in [path, *path.parents][:len(relative.parts)]):
+            continue
+        found.append((str(relative), path.stat().st_size))
+    return found
+
+
+def read_run(folder: Path) -> RunContents:
+    """Everything a report shows of the run (or baseline) in `folder`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ArtifactError(f"{folder} is not a folder; pass a run folder such as "
+                            "<workspace>/<dataset>/runs/<run>")
+    evaluations = _evaluations(folder)
+    if not any((folder / name).is_file() for name in RUN_MARKERS) and not evaluations:
+        raise ArtifactError(f"{folder} holds none of {', '.join(RUN_MARKERS)} nor any "
+                            "evaluation results; pass a run folder such as "
+                            "<workspace>/<dataset>/runs/<run>")
+    rounds: list[tuple[int, Assignments]] = []
+    if (folder / "assignments.h5").is_file():
+        with open_artifact(folder / "assignments.h5", KIND_ASSIGNMENTS) as h5:
+            rounds = read_assignment_rounds(h5)
+    retrievals = _retrievals(folder)
+    return RunContents(folder, _config(folder, evaluations), _provenance(folder, evaluations),
+                       MetricsLog(folder / "metrics.jsonl").records(), rounds,
+                       _embedding(folder, retrievals), retrievals, evaluations, _files(folder))

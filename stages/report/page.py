@@ -1,0 +1,52 @@
+"""`slic report`: one self-contained HTML page of a run folder, readable offline."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stages.report import sections
+from stages.report.contents import read_run
+from stages.report.markup import Section, page
+from stages.run_context import now
+
+REPORT_NAME = "report.html"
+GALLERY_QUERIES = 12
+
+
+@dataclass
+class ReportResult:
+    path: Path
+    sections: list[str]
+    size: int
+    seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        return {"stage": "report", "report": str(self.path), "open": self.path.resolve().as_uri(),
+                "sections": self.sections, "bytes": self.size, "seconds": round(self.seconds, 3)}
+
+
+def write_report(run_folder: Path, out: Path | None = None,
+                 queries: int = GALLERY_QUERIES) -> ReportResult:
+    """Write the report of `run_folder` to `out` (default `<run_folder>/report.html`),
+    atomically; its gallery shows `queries` test queries drawn evenly from the classes."""
+    clock = time.perf_counter()
+    contents = read_run(Path(run_folder))
+    path = Path(out) if out is not None else contents.folder / REPORT_NAME
+    built: list[Section | None] = [
+        sections.summary(contents), sections.configuration(contents),
+        sections.curves(contents), sections.clusters(contents), sections.embedding(contents),
+        sections.retrieval(contents, queries), sections.classifiers(contents),
+        sections.files(contents, path.parent)]
+    shown = [s for s in built if s is not None]
+    document = page(f"slic report: {contents.folder.name}",
+                    f"{contents.folder} · written {now()}", shown)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.writing")
+    temporary.write_text(document, encoding="utf-8")
+    os.replace(temporary, path)
+    return ReportResult(path, [s.anchor for s in shown], path.stat().st_size,
+                        time.perf_counter() - clock)

@@ -1,0 +1,225 @@
+"""The sections of a run's report, each built from `RunContents` (None when the run has
+nothing for it): summary, configuration and provenance, training curves, clusters across
+rounds, the embedding map, retrieval with its gallery, the classifiers, and the files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from stages.clips.store import ClipStore
+from stages.evaluation.classification import MAX_CLASSES_WITH_COUNTS, confusion_figure
+from stages.evaluation.gallery import balanced_queries, gallery_html
+from stages.report.contents import Evaluation, Retrieval, RunContents
+from stages.report.embedding_map import embedding_figure
+from stages.report.evolution import evolution_figure, summarise_rounds
+from stages.report.markup import Section, details, escape, figure, key_values, table
+from stages.training.curves import (
+    CURVES,
+    Curve,
+    Panel,
+    Series,
+    curve_figure,
+    key_figure,
+    other_keys,
+)
+
+GALLERY_NEIGHBOURS = 5
+CLASSIFIER_CURVE = Curve("classifier.png", "Classifier training", (
+    Panel("loss (cross-entropy)", (Series("loss", "training loss"),)),
+    Panel("accuracy (share of videos)", (Series("val_top1", "top-1 on the validation share"),),
+          share=True)))
+
+
+def _last(records: list[dict[str, Any]], key: str) -> Any:
+    values = [r[key] for r in records if r.get(key) is not None]
+    return values[-1] if values else None
+
+
+def summary(contents: RunContents) -> Section:
+    records = contents.records
+    trained = [r["epoch"] for r in records if not r.get("final")]
+    rows: dict[str, Any] = {"run folder": str(contents.folder),
+                            "epochs trained": max(trained) + 1 if trained else "not trained "
+                            "(no metrics.jsonl)",
+                            "final training loss": _last(records, "loss")}
+    for retrieval in contents.retrievals:
+        for k, value in sorted(retrieval.table.recall.items()):
+            rows[f"R@{k}, {retrieval.folder.name}"] = value
+    if contents.rounds:
+        rows["clusters, final round"] = int(contents.rounds[-1][1].chosen.max()) + 1
+    rows["NMI of the final clusters"] = _last(records, "nmi")
+    for evaluation in contents.evaluations:
+        rows[f"{evaluation.title}: top-1"] = evaluation.results.get("top1")
+    return Section("summary", "Summary", key_values(
+        {key: value for key, value in rows.items() if value is not None}))
+
+
+def configuration(contents: RunContents) -> Section | None:
+    if not contents.config and not contents.provenance:
+        return None
+    found = contents.provenance
+    made = {"command": found.get("command"), "slic version": found.get("slic_version"),
+            "started": found.get("started"), "finished": found.get("finished"),
+            "read from": found.get("artifact")}
+    body = key_values({k: v for k, v in made.items() if v is not None})
+    inputs = found.get("inputs") or []
+    if inputs:
+        body += "<h3>Inputs</h3>" + table(
+            ("path", "size (bytes)", "checksum"),
+            [(i.get("path"), i.get("size"), i.get("checksum", "")) for i in inputs])
+    pretrain = contents.config.get("pretrain")
+    if isinstance(pretrain, dict):
+        body += "<h3>Pretraining settings</h3>" + key_values(pretrain, columns=3)
+    if contents.config:
+        body += details("The whole resolved config (YAML)",
+                        f"<pre>{escape(yaml.safe_dump(contents.config, sort_keys=False))}</pre>")
+    return Section("config", "Configuration and provenance", body)
+
+
+def curves(contents: RunContents) -> Section | None:
+    records = contents.records
+    if not records:
+        return None
+    parts = []
+    for curve in CURVES:
+        made = curve_figure(records, curve)
+        if made is not None:
+            parts.append(figure(made, f"{curve.title}: {', '.join(curve.keys)} "
+                                      "(metrics.jsonl keys)"))
+    for key in other_keys(records):
+        made = key_figure(records, key)
+        if made is not None:
+            parts.append(figure(made, f"{key}, a metric without a curve of its own"))
+    note = ('<p class="note">One point per epoch (per clustering round or evaluation for '
+            "the metrics measured then); the point after the last epoch is the final "
+            "clustering of the trained network. Source: metrics.jsonl.</p>")
+    return Section("curves", "Training curves", note + "".join(parts))
+
+
+def clusters(contents: RunContents) -> Section | None:
+    if not contents.rounds:
+        return None
+    summaries = summarise_rounds(contents.rounds)
+    rows = [(s.epoch, s.method, s.chosen_from, s.videos, s.clusters, s.singletons,
+             s.largest_share, s.purity, s.nmi, s.ami, s.kept, s.split, s.merged)
+            for s in summaries]
+    note = ('<p class="note">Each clustering round re-clusters the training videos\' '
+            "embeddings; its chosen partition gives the pseudo-labels of the next epochs. "
+            "Purity: share of videos in their cluster's most common true class. Kept / split: "
+            "clusters of the previous round whose videos went into one / several clusters of "
+            "this round; merged: clusters of this round that gather videos of several "
+            "previous clusters. Source: assignments.h5.</p>")
+    return Section("clusters", "Clusters across rounds", note + table(
+        ("epoch", "method", "partition", "videos", "clusters", "single videos",
+         "largest share", "purity", "NMI", "AMI", "kept", "split", "merged"), rows)
+        + figure(evolution_figure(summaries), "Clusters and their purity at each round"))
+
+
+def embedding(contents: RunContents) -> Section | None:
+    found = contents.embedding
+    if found is None:
+        return None
+    made = embedding_figure(found.features, found.labels, found.class_names, found.clusters,
+                            found.description)
+    note = (f'<p class="note">The first two principal components of the L2-normalised '
+            f"embeddings in {escape(found.source.name)} ({found.features.shape[1]} "
+            "dimensions). Videos of a class that sit together retrieve each other; clusters "
+            "that match the class colours make good pseudo-labels.</p>")
+    return Section("embedding", "Embedding map", note + figure(
+        made, "Embeddings by true class (left) and by cluster (right)", "png"))
+
+
+def _gallery(found: Retrieval, frames: Path, queries: int) -> str:
+    store = ClipStore(frames)
+    row_of = {str(v): i for i, v in enumerate(store.table.columns["video_id"])}
+    result = found.table
+    if any(str(v) not in row_of for v in [*result.query_ids, *result.gallery_ids]):
+        return (f'<p class="note">The gallery is left out: some of these videos are not in '
+                f"{escape(frames)}.</p>")
+    query_rows = np.array([row_of[str(v)] for v in result.query_ids])
+    gallery_rows = np.array([row_of[str(v)] for v in result.gallery_ids])
+    shown = balanced_queries(result.query_labels, queries)
+    k = min(GALLERY_NEIGHBOURS, result.neighbours.shape[1])
+    return (f"<h3>Gallery: {len(shown)} queries drawn evenly from the classes, and their "
+            f"{k} nearest training videos</h3>"
+            + gallery_html(store, query_rows, gallery_rows, result.neighbours[:, :k],
+                           result.similarities[:, :k], shown))
+
+
+def retrieval(contents: RunContents, queries: int) -> Section | None:
+    if not contents.retrievals:
+        return None
+    parts, shown = [], False
+    for found in contents.retrievals:
+        recall = found.table.recall
+        parts.append(f"<h3>{escape(found.folder.name)}: {len(found.table.query_ids)} test "
+                     f"queries, {len(found.table.gallery_ids)} training videos</h3>")
+        parts.append(table([f"R@{k}" for k in sorted(recall)],
+                           [[recall[k] for k in sorted(recall)]]))
+        per_class = found.table.per_class
+        if per_class:
+            columns = list(per_class[0])
+            parts.append(details("Recall per query class",
+                                 table(columns, [[row[c] for c in columns]
+                                                 for row in per_class])))
+        if found.frames is not None and not shown:
+            parts.append(_gallery(found, found.frames, queries))
+            shown = True
+    note = ('<p class="note">R@k: share of test videos with a training video of their class '
+            "among their k nearest (cosine similarity of the mean embedding of several "
+            "clips). Source: retrieval/*/retrieval.h5.</p>")
+    return Section("retrieval", "Retrieval", note + "".join(parts))
+
+
+def _classifier(evaluation: Evaluation) -> str:
+    found = evaluation.results
+    rows = {"top-1": found.get("top1"), "top-5": found.get("top5"),
+            "best epoch": found.get("best_epoch"), "training videos": found.get("num_train"),
+            "test videos": found.get("num_test"), "encoder": found.get("encoder"),
+            "folder": str(evaluation.folder)}
+    parts = [f"<h3>{escape(evaluation.title)}</h3>",
+             key_values({k: v for k, v in rows.items() if v is not None})]
+    if evaluation.records:
+        made = curve_figure(evaluation.records, CLASSIFIER_CURVE)
+        if made is not None:
+            parts.append(figure(made, f"{evaluation.title}: loss and validation accuracy "
+                                      "per epoch"))
+    matrix = evaluation.confusion
+    if matrix is not None and matrix.size:
+        names = evaluation.class_names
+        made = confusion_figure(matrix, names, f"{evaluation.title}, top-1 "
+                                f"{found.get('top1', 0):.3f}")
+        parts.append(figure(made, "Confusion matrix: rows are true classes, columns "
+                                  "predictions; colour is the share of the row",
+                            "svg" if len(names) <= MAX_CLASSES_WITH_COUNTS else "png"))
+    per_class = found.get("per_class") or []
+    if per_class:
+        columns = list(per_class[0])
+        parts.append(details("Accuracy per class",
+                             table(columns, [[row[c] for c in columns] for row in per_class])))
+    return "".join(parts)
+
+
+def classifiers(contents: RunContents) -> Section | None:
+    if not contents.evaluations:
+        return None
+    note = ('<p class="note">Top-k: share of test videos whose class is among the k most '
+            "probable, the softmax averaged over the clips of each video. Source: "
+            "*/results.json.</p>")
+    return Section("classifiers", "Linear probe and fine-tuning",
+                   note + "".join(_classifier(e) for e in contents.evaluations))
+
+
+def files(contents: RunContents, page_folder: Path) -> Section:
+    base = os.path.relpath(contents.folder, page_folder)
+    rows = [(f'<a href="{escape(Path(base, name).as_posix())}">{escape(name)}</a>', size)
+            for name, size in contents.files]
+    body = "".join(f'<tr><td>{link}</td><td class="n">{size:,}</td></tr>' for link, size in rows)
+    return Section("files", "Files of the run", (
+        f'<p class="note">Everything below {escape(contents.folder)}; sizes in bytes.</p>'
+        f'<table class="numbers"><tr><th>file</th><th>size (bytes)</th></tr>{body}</table>'))

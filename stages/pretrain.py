@@ -33,7 +33,7 @@ from stages.settings import output_relevant
 from stages.shared_config import DataConfig, WorkspaceConfig
 from stages.training import distributed as dist_tools
 from stages.training.checkpoint import save_checkpoint
-from stages.training.compute import Compute, start_compute, stop_compute
+from stages.training.compute import Compute, start_compute, stop_compute, training_workers
 from stages.training.embedding import configure_worker, embed_clips
 from stages.training.loggers import LoggedEmbeddings, open_logger, require_logger
 from stages.training.monitor import MetricsLog, draw_plots
@@ -100,7 +100,7 @@ class SlicTraining:
         sampler = EpochSampler(len(self.triplets), s.seed, d.rank, d.world)
         sampler.set_epoch(epoch)
         return DataLoader(self.triplets, batch_size=s.batch_size // d.world, sampler=sampler,
-                          num_workers=s.workers, drop_last=True,
+                          num_workers=training_workers(s.workers), drop_last=True,
                           worker_init_fn=configure_worker,
                           pin_memory=self.compute.device.type == "cuda")
 

@@ -36,7 +36,7 @@ from stages.evaluation.classification import (
 from stages.evaluation.sources import EncoderSource
 from stages.run_context import RunContext
 from stages.training.checkpoint import load_checkpoint, save_checkpoint
-from stages.training.compute import Compute
+from stages.training.compute import Compute, training_workers
 from stages.training.embedding import configure_worker, embed_clips
 from stages.training.monitor import MetricsLog
 from stages.training.run_lock import run_folder_lock
@@ -145,7 +145,8 @@ class ClassifierTraining:
         torch.manual_seed(int(np.random.SeedSequence([self.recipe.seed, epoch, d.rank])
                               .generate_state(1)[0]))
         return DataLoader(self.dataset, batch_size=self.recipe.batch_size // d.world,
-                          sampler=sampler, num_workers=self.recipe.workers, drop_last=True,
+                          sampler=sampler, num_workers=training_workers(self.recipe.workers),
+                          drop_last=True,
                           worker_init_fn=configure_worker,
                           pin_memory=self.compute.device.type == "cuda")
 

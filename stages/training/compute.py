@@ -8,6 +8,7 @@ and channels-last 3D work there too, so the tests exercise the GPU path's logic.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -54,6 +55,19 @@ class Compute:
         return {"device": str(self.device), "amp": self.amp,
                 "channels_last": self.memory_format is torch.channels_last_3d,
                 "world_size": self.distribution.world}
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def training_workers(requested: int) -> int:
+    """DataLoader workers for training: at most one a usable core (more only take turns, and
+    torch warns about each epoch's loader on a small machine)."""
+    return min(requested, usable_cores())
 
 
 def resolve_device(choice: str) -> torch.device:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
 from stages.clips.evaluation import EvaluationClips
 from stages.progress import Progress
-from stages.training.compute import Compute
+from stages.training.compute import Compute, usable_cores
 from stages.training.distributed import gather_rows
 
 
@@ -28,8 +26,7 @@ def inference_workers(requested: int, device: torch.device) -> int:
     """
     if device.type != "cpu":
         return requested
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(0, min(requested, (cores or 1) - torch.get_num_threads()))
+    return max(0, min(requested, usable_cores() - torch.get_num_threads()))
 
 
 @torch.no_grad()

@@ -59,3 +59,12 @@ def test_cpu_runs_the_gpu_path_autocast_scaler_and_channels_last(amp, dtype, sca
 def test_channels_last_auto_is_off_on_cpu():
     compute = Compute(torch.device("cpu"), "off", torch.contiguous_format, Distribution())
     assert start_compute(ComputeConfig(device="cpu")).memory_format == compute.memory_format
+
+
+def test_training_workers_are_capped_by_the_usable_cores(monkeypatch):
+    from stages.training import compute as compute_module
+
+    monkeypatch.setattr(compute_module, "usable_cores", lambda: 2)
+    assert compute_module.training_workers(4) == 2
+    assert compute_module.training_workers(1) == 1
+    assert compute_module.training_workers(0) == 0

@@ -4,8 +4,6 @@ import pytest
 
 from stages.compute_flow import ComputeFlowConfig, run
 from stages.errors import ArtifactError, SlicError
-from stages.extract_frames import ExtractFramesConfig
-from stages.extract_frames import run as extract
 from stages.flow_methods import dequantise_flow, quantise_flow
 from stages.io.artifacts import open_artifact, read_encoded_images, read_video_table
 from stages.io.images import decode_image
@@ -17,11 +15,10 @@ DATA = DataConfig(dataset="synthetic")
 
 
 @pytest.fixture(scope="module")
-def frames_workspace(synthetic_root, tmp_path_factory):
-    workspace = WorkspaceConfig(root=str(tmp_path_factory.mktemp("ws")))
-    data = DataConfig(dataset="synthetic", root=str(synthetic_root))
-    extract(ExtractFramesConfig(short_side=64), data, workspace)
-    return workspace
+def frames_workspace(training_workspace):
+    """The session's workspace: its frames.h5 (short side 48) is only read here; every flow.h5
+    these tests make goes to their own tmp_path."""
+    return WorkspaceConfig(root=str(training_workspace))
 
 
 def flow_of(workspace, tmp_path, settings=ComputeFlowConfig(), **kwargs):
@@ -35,6 +32,7 @@ def test_quantisation_convention():
     assert np.allclose(dequantise_flow(stored, 20.0)[0, 2, 0], 5.0, atol=20 / 255)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["dis", "farneback"])
 def test_flow_counts_and_direction(frames_workspace, tmp_path, method):
     result = flow_of(frames_workspace, tmp_path, ComputeFlowConfig(method=method))
@@ -63,6 +61,7 @@ def test_flow_counts_and_direction(frames_workspace, tmp_path, method):
     assert abs(rise[0]) < 0.05 and abs(fall[0]) < 0.05
 
 
+@pytest.mark.slow
 def test_cache_resume_and_settings_change(frames_workspace, tmp_path):
     partial = flow_of(frames_workspace, tmp_path, shard=Shard(0, 2))
     assert partial.status == "shard done"
@@ -81,6 +80,7 @@ def test_missing_frames_names_the_stage_to_run(tmp_path):
 
 
 @pytest.mark.skipif(hasattr(cv2, "optflow"), reason="OpenCV contrib is installed here")
-def test_tvl1_without_contrib_says_how_to_get_it(frames_workspace, tmp_path):
+def test_tvl1_without_contrib_says_how_to_get_it(tiny_frames, tmp_path):
     with pytest.raises(SlicError, match="pip install opencv-contrib-python"):
-        flow_of(frames_workspace, tmp_path, ComputeFlowConfig(method="tvl1"))
+        flow_of(WorkspaceConfig(root=str(tmp_path)), tmp_path, ComputeFlowConfig(method="tvl1"),
+                frames=tiny_frames)

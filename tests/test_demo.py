@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
 import yaml
 
 from tests.conftest import run_slic, run_slic_json
+
+pytestmark = pytest.mark.slow  # runs `slic demo` end to end
 
 
 def test_quick_demo_runs_every_stage(tmp_path):

@@ -21,6 +21,13 @@ def extract(root, workspace, **kwargs):
                **kwargs)
 
 
+def unsharded(training_workspace):
+    """frames.h5 of SETTINGS made in one piece: the session's (its workers differ, which does
+    not change the output)."""
+    return training_workspace / "synthetic" / "frames.h5"
+
+
+@pytest.mark.slow
 def test_frames_and_index_match_the_videos(synthetic_root, tmp_path):
     result = extract(synthetic_root, tmp_path)
     assert result.status == "written" and result.counts.processed == 24
@@ -48,6 +55,7 @@ def test_frames_and_index_match_the_videos(synthetic_root, tmp_path):
             h5["images/offsets"]) - 1
 
 
+@pytest.mark.slow
 def test_second_run_is_cached_and_force_redoes(synthetic_root, tmp_path):
     extract(synthetic_root, tmp_path)
     again = extract(synthetic_root, tmp_path)
@@ -58,6 +66,7 @@ def test_second_run_is_cached_and_force_redoes(synthetic_root, tmp_path):
     assert changed.status == "written" and changed.counts.processed == 24
 
 
+@pytest.mark.slow
 def test_bad_videos_are_recorded_and_the_run_goes_on(synthetic_root, tmp_path):
     root = tmp_path / "data"
     expected = copy_with_bad_videos(synthetic_root, root)
@@ -74,21 +83,24 @@ def test_bad_videos_are_recorded_and_the_run_goes_on(synthetic_root, tmp_path):
     assert not set(reasons) & set(table.columns["relpath"])
 
 
-def test_shards_merge_into_the_same_artifact(synthetic_root, tmp_path):
-    whole = extract(synthetic_root, tmp_path / "whole")
+@pytest.mark.slow
+def test_shards_merge_into_the_same_artifact(synthetic_root, training_workspace, tmp_path):
+    whole = unsharded(training_workspace)
     first = extract(synthetic_root, tmp_path / "sharded", shard=Shard(0, 2))
     assert first.status == "shard done" and not first.output.exists()
     second = extract(synthetic_root, tmp_path / "sharded", shard=Shard(1, 2))
     assert second.status == "written" and second.counts.processed == 12
-    assert_same_contents(whole.output, second.output)
+    assert_same_contents(whole, second.output)
     assert not any(p.name.endswith(".parts") for p in second.output.parent.iterdir())
 
 
-def test_interrupted_run_resumes_without_redoing_videos(synthetic_root, tmp_path):
+@pytest.mark.slow
+def test_interrupted_run_resumes_without_redoing_videos(synthetic_root, training_workspace,
+                                                        tmp_path):
     extract(synthetic_root, tmp_path, shard=Shard(1, 3))  # stands for a run killed part-way
     resumed = extract(synthetic_root, tmp_path)
     assert (resumed.counts.reused, resumed.counts.processed) == (8, 16)
-    assert_same_contents(resumed.output, extract(synthetic_root, tmp_path / "b").output)
+    assert_same_contents(resumed.output, unsharded(training_workspace))
 
 
 def test_shard_parsing(monkeypatch):
@@ -101,11 +113,15 @@ def test_shard_parsing(monkeypatch):
             Shard.parse(bad)
 
 
-def test_unwritable_output_is_a_clear_error(synthetic_root, tmp_path):
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    root = tmp_path / "data"
+    (root / "Walk").mkdir(parents=True)
+    (root / "Walk" / "never-decoded.avi").write_bytes(b"")  # the error comes first
     blocker = tmp_path / "file"
     blocker.write_text("")
+    data = DataConfig(dataset="folder", root=str(root))
     with pytest.raises(SlicError, match="cannot write to"):
-        extract(synthetic_root, blocker)
+        run(SETTINGS, data, WorkspaceConfig(root=str(blocker)))
 
 
 def test_a_video_starting_after_zero_is_stored_frame_by_frame(tmp_path):

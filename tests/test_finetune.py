@@ -10,20 +10,18 @@ import pytest
 import torch
 
 from stages.training.checkpoint import load_checkpoint
-from tests.conftest import run_slic, run_slic_json, slic_executable
+from tests.conftest import TINY_PRETRAIN, run_slic, run_slic_json, slic_executable
 
-TINY = ["--set=pretrain.arch=r3d_tiny", "--set=pretrain.clip_length=4",
-        "--set=pretrain.crop_size=32", "--set=pretrain.projection_hidden=64",
-        "--set=pretrain.projection_dim=32", "--set=pretrain.batch_size=6",
-        "--set=pretrain.workers=0", "--set=finetune.workers=0", "--batch-size", "4",
-        "--windows", "2"]
+pytestmark = pytest.mark.slow  # every test here trains through the `slic` command
+
+TINY = [*(f"--set=pretrain.{key}={value}" for key, value in TINY_PRETRAIN.items()),
+        "--set=finetune.workers=0", "--batch-size", "4", "--windows", "2"]
 
 
-def test_finetune_resumes_after_sigkill_with_the_same_weights(training_workspace, tmp_path):
+def test_finetune_resumes_after_sigkill_with_the_same_weights(training_workspace,
+                                                              pretrained_run, tmp_path):
     common = ["--dataset", "synthetic", "--workspace", str(training_workspace), "--quiet"]
-    run_slic("pretrain", *common, *TINY[:7], "--epochs", "1", "--run-name", "ft-source",
-             "--force")
-    best = training_workspace / "synthetic" / "runs" / "ft-source" / "best.pt"
+    best = pretrained_run / "best.pt"
     for name in ("straight", "killed"):
         (tmp_path / name).mkdir()
         shutil.copy(best, tmp_path / name / "best.pt")
@@ -62,12 +60,9 @@ def test_finetune_from_random_init_with_bf16_autocast_on_cpu(training_workspace)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="gloo on CPU is tested on Linux")
-def test_finetune_under_torchrun_two_ranks_agree(training_workspace, tmp_path):
+def test_finetune_under_torchrun_two_ranks_agree(training_workspace, pretrained_run, tmp_path):
     common = ["--dataset", "synthetic", "--workspace", str(training_workspace), "--quiet"]
-    run_slic("pretrain", *common, *TINY[:7], "--epochs", "1", "--run-name", "ft-ddp-source",
-             "--force")
-    shutil.copy(training_workspace / "synthetic" / "runs" / "ft-ddp-source" / "best.pt",
-                tmp_path / "best.pt")
+    shutil.copy(pretrained_run / "best.pt", tmp_path / "best.pt")
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
                "--master-port", "29563", slic_executable(), "finetune", *common, *TINY,
                "--epochs", "2", "--checkpoint", str(tmp_path / "best.pt"), "--json"]

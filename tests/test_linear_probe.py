@@ -2,18 +2,16 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from stages.evaluation.classification import confusion_matrix, top_k_accuracy
 from stages.linear_probe import LinearProbeConfig, train_linear_classifier
 from stages.training.checkpoint import load_checkpoint
-from tests.conftest import run_slic, run_slic_json
+from tests.conftest import TINY_PRETRAIN, copy_run, run_slic, run_slic_json
 
-TINY = ["--set=pretrain.arch=r3d_tiny", "--set=pretrain.clip_length=4",
-        "--set=pretrain.crop_size=32", "--set=pretrain.projection_hidden=64",
-        "--set=pretrain.projection_dim=32", "--set=pretrain.batch_size=6",
-        "--set=pretrain.workers=0", "--set=linear_probe.workers=0",
-        "--set=linear_probe.train_clips=2"]
+TINY = [*(f"--set=pretrain.{key}={value}" for key, value in TINY_PRETRAIN.items()),
+        "--set=linear_probe.workers=0", "--set=linear_probe.train_clips=2"]
 
 
 def test_classifier_separates_separable_features():
@@ -36,12 +34,12 @@ def test_top_k_and_confusion():
     assert matrix.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 0]]
 
 
-def test_cached_probe_of_a_run_and_a_random_encoder(training_workspace):
+@pytest.mark.slow
+def test_cached_probe_of_a_run_and_a_random_encoder(training_workspace, pretrained_run):
     common = ["--dataset", "synthetic", "--workspace", str(training_workspace), "--quiet",
               *TINY]
     probe = ["--protocol", "cached", "--windows", "3"]
-    run_slic_json("pretrain", *common, "--epochs", "1", "--run-name", "probed", "--force")
-    run_dir = training_workspace / "synthetic" / "runs" / "probed"
+    run_dir = copy_run(pretrained_run, "probed")
     trained = run_slic_json("linear-probe", *common, *probe, "--run", str(run_dir),
                             "--epochs", "20")
     baseline = run_slic_json("linear-probe", *common, *probe, "--random-init", "--epochs", "20")
@@ -65,13 +63,14 @@ def test_cached_probe_of_a_run_and_a_random_encoder(training_workspace):
     assert newest.is_symlink() and newest.resolve() == Path(other["folder"]).resolve()
 
 
-def test_paper_probe_trains_only_the_linear_layer_on_a_frozen_model(training_workspace):
+@pytest.mark.slow
+def test_paper_probe_trains_only_the_linear_layer_on_a_frozen_model(training_workspace,
+                                                                     pretrained_run):
     """The default protocol: augmented windows through the frozen model in eval mode; the
     backbone's weights and BatchNorm statistics stay exactly as pretrained."""
     common = ["--dataset", "synthetic", "--workspace", str(training_workspace), "--quiet",
               *TINY]
-    run_slic_json("pretrain", *common, "--epochs", "1", "--run-name", "probed-w", "--force")
-    run_dir = training_workspace / "synthetic" / "runs" / "probed-w"
+    run_dir = copy_run(pretrained_run, "probed-w")
     args = ["linear-probe", *common, "--run", str(run_dir), "--epochs", "2", "--windows", "2",
             "--crops", "3", "--set=linear_probe.batch_size=4", "--device", "cpu",
             "--amp", "bf16"]

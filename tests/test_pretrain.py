@@ -22,6 +22,8 @@ from stages.shared_config import DataConfig, WorkspaceConfig
 from stages.training.checkpoint import load_checkpoint
 from tests.conftest import run_slic, slic_executable
 
+pytestmark = pytest.mark.slow  # every test here trains, most through the `slic` command
+
 DATA = DataConfig(dataset="synthetic")
 TINY = {"arch": "r3d_tiny", "clip_length": 4, "crop_size": 32, "batch_size": 6,
         "projection_hidden": 64, "projection_dim": 32, "cluster_every": 2, "eval_every": 1,

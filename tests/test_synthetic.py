@@ -1,5 +1,6 @@
 import cv2
 import numpy as np
+import pytest
 
 from stages.make_dataset import MakeDatasetConfig, render_video
 from stages.synthetic.motion import MOTIONS
@@ -32,6 +33,7 @@ def test_same_seed_same_frames_other_seed_other_frames():
     assert not np.array_equal(first[0], render_video(other, 0, 1, 1)[0])
 
 
+@pytest.mark.slow
 def test_classes_are_told_apart_by_motion():
     names = list(MOTIONS)
     for clip in (1, 2, 3):
@@ -74,6 +76,7 @@ def test_every_video_has_its_own_background():
     assert len(corners) == len(first_frames)
 
 
+@pytest.mark.slow
 def test_written_dataset_splits_by_group_and_is_cached(synthetic_root):
     from stages.make_dataset import run
     from tests.conftest import SMALL

@@ -13,13 +13,14 @@ import yaml
 from tests.conftest import run_slic, run_slic_json, slic_executable
 from tests.helpers import assert_same_contents
 
+pytestmark = pytest.mark.slow  # every test here starts the `slic` command
+
 SMALL_SET = ["--set", "make_dataset.groups_per_class=2", "--set", "make_dataset.clips_per_group=2",
              "--set", "make_dataset.test_groups=1", "--set", "make_dataset.max_seconds=1.0",
              "--set", "make_dataset.min_seconds=0.6", "--set", "make_dataset.max_size=96",
              "--set", "make_dataset.min_size=64"]
 
 
-@pytest.mark.slow
 def test_quick_start_chain_and_inspect(tmp_path):
     made = run_slic_json("make-dataset", "synthetic", "--out", "demo data", "--num-classes", "3",
                          *SMALL_SET, cwd=tmp_path)
@@ -53,28 +54,30 @@ NO_CUDA_ONLY = pytest.mark.skipif(torch.cuda.is_available(),
                                   reason="checks the error on a machine without CUDA")
 
 
-@pytest.mark.parametrize(
-    "args, words",
-    [
-        (["extract-frames", "--dataset", "ucf101", "--root", "no/such/dir"], ["no/such/dir"]),
-        (["extract-frames", "--dataset", "ucf"], ["data.dataset", "ucf101, hmdb51"]),
-        (["extract-frames", "--set", "extract_frames.short_side=tiny"], ["short_side"]),
-        (["extract-frames", "--config", "missing.yaml"], ["missing.yaml"]),
-        (["compute-flow", "--dataset", "hmdb51"], ["frames.h5", "extract-frames"]),
-        (["inspect", "example.yaml"], ["example.yaml", "not an HDF5 file"]),
-        (["make-dataset", "imagenet"], ["imagenet", "synthetic"]),
-        (["extract-frames", "--shard", "2/2", "--root", "."], ["--shard"]),
-        *[pytest.param([command, "--device", "cuda"], ["compute.device", "no CUDA device"],
-                       marks=NO_CUDA_ONLY)
-          for command in ("pretrain", "finetune", "linear-probe", "retrieve")],
-        (["finetune", "--device", "gpu"], ["compute.device", "'gpu'"]),
-        (["extract-frames", "--dataset", "folder", "--root", ".", "--out", "example.yaml"],
-         ["example.yaml", "not a slic artifact"]),
-        (["extract-frames", "--dataset", "folder", "--root", ".", "--out", "."],
-         ["is a folder"]),
-        (["pretrain", "--amp", "fp8"], ["compute.amp", "bf16"]),
-    ],
-)
+# Commands a user gets wrong, and the words the one error line must hold; also run in
+# process by tests/cli/test_app.py.
+USER_MISTAKES = [
+    (["extract-frames", "--dataset", "ucf101", "--root", "no/such/dir"], ["no/such/dir"]),
+    (["extract-frames", "--dataset", "ucf"], ["data.dataset", "ucf101, hmdb51"]),
+    (["extract-frames", "--set", "extract_frames.short_side=tiny"], ["short_side"]),
+    (["extract-frames", "--config", "missing.yaml"], ["missing.yaml"]),
+    (["compute-flow", "--dataset", "hmdb51"], ["frames.h5", "extract-frames"]),
+    (["inspect", "example.yaml"], ["example.yaml", "not an HDF5 file"]),
+    (["make-dataset", "imagenet"], ["imagenet", "synthetic"]),
+    (["extract-frames", "--shard", "2/2", "--root", "."], ["--shard"]),
+    *[pytest.param([command, "--device", "cuda"], ["compute.device", "no CUDA device"],
+                   marks=NO_CUDA_ONLY)
+      for command in ("pretrain", "finetune", "linear-probe", "retrieve")],
+    (["finetune", "--device", "gpu"], ["compute.device", "'gpu'"]),
+    (["extract-frames", "--dataset", "folder", "--root", ".", "--out", "example.yaml"],
+     ["example.yaml", "not a slic artifact"]),
+    (["extract-frames", "--dataset", "folder", "--root", ".", "--out", "."],
+     ["is a folder"]),
+    (["pretrain", "--amp", "fp8"], ["compute.amp", "bf16"]),
+]
+
+
+@pytest.mark.parametrize("args, words", USER_MISTAKES)
 def test_user_mistakes_get_one_line_and_exit_2(tmp_path, args, words):
     (tmp_path / "example.yaml").write_text("data: {}\n")
     process = run_slic(*args, cwd=tmp_path, check=False)
@@ -92,7 +95,6 @@ def test_config_command_prints_resolved_yaml(tmp_path):
     assert yaml.safe_load(out)["compute_flow"]["bound"] == 15.0
 
 
-@pytest.mark.slow
 def test_sigkill_then_resume_gives_the_same_artifact(synthetic_root, tmp_path):
     args = ["extract-frames", "--dataset", "synthetic", "--root", str(synthetic_root),
             "--workers", "1", "--codec", "raw", "--fps", "50", "--quiet"]

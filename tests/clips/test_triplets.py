@@ -9,8 +9,8 @@ from stages.clips.windows import window_span
 
 
 @pytest.fixture(scope="module")
-def store(training_workspace):
-    folder = training_workspace / "synthetic"
+def store(motion_workspace):
+    folder = motion_workspace / "synthetic"
     return ClipStore(folder / "frames.h5", folder / "flow.h5")
 
 

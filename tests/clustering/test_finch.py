@@ -63,6 +63,7 @@ def test_requested_count_equals_the_authors_package(target):
     assert adjusted_rand_score(requested, ours.requested) == 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["ivf", "hnsw"])
 def test_approximate_neighbours_agree_with_exact(method):
     from sklearn.metrics import adjusted_rand_score

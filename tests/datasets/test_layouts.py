@@ -144,12 +144,17 @@ def test_each_real_video_is_enrolled_once_through_link_loops(tmp_path):
     assert sorted(listing.skipped_links) == ["jump/loop", "run/again.mp4"]
 
 
-def test_a_dangling_link_is_a_recorded_failure(synthetic_root, tmp_path):
+def test_a_dangling_link_is_a_recorded_failure(tmp_path):
+    import numpy as np
+
     from stages.extract_frames import ExtractFramesConfig
     from stages.extract_frames import run as extract_frames
+    from stages.io.video import write_video
     from stages.shared_config import DataConfig, WorkspaceConfig
 
-    source = sorted((synthetic_root / "Rise").glob("*.avi"))[0]
+    source = tmp_path / "rise.avi"  # a real video, outside the dataset
+    write_video(source, np.random.default_rng(0).integers(0, 256, (8, 32, 48, 3), np.uint8),
+                fps=25)
     root = tmp_path / "data"
     (root / "rise").mkdir(parents=True)
     (root / "rise" / "a.avi").symlink_to(source)

@@ -84,13 +84,13 @@ def test_outputs_never_destroy_inputs_folders_or_foreign_files(tmp_path):
     assert notes.read_text() == "mine"
 
 
-def test_a_damaged_image_names_the_file_and_the_video(training_workspace, tmp_path):
+def test_a_damaged_image_names_the_file_and_the_video(motion_workspace, tmp_path):
     import shutil
 
     from stages.clips.store import ClipStore
 
     damaged = tmp_path / "frames.h5"
-    shutil.copy(training_workspace / "synthetic" / "frames.h5", damaged)
+    shutil.copy(motion_workspace / "synthetic" / "frames.h5", damaged)
     with h5py.File(damaged, "r+") as h5:
         start, end = h5["images/offsets"][0:2]
         h5["images/data"][start:end] = 0
@@ -106,12 +106,12 @@ def test_a_folder_where_an_artifact_is_expected_says_so(tmp_path):
         open_artifact(tmp_path)
 
 
-def test_an_artifact_missing_its_datasets_is_one_clear_error(training_workspace, tmp_path):
+def test_an_artifact_missing_its_datasets_is_one_clear_error(motion_workspace, tmp_path):
     import shutil
 
     for name, removed in (("frames.h5", "images/offsets"), ("flow.h5", "videos/num_images")):
         damaged = tmp_path / name
-        shutil.copy(training_workspace / "synthetic" / name, damaged)
+        shutil.copy(motion_workspace / "synthetic" / name, damaged)
         with h5py.File(damaged, "r+") as h5:
             del h5[removed]
         with pytest.raises(ArtifactError, match=f"lacks '{removed}'") as error:
@@ -119,15 +119,15 @@ def test_an_artifact_missing_its_datasets_is_one_clear_error(training_workspace,
         assert "\n" not in str(error.value)
 
 
-def test_flow_of_other_frames_is_refused_at_start(training_workspace, tmp_path):
+def test_flow_of_other_frames_is_refused_at_start(motion_workspace, tmp_path):
     import shutil
 
     from stages.clips.store import ClipStore
 
     frames = tmp_path / "frames.h5"
-    shutil.copy(training_workspace / "synthetic" / "frames.h5", frames)
-    ClipStore(frames, training_workspace / "synthetic" / "flow.h5")  # its own flow: fine
+    shutil.copy(motion_workspace / "synthetic" / "frames.h5", frames)
+    ClipStore(frames, motion_workspace / "synthetic" / "flow.h5")  # its own flow: fine
     with h5py.File(frames, "r+") as h5:
         h5.attrs["content_digest"] = "0" * 32  # frames extracted again, or another dataset
     with pytest.raises(ArtifactError, match="computed from other frames"):
-        ClipStore(frames, training_workspace / "synthetic" / "flow.h5")
+        ClipStore(frames, motion_workspace / "synthetic" / "flow.h5")

@@ -41,6 +41,7 @@ def test_enospc_during_fsync_is_disk_full(tmp_path, monkeypatch):
         save_checkpoint({"model": {}}, tmp_path / "best.pt")
 
 
+@pytest.mark.slow
 def test_a_merge_that_cannot_fit_stops_before_writing_and_resumes(synthetic_root, tmp_path,
                                                                   monkeypatch):
     from stages.extract_frames import ExtractFramesConfig

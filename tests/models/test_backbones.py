@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from stages.errors import ConfigError
 from stages.choices import ARCHITECTURES
+from stages.errors import ConfigError
 from stages.models.backbones import BACKBONES, build_r3d_18, build_s3d
 from stages.models.encoder import Encoder, load_encoder_weights
 
@@ -14,7 +14,10 @@ def test_architecture_names_match_the_registry():
     assert ARCHITECTURES == tuple(BACKBONES)
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+# r3d_18 and r2plus1d_18 take seconds each on a CPU: slow; the others stay in the quick loop.
+@pytest.mark.parametrize("arch", [pytest.param(arch, marks=pytest.mark.slow)
+                                  if arch in ("r3d_18", "r2plus1d_18") else arch
+                                  for arch in ARCHITECTURES])
 def test_every_backbone_maps_clips_to_pooled_features(arch):
     torch.manual_seed(0)
     encoder = Encoder(arch, hidden_dim=32, out_dim=16).eval()
@@ -27,6 +30,7 @@ def test_every_backbone_maps_clips_to_pooled_features(arch):
     assert torch.isfinite(projection).all()
 
 
+@pytest.mark.slow
 def test_r3d_18_is_the_slic_variant():
     model = build_r3d_18()
     stem = model.stem[0]

@@ -1,0 +1,73 @@
+"""The Typer app in this process (typer's CliRunner): quick checks of what tests/cli/test_cli.py
+checks on the installed command, where a process start would cost more than the check."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from slic_cli.app import app
+from tests.cli.test_cli import USER_MISTAKES
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize("args, words", USER_MISTAKES)
+def test_user_mistakes_get_one_line_and_exit_2(tmp_path, monkeypatch, args, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "example.yaml").write_text("data: {}\n")
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.rstrip("\n").splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    for word in words:
+        assert word in lines[0]
+    assert result.stdout == ""
+    assert (tmp_path / "example.yaml").read_text() == "data: {}\n"
+
+
+def test_config_prints_the_resolved_yaml():
+    result = invoke("config", "--set", "compute_flow.bound=15", "--set", "data.split=2")
+    assert result.exit_code == 0
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["compute_flow"]["bound"] == 15.0 and resolved["data"]["split"] == 2
+
+
+def test_inspect_describes_a_frames_artifact_as_json_and_as_tables(tiny_frames):
+    described = json.loads(invoke("inspect", str(tiny_frames), "--json").stdout)
+    assert described["kind"] == "frames" and described["num_videos"] == 8
+    assert described["num_images"] == 12 + 9 + 16 + 6 + 20 + 11 + 14 + 8
+    assert [c["videos"] for c in described["classes"]] == [4, 4]
+    tables = invoke("inspect", str(tiny_frames)).stdout
+    assert "frames artifact" in tables and "per class" in tables and "Class1" in tables
+
+
+def test_cluster_prints_json_or_a_partition_table(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 20)
+    features = (10 * np.eye(3, 8)[labels] + rng.normal(size=(60, 8))).astype(np.float32)
+    path = tmp_path / "f.npz"
+    np.savez(path, features=features, labels=labels)
+    summary = json.loads(invoke("cluster", "--features", str(path), "--split", "all",
+                                "--json").stdout)
+    assert summary["num_videos"] == 60 and (tmp_path / "f.assignments.h5").is_file()
+    table = invoke("cluster", "--features", str(path), "--split", "all",
+                   "--out", str(tmp_path / "again.h5")).stdout
+    assert "60 videos clustered" in table and "nmi" in table
+    assert table.count("\n") > len(summary["num_clusters"])  # a row per partition
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 not really a zip"])
+def test_an_unreadable_feature_file_is_one_line(tmp_path, content):
+    path = tmp_path / "f.npz"
+    path.write_bytes(content)
+    result = invoke("cluster", "--features", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+    assert "cannot be read as .npz" in result.stderr

@@ -1,0 +1,130 @@
+"""Embedding videos in eval mode: one row per video, in video order, whatever the batch size."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from stages.clips.evaluation import EvaluationClips
+from stages.clips.store import ClipStore
+from stages.models.encoder import Encoder
+from stages.progress import SilentProgress
+from stages.training.compute import Compute
+from stages.training.embedding import configure_worker, embed_clips, inference_workers
+
+CPU = Compute(torch.device("cpu"), "off", torch.contiguous_format)
+
+
+class ChannelMeans(nn.Module):
+    """embed -> (B, 3) mean of each colour channel of a clip; notes the mode it ran in and
+    whether autograd was recording."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+        self.modes: list[bool] = []
+        self.recording: list[bool] = []
+
+    def embed(self, clips: torch.Tensor, feature: str = "projection") -> torch.Tensor:
+        self.modes.append(self.training)
+        self.recording.append(torch.is_grad_enabled())
+        return clips.mean(dim=(2, 3, 4)) * self.scale
+
+
+class Recorder(SilentProgress):
+    def __init__(self) -> None:
+        self.started: list[tuple[str, int]] = []
+        self.advanced = 0
+        self.finished = 0
+
+    def start(self, description: str, total: int) -> None:
+        self.started.append((description, total))
+
+    def advance(self, steps: int = 1) -> None:
+        self.advanced += steps
+
+    def finish(self) -> None:
+        self.finished += 1
+
+
+@pytest.fixture(scope="module")
+def store(tiny_frames):
+    return ClipStore(tiny_frames)
+
+
+def embed(encoder, clips, batch_size, progress=None, **kwargs):
+    return embed_clips(encoder, clips, feature="projection", batch_size=batch_size, workers=0,
+                       compute=CPU, progress=progress or SilentProgress(), **kwargs)
+
+
+def test_rows_follow_the_videos_and_average_their_clips(store):
+    videos = np.array([5, 0, 3, 6])
+    clips = EvaluationClips(store, videos, clip_length=4, stride=2, crop_size=16, windows=2,
+                            crops=3)
+    encoder = ChannelMeans()
+    progress = Recorder()
+    features = embed(encoder, clips, batch_size=5, progress=progress)
+    assert features.shape == (4, 3) and features.dtype == np.float32
+    per_clip = np.stack([clips[item][0].mean(dim=(1, 2, 3)).numpy() for item in range(24)])
+    assert np.allclose(features, per_clip.reshape(4, 6, 3).mean(axis=1), atol=1e-5)
+    each = embed(encoder, clips, batch_size=5, average=False)
+    assert each.shape == (4, 6, 3)
+    assert np.allclose(each, per_clip.reshape(4, 6, 3), atol=1e-5)
+    assert progress.started == [("embedding 4 videos", 24)]
+    assert progress.advanced == 24 and progress.finished == 1
+
+
+def test_batch_sizes_one_and_all_give_the_same_rows_of_a_real_encoder(store):
+    torch.manual_seed(0)
+    encoder = Encoder("r3d_tiny", hidden_dim=16, out_dim=8)
+    clips = EvaluationClips(store, np.arange(6), clip_length=4, stride=1, crop_size=16)
+    one = embed(encoder, clips, batch_size=1)
+    whole = embed(encoder, clips, batch_size=6)
+    assert one.shape == (6, 8)
+    assert np.allclose(one, whole, atol=1e-5)
+    assert not np.allclose(one[0], one[1], atol=1e-3)  # the rows are the videos', not one row
+    backbone = embed_clips(encoder, clips, feature="backbone", batch_size=3, workers=0,
+                           compute=CPU, progress=SilentProgress())
+    assert backbone.shape == (6, encoder.backbone.feature_dim)
+
+
+def test_the_encoder_runs_in_eval_mode_and_gets_its_mode_back(store):
+    clips = EvaluationClips(store, np.arange(3), clip_length=2, stride=1, crop_size=8)
+    encoder = ChannelMeans()
+    encoder.train()
+    embed(encoder, clips, batch_size=2)
+    assert encoder.modes == [False, False] and encoder.training
+    encoder.eval()
+    embed(encoder, clips, batch_size=2)
+    assert not encoder.training
+
+
+def test_autograd_records_nothing_while_embedding(store):
+    clips = EvaluationClips(store, np.arange(3), clip_length=2, stride=1, crop_size=8)
+    encoder = ChannelMeans()
+    assert torch.is_grad_enabled()
+    features = embed(encoder, clips, batch_size=2)
+    assert encoder.recording == [False, False] and torch.is_grad_enabled()
+    assert isinstance(features, np.ndarray)
+
+
+def test_cpu_workers_get_only_the_cores_the_model_leaves(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    cpu = torch.device("cpu")
+    assert inference_workers(8, cpu) == 3 and inference_workers(2, cpu) == 2
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert inference_workers(8, cpu) == 0
+    assert inference_workers(8, torch.device("cuda")) == 8  # beside a GPU every worker helps
+
+
+def test_a_loader_worker_uses_one_thread():
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        configure_worker(0)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)

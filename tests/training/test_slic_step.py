@@ -1,0 +1,140 @@
+"""One SLIC step's loss on tiny synthetic batches: it learns, it reaches every weight, and the
+true labels feed only its statistics."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from stages.models.encoder import Encoder
+from stages.training.compute import Compute
+from stages.training.slic_step import LossSettings, slic_step, step_generator
+
+CPU = Compute(torch.device("cpu"), "off", torch.contiguous_format)
+CLIP = (3, 2, 4, 4)  # (C, T, H, W)
+
+
+class LinearEncoder(nn.Module):
+    """Flattened clip -> (B, 8): a model whose embeddings a few SGD steps can move anywhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(int(np.prod(CLIP)), 8)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        return self.fc(clips.flatten(1))
+
+
+def batch_of(patterns: torch.Tensor, clusters: list[int], seed: int = 0,
+             noise: float = 0.1) -> dict[str, torch.Tensor]:
+    """Anchors, positives and augmented anchors: each item its cluster's pattern plus noise;
+    every item's positive comes from its own video."""
+    generator = torch.Generator().manual_seed(seed)
+    base = patterns[clusters]
+
+    def noisy() -> torch.Tensor:
+        return base + noise * torch.randn(base.shape, generator=generator)
+
+    count = len(clusters)
+    return {"anchor": noisy(), "positive": noisy(), "augmented": noisy(),
+            "cluster": torch.tensor(clusters), "index": torch.arange(count),
+            "positive_index": torch.arange(count)}
+
+
+def test_step_generator_depends_on_every_coordinate():
+    def draws(*key: int) -> torch.Tensor:
+        return torch.rand(6, generator=step_generator(*key))
+
+    assert torch.equal(draws(1, 2, 3, 0), draws(1, 2, 3, 0))
+    for other in [(2, 2, 3, 0), (1, 3, 3, 0), (1, 2, 4, 0), (1, 2, 3, 1)]:
+        assert not torch.equal(draws(1, 2, 3, 0), draws(*other)), other
+
+
+def test_loss_falls_on_a_separable_batch():
+    torch.manual_seed(0)
+    encoder = LinearEncoder()
+    patterns = torch.randn(2, *CLIP)
+    batch = batch_of(patterns, [0, 0, 0, 1, 1, 1], noise=1.0)
+    optimizer = torch.optim.SGD(encoder.parameters(), lr=0.5)
+    truth = np.array([0, 0, 0, 1, 1, 1])
+    losses = []
+    for step in range(20):
+        outcome = slic_step(encoder, batch, truth, LossSettings(), step_generator(0, 0, step, 0),
+                            CPU)
+        optimizer.zero_grad()
+        outcome.loss.backward()
+        optimizer.step()
+        losses.append(float(outcome.loss.detach()))
+    assert losses[0] > 0.1, losses  # a random encoder violates the margins
+    assert losses[-1] < 0.1 * losses[0], losses
+
+
+def test_gradients_reach_every_weight_of_the_encoder():
+    torch.manual_seed(1)
+    encoder = Encoder("r3d_tiny", hidden_dim=16, out_dim=8)
+    clips = torch.randn(2, 3, 4, 16, 16)
+    batch = {"anchor": clips[[0, 0, 1, 1]] + 0.3 * torch.randn(4, 3, 4, 16, 16),
+             "positive": clips[[0, 0, 1, 1]] + 0.3 * torch.randn(4, 3, 4, 16, 16),
+             "augmented": clips[[0, 0, 1, 1]] + 0.3 * torch.randn(4, 3, 4, 16, 16),
+             "cluster": torch.tensor([0, 0, 1, 1]), "index": torch.arange(4),
+             "positive_index": torch.arange(4)}
+    outcome = slic_step(encoder, batch, np.zeros(4, np.int64), LossSettings(margin=0.5),
+                        step_generator(0, 0, 0, 0), CPU)
+    outcome.loss.backward()
+    for name, parameter in encoder.named_parameters():
+        assert parameter.grad is not None, name
+        assert parameter.grad.abs().sum() > 0, name
+
+
+def test_true_labels_feed_the_statistics_and_never_the_loss():
+    """4 videos, clusters [0, 0, 1, 1]: the mined batch (anchors then positives) has 6
+    same-cluster pairs per cluster, 12 triplets, whatever negatives are drawn."""
+    torch.manual_seed(2)
+    encoder = LinearEncoder()
+    batch = batch_of(torch.randn(2, *CLIP), [0, 0, 1, 1], seed=3)
+
+    def outcome(truth: list[int]):
+        return slic_step(encoder, batch, np.array(truth), LossSettings(),
+                         step_generator(5, 1, 2, 0), CPU)
+
+    # Cluster 0 holds videos of classes 0 and 2: 4 of its 6 pairs join two classes. No
+    # negative (from the other cluster) has its anchor's class.
+    mixed = outcome([0, 2, 1, 1])
+    assert (mixed.triplets, mixed.labelled) == (12, 12)
+    assert (mixed.false_positives, mixed.false_negatives) == (4, 0)
+    # One class for all: no pair is false, every negative is.
+    single = outcome([1, 1, 1, 1])
+    assert (single.false_positives, single.false_negatives, single.labelled) == (0, 12, 12)
+    unknown = outcome([-1, -1, -1, -1])
+    assert (unknown.false_positives, unknown.false_negatives, unknown.labelled) == (0, 0, 0)
+    assert torch.equal(mixed.loss, single.loss) and torch.equal(mixed.loss, unknown.loss)
+    assert mixed.triplet == single.triplet and mixed.temporal == single.temporal
+
+
+def test_temporal_term_is_weighted_and_can_be_turned_off():
+    torch.manual_seed(3)
+    encoder = LinearEncoder()
+    batch = batch_of(torch.randn(2, *CLIP), [0, 0, 1, 1], noise=1.0)
+    truth = np.zeros(4, np.int64)
+
+    def outcome(**settings):
+        return slic_step(encoder, batch, truth, LossSettings(**settings),
+                         step_generator(0, 0, 0, 0), CPU)
+
+    plain = outcome(temporal_margin=0.5)
+    assert plain.temporal > 0
+    assert plain.loss.item() == pytest.approx(plain.triplet + plain.temporal, rel=1e-6)
+    doubled = outcome(temporal_margin=0.5, temporal_weight=2.0)
+    assert doubled.triplet == plain.triplet and doubled.temporal == plain.temporal
+    assert doubled.loss.item() == pytest.approx(plain.triplet + 2 * plain.temporal, rel=1e-6)
+    off = outcome(temporal=False)
+    assert off.temporal == 0.0 and off.loss.item() == pytest.approx(off.triplet, rel=1e-6)
+
+
+def test_a_batch_without_two_clusters_has_no_triplets_and_zero_triplet_loss():
+    encoder = LinearEncoder()
+    batch = batch_of(torch.randn(2, *CLIP), [1, 1, 1])
+    outcome = slic_step(encoder, batch, np.zeros(3, np.int64), LossSettings(temporal=False),
+                        step_generator(0, 0, 0, 0), CPU)
+    assert outcome.triplets == 0 and outcome.triplet == 0.0 and outcome.loss.item() == 0.0
+    outcome.loss.backward()  # still a graph: a step with no triplets does not crash training

@@ -58,7 +58,7 @@ def cluster_sums(rows: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray
     labels = np.asarray(labels, dtype=np.int64)
     order = np.argsort(labels, kind="stable")
     starts = np.searchsorted(labels[order], np.arange(count))
-    return np.add.reduceat(np.asarray(rows, dtype=np.float64)[order], starts, axis=0)
+    return np.add.reduceat(np.asarray(rows)[order], starts, axis=0, dtype=np.float64)
 
 
 def canonical_labels(labels: np.ndarray) -> np.ndarray:

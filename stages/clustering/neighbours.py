@@ -104,11 +104,12 @@ def _block_product(unit: np.ndarray, screening: str) -> BlockProduct:
 def _candidate_pairs(unit: np.ndarray, screening: str) -> tuple[np.ndarray, np.ndarray]:
     """(queries, neighbours) int64 pairs that include every row's exact first neighbour.
 
-    A pair is kept when its screened similarity is within 2 * bound of the best screened
-    similarity its row has seen so far; the best only grows, so the kept set contains every
-    pair within 2 * bound of the row's final best, and the true first neighbour j* is among
-    them: for any j left out, s(j) <= s~(j) + bound < s~(j*') - bound <= s(j*'), where j*' is
-    the row's best screened pair. Thresholds are rounded down to float32, never up.
+    While the blocks are screened, a pair is collected when its screened similarity is within
+    2 * bound of the best its row has seen so far (the best only grows, so nothing the final
+    filter needs is missed); at the end only the pairs within 2 * bound of the row's final
+    best stay. The true first neighbour j* is among them: for any j left out, s(j) <= s~(j) +
+    bound < s~(j*') - bound <= s(j*'), where j*' is the row's best screened pair. Thresholds
+    are rounded down to float32, never up.
     """
     count = len(unit)
     product = _block_product(unit, screening)
@@ -116,6 +117,7 @@ def _candidate_pairs(unit: np.ndarray, screening: str) -> tuple[np.ndarray, np.n
     best = np.full(count, -np.inf)
     queries: list[np.ndarray] = []
     neighbours: list[np.ndarray] = []
+    values: list[np.ndarray] = []
 
     def threshold(block_best: np.ndarray, queried: slice) -> np.ndarray:
         """Update the best of the queried rows; return their thresholds, unreachable (inf)
@@ -126,24 +128,24 @@ def _candidate_pairs(unit: np.ndarray, screening: str) -> tuple[np.ndarray, np.n
 
     def keep(similarities: np.ndarray, limit: np.ndarray, first_query: int,
              first_neighbour: int, along_columns: bool) -> None:
-        """Record the pairs whose similarity reaches their query's threshold; the queries are
+        """Collect the pairs whose similarity reaches their query's threshold; the queries are
         the block's rows, or its columns (`along_columns`). Inactive queries (inf) are skipped:
         when most are inactive, only the active ones are compared."""
         active = np.flatnonzero(limit != np.inf)
         if len(active) == 0:
             return
         if 4 * len(active) >= len(limit):
-            hits = similarities >= (limit if along_columns else limit[:, None])
-            active = np.arange(len(limit))
-        elif along_columns:
-            hits = similarities[:, active] >= limit[active]
+            part, active = similarities, np.arange(len(limit))
         else:
-            hits = similarities[active] >= limit[active][:, None]
+            part, limit = (similarities[:, active] if along_columns
+                           else similarities[active]), limit[active]
         # flatnonzero and divmod: several times faster than a 2-D nonzero
-        row, column = np.divmod(np.flatnonzero(hits), hits.shape[1])
+        flat = np.flatnonzero(part >= (limit if along_columns else limit[:, None]))
+        row, column = np.divmod(flat, part.shape[1])
         query, neighbour = (column, row) if along_columns else (row, column)
         queries.append(active[query] + first_query)
         neighbours.append(neighbour + first_neighbour)
+        values.append(part.ravel()[flat])
 
     for top in range(0, count, BLOCK_ROWS):
         rows = slice(top, min(top + BLOCK_ROWS, count))
@@ -158,8 +160,9 @@ def _candidate_pairs(unit: np.ndarray, screening: str) -> tuple[np.ndarray, np.n
             if left != top:
                 keep(similarities, threshold(similarities.max(axis=0), columns), left, top,
                      True)
-    return (np.concatenate(queries).astype(np.int64),
-            np.concatenate(neighbours).astype(np.int64))
+    query, neighbour = np.concatenate(queries), np.concatenate(neighbours)
+    close = np.concatenate(values) >= best[query] - window  # float64: exact
+    return query[close].astype(np.int64), neighbour[close].astype(np.int64)
 
 
 def _pair_scores(rows: np.ndarray, queries: np.ndarray, neighbours: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ The epoch loop, checkpoints, device, AMP and DDP are the shared training spine's
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,8 @@ from stages.workspace import flow_path, frames_path, runs_folder
 
 __all__ = ["PretrainConfig", "PretrainResult", "TrainingDiverged", "run"]
 
+PLOT_EVERY_SECONDS = 60.0
+
 
 @dataclass
 class PretrainResult:
@@ -91,6 +94,7 @@ class SlicTraining:
                          else np.arange(len(videos.train)))
         self.best: dict[str, Any] = {"epoch": -1, "value": None}
         self.finished = False
+        self.plotted_at = -math.inf  # time.monotonic() of the last drawing of the curves
 
     # -- the TrainingTask protocol --------------------------------------------------------
     def batches(self, epoch: int) -> DataLoader:
@@ -162,7 +166,11 @@ class SlicTraining:
         self.finished = bool(state["finished"])
 
     def epoch_written(self, records: list[dict[str, Any]]) -> None:
-        draw_plots(records, self.folder.path)
+        """Redraw the PNG curves at most every PLOT_EVERY_SECONDS (and always at the end of
+        the run): six PNGs cost about as much as a whole epoch of a small CPU run."""
+        if time.monotonic() - self.plotted_at >= PLOT_EVERY_SECONDS:
+            draw_plots(records, self.folder.path)
+            self.plotted_at = time.monotonic()
 
     # -- SLIC's own work --------------------------------------------------------------------
     def embed(self, videos: np.ndarray) -> np.ndarray:

@@ -92,9 +92,18 @@ def _round_down(values: np.ndarray) -> np.ndarray:
 
 
 def _block_product(unit: np.ndarray, screening: str) -> BlockProduct:
-    """Similarities of two blocks of unit rows, computed in the `screening` precision."""
+    """Similarities of two blocks of unit rows, computed in the `screening` precision. The
+    float32 product is written into one buffer reused for every block (the result is valid
+    until the next call): a fresh 16 MB array a block would be page-faulted in anew."""
     if screening == "float32":
-        return lambda rows, columns: unit[rows] @ unit[columns].T
+        buffer = np.empty(BLOCK_ROWS * BLOCK_ROWS, dtype=np.float32)
+
+        def product(rows: slice, columns: slice) -> np.ndarray:
+            left, right = unit[rows], unit[columns]
+            out = buffer[:len(left) * len(right)].reshape(len(left), len(right))
+            return np.matmul(left, right.T, out=out)
+
+        return product
     import torch  # only here: the caller has torch loaded (default_screening) or asked for it
 
     low = torch.from_numpy(unit).to(torch.bfloat16)

@@ -9,6 +9,7 @@ already sit on the device, and reports the peak GPU memory.
 
     python benchmarks/gpu_check.py                  # CUDA: r3d_18, 16x112x112, bf16 (< 8 min)
     python benchmarks/gpu_check.py --device cpu     # the same chain on CPU, smoke-sized model
+    python benchmarks/gpu_check.py --tvl1-only      # only TV-L1's pairs/s and CPU difference
 
 `--preset gpu|smoke` chooses the sizes (default: gpu on CUDA, smoke on CPU).
 """
@@ -130,6 +131,63 @@ def slic_step_rate(run: Path) -> tuple[float, float | None]:
     return epochs[-1]["clips_per_second"], epochs[-1].get("gpu_peak_gib")
 
 
+def tvl1_check(device: torch.device, repeats: int) -> None:
+    """TV-L1 (stages/flow/tvl1.py) pairs/s on `device` at 320x240 and 170x128 (short side 128)
+    for batches of 1, 4, 16, 64, and the largest difference from the CPU's flow for one batch
+    of 4. Frames: a smooth random texture under a smooth random motion (up to 3 px), which
+    takes TV-L1 about as many steps as the real clips (591 a pair at 170x128 on CPU, real clips
+    572). On CPU only a smoke run (170x128, batches 1 and 4, once; 15 s with one thread):
+    benchmarks/bench_tvl1.py measures the CPU against OpenCV."""
+    from stages.flow.tvl1 import tvl1_flow
+
+    def synchronise() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def frame_pairs(count: int, height: int, width: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(count * height)
+        smooth = torch.nn.AvgPool2d(9, 1, 4, count_include_pad=False)
+        texture = smooth(smooth(torch.rand(count, 1, height, width, generator=generator)))
+        motion = smooth(smooth(torch.randn(count, 2, height, width, generator=generator)))
+        motion = 3 * motion / motion.abs().amax((1, 2, 3), keepdim=True)
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, height), torch.linspace(-1, 1, width),
+                                indexing="ij")
+        grid = torch.stack([xs - motion[:, 0] * 2 / (width - 1),
+                            ys - motion[:, 1] * 2 / (height - 1)], -1)
+        moved = torch.nn.functional.grid_sample(texture, grid, padding_mode="border",
+                                                align_corners=True)
+        frames = torch.cat([texture, moved], 1)
+        frames = (frames - frames.amin()) / (frames.amax() - frames.amin()) * 255
+        return frames.round().to(torch.uint8)
+
+    on_cpu = device.type == "cpu"
+    sizes = [(128, 170)] if on_cpu else [(240, 320), (128, 170)]
+    batches = (1, 4) if on_cpu else (1, 4, 16, 64)
+    rows = []
+    for height, width in sizes:
+        for batch in batches:
+            pairs = frame_pairs(max(batch, 4), height, width).to(device)
+            tvl1_flow(pairs[:batch, 0], pairs[:batch, 1])  # warm-up
+            rates = []
+            for _ in range(1 if on_cpu else repeats):
+                synchronise()
+                started = time.perf_counter()
+                for chunk in pairs.split(batch):
+                    tvl1_flow(chunk[:, 0], chunk[:, 1])
+                synchronise()
+                rates.append(len(pairs) / (time.perf_counter() - started))
+            rows.append([f"{width}x{height}", batch, len(pairs), f"{median(rates):.2f}"])
+    print(table(["TV-L1 frames", "batch", "pairs timed", f"pairs/s on {device}"], rows))
+    if not on_cpu:
+        pairs = frame_pairs(4, 128, 170)
+        here = tvl1_flow(pairs[:, 0].to(device), pairs[:, 1].to(device)).cpu()
+        reference = tvl1_flow(pairs[:, 0], pairs[:, 1])
+        difference = (here - reference).norm(dim=1)
+        print(f"TV-L1 {device} vs CPU, 4 pairs 170x128: max |difference| "
+              f"{difference.max():.4f} px, mean {difference.mean():.6f} px, "
+              f"pixels > 0.1 px apart {100 * (difference > 0.1).float().mean():.3f}%")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu")
@@ -142,6 +200,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--folder", type=Path, default=None,
                         help="work folder (default: a temporary one, removed at the end)")
+    parser.add_argument("--tvl1-only", action="store_true",
+                        help="only the TV-L1 section (pairs/s, difference from the CPU)")
     args = parser.parse_args()
     compute = start_compute(ComputeConfig(device=args.device, amp=args.amp))
     preset_name = args.preset or ("gpu" if compute.device.type == "cuda" else "smoke")
@@ -151,6 +211,9 @@ def main() -> None:
         info["gpu"] = torch.cuda.get_device_name(compute.device)
     info["torch"] = torch.__version__
     print_machine(info)
+    if args.tvl1_only:
+        tvl1_check(compute.device, args.repeats)
+        return
     print(f"preset {preset_name}: {preset}; device {compute.device}, amp {compute.amp}, "
           f"channels_last {compute.memory_format is torch.channels_last_3d}")
     with tempfile.TemporaryDirectory() as scratch:
@@ -181,6 +244,8 @@ def main() -> None:
          f"{bare_peak:.2f}" if compute.device.type == "cuda" else "-"],
         ["ratio slic / bare", f"{slic_rate / bare_rate:.2f}x", ""],
     ]))
+    print()
+    tvl1_check(compute.device, args.repeats)
 
 
 if __name__ == "__main__":

@@ -165,7 +165,9 @@ def compute_flow_command(
         help="Input frames.h5 [<workspace>/<name>/frames.h5].")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output file [<workspace>/<name>/flow.h5].")
                    ] = None,
-    method: Annotated[Optional[str], typer.Option(help="dis, farneback or tvl1.")] = None,
+    method: Annotated[Optional[str], typer.Option(
+        help="dis, farneback, tvl1 (PyTorch) or tvl1-opencv (needs opencv-contrib-python) "
+             "[compute_flow.method].")] = None,
     bound: Annotated[Optional[float], typer.Option(help="Clip flow to +-bound pixels.")] = None,
     workers: WorkersOption = None, shard: ShardOption = None, force: ForceOption = False,
     config: ConfigOption = None, set_: SetOption = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 DATASET_LAYOUTS = ("ucf101", "hmdb51", "kinetics400", "folder", "synthetic")  # datasets.DATASETS
 ARCHITECTURES = ("r3d_18", "r2plus1d_18", "s3d", "r3d_tiny")  # models.backbones.BACKBONES
-FLOW_METHOD_NAMES = ("dis", "farneback", "tvl1")  # flow_methods.FLOW_METHODS
+FLOW_METHOD_NAMES = ("dis", "farneback", "tvl1", "tvl1-opencv")  # flow_methods.FLOW_METHODS
 DIS_PRESET_NAMES = ("ultrafast", "fast", "medium")  # flow_methods.DIS_PRESETS
 IMAGE_CODECS = ("jpeg", "png", "raw")  # how images are stored in frames.h5 and flow.h5
 FRAME_CODECS = ("jpeg", "raw")  # extract-frames: the codecs that suit video frames

@@ -12,8 +12,8 @@ from stages.settings import setting
 class ComputeFlowConfig:
     """compute_flow: optical flow between consecutive frames, stored as uint8 u and v images"""
 
-    method: str = setting("dis", "flow algorithm (tvl1 needs opencv-contrib-python)",
-                          choices=FLOW_METHOD_NAMES)
+    method: str = setting("dis", "flow algorithm (tvl1: PyTorch; tvl1-opencv needs "
+                          "opencv-contrib-python)", choices=FLOW_METHOD_NAMES)
     dis_preset: str = setting("medium", "speed/quality preset of DIS", choices=DIS_PRESET_NAMES)
     bound: float = setting(20.0, "flow is clipped to +-bound pixels, then scaled to 0..255",
                            minimum=0.5, maximum=1000.0)

@@ -4,12 +4,12 @@ import pytest
 
 from stages.compute_flow import ComputeFlowConfig, run
 from stages.errors import ArtifactError, SlicError
-from stages.flow_methods import dequantise_flow, quantise_flow
+from stages.flow_methods import FLOW_METHODS, dequantise_flow, make_video_flow, quantise_flow
 from stages.io.artifacts import open_artifact, read_encoded_images, read_video_table
 from stages.io.images import decode_image
 from stages.per_video import Shard
 from stages.shared_config import DataConfig, WorkspaceConfig
-from tests.helpers import assert_same_contents
+from tests.helpers import assert_same_contents, write_tiny_frames
 
 DATA = DataConfig(dataset="synthetic")
 
@@ -80,7 +80,36 @@ def test_missing_frames_names_the_stage_to_run(tmp_path):
 
 
 @pytest.mark.skipif(hasattr(cv2, "optflow"), reason="OpenCV contrib is installed here")
-def test_tvl1_without_contrib_says_how_to_get_it(tiny_frames, tmp_path):
+def test_tvl1_opencv_without_contrib_says_how_to_get_it(tiny_frames, tmp_path):
     with pytest.raises(SlicError, match="pip install opencv-contrib-python"):
-        flow_of(WorkspaceConfig(root=str(tmp_path)), tmp_path, ComputeFlowConfig(method="tvl1"),
-                frames=tiny_frames)
+        flow_of(WorkspaceConfig(root=str(tmp_path)), tmp_path,
+                ComputeFlowConfig(method="tvl1-opencv"), frames=tiny_frames)
+
+
+def test_video_flow_batches_tvl1_and_equals_pair_by_pair():
+    smooth = cv2.GaussianBlur(np.random.default_rng(0).uniform(0, 255, (40, 56)), (0, 0), 2)
+    frames = np.stack([np.roll(smooth, step, axis=1) for step in range(4)]).astype(np.uint8)
+    for method in ("tvl1", "dis"):
+        fields = make_video_flow(method, "medium")(frames)
+        assert fields.shape == (3, 40, 56, 2) and fields.dtype == np.float32
+        pair = FLOW_METHODS[method]("medium")
+        for index in range(3):
+            np.testing.assert_allclose(fields[index], pair(frames[index], frames[index + 1]),
+                                       atol=1e-5)
+        assert abs(np.median(fields[..., 0]) - 1) < 0.1  # one pixel a frame to the right
+    assert make_video_flow("tvl1", "medium")(frames[:1]).shape == (0, 40, 56, 2)
+
+
+def test_tvl1_in_worker_processes(tmp_path):
+    # Flat frames (a grey level each): no gradient, so TV-L1 stops at once; the test is about
+    # the torch method running batched in forked workers.
+    frames = write_tiny_frames(tmp_path / "frames.h5", ramp=True)
+    result = flow_of(WorkspaceConfig(root=str(tmp_path)), tmp_path,
+                     ComputeFlowConfig(method="tvl1", workers=2), frames=frames)
+    assert result.status == "written" and result.counts.failed == 0
+    with open_artifact(result.output, "flow") as h5:
+        assert h5.attrs["method"] == "tvl1"
+        table = read_video_table(h5)
+        assert list(table.columns["num_images"]) == [11, 8, 15, 5, 19, 10, 13, 7]
+        u = read_encoded_images(h5, "flow_u", 0, 1)[0]
+        assert (decode_image(u, "jpeg", 24, 32, 1) == 128).all()  # no motion

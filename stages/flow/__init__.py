@@ -1,0 +1,1 @@
+"""Optical flow computed with PyTorch, batched over frame pairs, on any device."""

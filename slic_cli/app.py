@@ -169,6 +169,7 @@ def compute_flow_command(
         help="dis, farneback, tvl1 (PyTorch) or tvl1-opencv (needs opencv-contrib-python) "
              "[compute_flow.method].")] = None,
     bound: Annotated[Optional[float], typer.Option(help="Clip flow to +-bound pixels.")] = None,
+    device: DeviceOption = None,
     workers: WorkersOption = None, shard: ShardOption = None, force: ForceOption = False,
     config: ConfigOption = None, set_: SetOption = None,
     quiet: QuietOption = False, json_: JsonOption = False,
@@ -181,10 +182,10 @@ def compute_flow_command(
         resolved = load_config(config, {
             **_shared(dataset, None, name, None, workspace),
             "compute_flow.method": method, "compute_flow.bound": bound,
-            "compute_flow.workers": workers}, set_)
+            "compute_flow.workers": workers, "compute.device": device}, set_)
         result = _run_video_stage(compute_flow.run, "compute_flow", resolved,
                                   RichProgress(quiet), force, frames=frames, out=out,
-                                  shard=Shard.parse(shard))
+                                  shard=Shard.parse(shard), compute_settings=resolved.compute)
         emit(result.summary(), json_, quiet, _video_stage_tables(result))
 
 

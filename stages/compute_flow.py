@@ -11,8 +11,15 @@ import h5py
 import numpy as np
 
 from stages import __version__
+from stages.compute_config import ComputeConfig
 from stages.compute_flow_config import ComputeFlowConfig
-from stages.flow_methods import check_flow_method, make_video_flow, quantise_flow
+from stages.errors import ConfigError
+from stages.flow_methods import (
+    VIDEO_FLOW_METHODS,
+    check_flow_method,
+    make_video_flow,
+    quantise_flow,
+)
 from stages.io.artifacts import (
     KIND_FLOW,
     KIND_FRAMES,
@@ -55,11 +62,24 @@ def _frames_file(path: str) -> h5py.File:
     return _worker_state["frames"]
 
 
-def _flow_function(method: str, preset: str):
-    if _worker_state.get("method") != (method, preset):
-        _worker_state["method"] = (method, preset)
-        _worker_state["flow"] = make_video_flow(method, preset)
+def _flow_function(method: str, preset: str, device: str):
+    if _worker_state.get("method") != (method, preset, device):
+        _worker_state["method"] = (method, preset, device)
+        _worker_state["flow"] = make_video_flow(method, preset, device)
     return _worker_state["flow"]
+
+
+def flow_device(method: str, compute: ComputeConfig) -> str:
+    """The torch device the flow runs on: `compute.device` for a method that batches on any
+    device (tvl1), the CPU for OpenCV's methods, which refuse a GPU asked for by name."""
+    if method in VIDEO_FLOW_METHODS:
+        from stages.training.compute import resolve_device  # imports torch, as tvl1 does
+
+        return str(resolve_device(compute.device))
+    if compute.device not in ("auto", "cpu"):
+        raise ConfigError(f"--method {method} runs on the CPU only; --device {compute.device} "
+                          "needs --method tvl1 (or use --device cpu)")
+    return "cpu"
 
 
 def flow_video(payload: dict[str, Any]) -> tuple[dict[str, EncodedStream], dict[str, Any]]:
@@ -69,7 +89,7 @@ def flow_video(payload: dict[str, Any]) -> tuple[dict[str, EncodedStream], dict[
     if count < 2:
         raise ValueError(f"too short for flow: {count} frame(s)")
     encoded = read_encoded_images(h5, "images", payload["first_image"], count)
-    flows = _flow_function(payload["method"], payload["dis_preset"])
+    flows = _flow_function(payload["method"], payload["dis_preset"], payload["device"])
     frames = [decode_gray(data, payload["frames_codec"], height, width) for data in encoded]
     u_images, v_images = [], []
     for start in range(0, count - 1, PAIRS_AT_ONCE):
@@ -114,13 +134,17 @@ def _merge(table: VideoTable, frames_failures: list[Failure], missing: list[str]
 def run(
     settings: ComputeFlowConfig, data: DataConfig, workspace: WorkspaceConfig,
     context: RunContext | None = None, frames: Path | None = None, out: Path | None = None,
-    shard: Shard | None = None,
+    shard: Shard | None = None, compute_settings: ComputeConfig | None = None,
 ) -> VideoStageResult:
-    """Compute flow for every video of `frames` (default: the workspace's frames.h5)."""
+    """Compute flow for every video of `frames` (default: the workspace's frames.h5). tvl1
+    runs on `compute_settings.device`; on a GPU the videos go through it one at a time in
+    this process, each video's pairs batched."""
+    compute_settings = compute_settings or ComputeConfig()
     context = (context or RunContext()).running(compute_flow=settings, data=data,
-                                                workspace=workspace)
+                                                workspace=workspace, compute=compute_settings)
     shard = shard or Shard()
     check_flow_method(settings.method)
+    device = flow_device(settings.method, compute_settings)
     started = now()
     frames = Path(frames) if frames is not None else frames_path(workspace, data)
     with open_artifact(frames, KIND_FRAMES) as h5:
@@ -137,6 +161,7 @@ def run(
          "first_image": int(table.columns["first_image"][i]),
          "num_images": int(table.columns["num_images"][i]),
          "height": int(table.columns["height"][i]), "width": int(table.columns["width"][i]),
+         "device": device,
          **{k: getattr(settings, k) for k in ("method", "dis_preset", "bound", "codec",
                                               "jpeg_quality")}}
         for i in range(len(table))
@@ -150,4 +175,5 @@ def run(
 
     pixels = [float(p["num_images"] * p["height"] * p["width"]) for p in payloads]
     return run_video_stage("compute-flow", output, key, payloads, flow_video, merge, shard,
-                           settings.workers, context, f"{settings.method} flow", pixels)
+                           settings.workers if device == "cpu" else 1, context,
+                           f"{settings.method} flow", pixels)

@@ -46,10 +46,10 @@ def make_tvl1(preset: str) -> FlowFunction:
     return lambda previous, current: video(np.stack([previous, current]))[0]
 
 
-def make_tvl1_video(preset: str) -> VideoFlowFunction:
-    """TV-L1 in PyTorch on CPU, a video's pairs batched. In a worker process torch gets one
-    thread: the workers are the parallelism (as for OpenCV's methods), and two threads a
-    worker on shared cores mostly wait on each other."""
+def make_tvl1_video(preset: str, device: str = "cpu") -> VideoFlowFunction:
+    """TV-L1 in PyTorch on `device` (a torch device name), a video's pairs batched. In a
+    worker process torch gets one thread: the workers are the parallelism (as for OpenCV's
+    methods), and two threads a worker on shared cores mostly wait on each other."""
     import torch  # here, not above: the command line starts without torch
 
     from stages.flow.tvl1 import tvl1_video
@@ -58,7 +58,8 @@ def make_tvl1_video(preset: str) -> VideoFlowFunction:
         torch.set_num_threads(1)
 
     def flows(frames: np.ndarray) -> np.ndarray:
-        return tvl1_video(torch.from_numpy(frames)).permute(0, 2, 3, 1).numpy()
+        fields = tvl1_video(torch.from_numpy(frames).to(device))
+        return fields.permute(0, 2, 3, 1).cpu().numpy()
 
     return flows
 
@@ -77,14 +78,17 @@ FLOW_METHODS: dict[str, Callable[[str], FlowFunction]] = {
     "tvl1-opencv": make_tvl1_opencv,
 }
 # The methods that also take a video's pairs at once (batched, faster than pair by pair).
-VIDEO_FLOW_METHODS: dict[str, Callable[[str], VideoFlowFunction]] = {"tvl1": make_tvl1_video}
+# The methods that batch a video's pairs, each also on any torch device.
+VIDEO_FLOW_METHODS: dict[str, Callable[[str, str], VideoFlowFunction]] = {
+    "tvl1": make_tvl1_video,
+}
 
 
-def make_video_flow(method: str, preset: str) -> VideoFlowFunction:
-    """The flows of a video's consecutive pairs by `method`: batched where the method batches,
-    else pair by pair."""
+def make_video_flow(method: str, preset: str, device: str = "cpu") -> VideoFlowFunction:
+    """The flows of a video's consecutive pairs by `method` on `device`: batched where the
+    method batches, else pair by pair (on the CPU: OpenCV's methods run nowhere else)."""
     if method in VIDEO_FLOW_METHODS:
-        return VIDEO_FLOW_METHODS[method](preset)
+        return VIDEO_FLOW_METHODS[method](preset, device)
     flow = FLOW_METHODS[method](preset)
 
     def flows(frames: np.ndarray) -> np.ndarray:

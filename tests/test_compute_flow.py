@@ -1,9 +1,11 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 
-from stages.compute_flow import ComputeFlowConfig, run
-from stages.errors import ArtifactError, SlicError
+from stages.compute_config import ComputeConfig
+from stages.compute_flow import ComputeFlowConfig, flow_device, run
+from stages.errors import ArtifactError, ConfigError, SlicError
 from stages.flow_methods import FLOW_METHODS, dequantise_flow, make_video_flow, quantise_flow
 from stages.io.artifacts import open_artifact, read_encoded_images, read_video_table
 from stages.io.images import decode_image
@@ -113,3 +115,17 @@ def test_tvl1_in_worker_processes(tmp_path):
         assert list(table.columns["num_images"]) == [11, 8, 15, 5, 19, 10, 13, 7]
         u = read_encoded_images(h5, "flow_u", 0, 1)[0]
         assert (decode_image(u, "jpeg", 24, 32, 1) == 128).all()  # no motion
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machines without CUDA")
+def test_flow_device_is_checked_before_any_work(tiny_frames, tmp_path):
+    space = WorkspaceConfig(root=str(tmp_path))
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        flow_of(space, tmp_path, ComputeFlowConfig(method="tvl1"), frames=tiny_frames,
+                compute_settings=ComputeConfig(device="cuda"))
+    with pytest.raises(ConfigError, match="needs --method tvl1"):
+        flow_of(space, tmp_path, ComputeFlowConfig(method="dis"), frames=tiny_frames,
+                compute_settings=ComputeConfig(device="cuda:0"))
+    assert not any(tmp_path.glob("**/flow.h5"))
+    assert flow_device("tvl1", ComputeConfig(device="auto")) == "cpu"
+    assert flow_device("dis", ComputeConfig(device="auto")) == "cpu"

@@ -6,7 +6,7 @@ encoder of the same architecture and seed. Every artifact stays in the workspace
 
 Fine-tuning is not in the demo: end-to-end training of r3d_tiny from 128 videos in a CPU
 budget stays at chance for SLIC and random init alike (loss at ln 8 after 4 epochs), so its
-row said nothing and took a fifth of the demo's time. `slic finetune` runs in the tests and in
+row said nothing for the time its two runs took. `slic finetune` runs in the tests and in
 benchmarks/gpu_check.py.
 """
 

@@ -79,7 +79,7 @@ class DemoResult:
     def summary(self) -> dict[str, Any]:
         return {"stage": "demo", "workspace": str(self.workspace), "results": self.rows,
                 "reports": [str(path) for path in self.reports],
-                "stage_seconds": {k: round(v, 1) for k, v in self.stage_seconds.items()},
+                "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
                 "seconds": round(self.seconds, 3)}
 
 

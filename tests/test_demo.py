@@ -17,7 +17,8 @@ def test_quick_demo_runs_every_stage(tmp_path):
     steps = summary["stage_seconds"]
     assert list(steps)[:4] == ["make-dataset", "extract-frames", "compute-flow", "pretrain"]
     assert {"retrieve (SLIC)", "linear-probe (random)"} <= set(steps)
-    assert 0 < sum(steps.values()) <= summary["seconds"]
+    rounding = 0.0005 * (len(steps) + 1)  # each figure is rounded to milliseconds
+    assert 0 < sum(steps.values()) <= summary["seconds"] + rounding
     for row in summary["results"]:
         for key in ("slic", "random_init"):
             assert 0.0 <= row[key] <= 1.0

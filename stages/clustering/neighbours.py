@@ -174,12 +174,15 @@ def _candidate_pairs(unit: np.ndarray, screening: str) -> tuple[np.ndarray, np.n
     return query[close].astype(np.int64), neighbour[close].astype(np.int64)
 
 
-def _pair_scores(rows: np.ndarray, queries: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
-    """(M,) dot products of the row pairs, in the rows' dtype, a cache-sized chunk at a time."""
-    scores = np.empty(len(queries), dtype=rows.dtype)
+def _pair_scores(rows: np.ndarray, queries: np.ndarray, neighbours: np.ndarray,
+                 dtype: type = np.float32) -> np.ndarray:
+    """(M,) dot products of the row pairs in `dtype`, a cache-sized chunk at a time; only the
+    rows of the pairs are converted, never the whole (N, D) matrix."""
+    scores = np.empty(len(queries), dtype=dtype)
     for start in range(0, len(queries), RESCORE_CHUNK):
         part = slice(start, start + RESCORE_CHUNK)
-        scores[part] = np.einsum("ij,ij->i", rows[queries[part]], rows[neighbours[part]])
+        scores[part] = np.einsum("ij,ij->i", rows[queries[part]].astype(dtype, copy=False),
+                                 rows[neighbours[part]].astype(dtype, copy=False))
     return scores
 
 
@@ -205,7 +208,7 @@ def exact_first_neighbours(unit: np.ndarray, screening: str | None = None
     close = _near_row_best(queries, _pair_scores(unit, queries, neighbours),
                            2 * similarity_error_bound(unit.shape[1], "float32"), len(unit))
     queries, neighbours = queries[close], neighbours[close]
-    scores = _pair_scores(unit.astype(np.float64), queries, neighbours)
+    scores = _pair_scores(unit, queries, neighbours, np.float64)
     order = np.lexsort((neighbours, -scores, queries))
     first = order[np.r_[True, queries[order][1:] != queries[order][:-1]]]
     return neighbours[first], scores[first]

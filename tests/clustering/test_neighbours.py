@@ -79,3 +79,15 @@ def test_cluster_sums_add_the_rows_of_each_label():
     sums = cluster_sums(rows, np.array([2, 0, 2, 1, 0, 2]), 3)
     assert sums.dtype == np.float64
     assert sums.tolist() == [[10, 12], [6, 7], [14, 17]]
+
+
+def test_cluster_sums_across_chunks_equal_a_loop(monkeypatch):
+    import stages.clustering.finch as finch_module
+
+    monkeypatch.setattr(finch_module, "SUM_CHUNK_ROWS", 4)  # several chunks of rows
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(23, 5)).astype(np.float32)
+    labels = rng.integers(0, 3, size=23)
+    sums = cluster_sums(rows, labels, 3)
+    expected = [rows[labels == k].astype(np.float64).sum(axis=0) for k in range(3)]
+    np.testing.assert_allclose(sums, expected, rtol=1e-12)

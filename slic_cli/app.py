@@ -446,14 +446,20 @@ def demo_command(
 
 @app.command("inspect")
 def inspect_command(
-    file: Annotated[Path, typer.Argument(help="Any artifact slic wrote (.h5).")],
+    file: Annotated[Path, typer.Argument(
+        help="Any file slic wrote: an artifact (.h5), a checkpoint (.pt, read without "
+             "unpickling) or a results.json.")],
     json_: JsonOption = False,
+    videos: Annotated[bool, typer.Option(
+        "--videos", help="Add the per-video table (frames, flow, features, assignments).")
+    ] = False,
 ) -> None:
-    """Show an artifact's kind, schema, provenance, counts, classes and failures."""
+    """Show what a file holds: kind, provenance, counts, classes, failures; for a checkpoint,
+    its epoch, architecture and parameter count."""
     from stages import inspect_artifact
 
     with user_errors():
-        description = inspect_artifact.describe(file)
+        description = inspect_artifact.describe(file, videos)
         emit(description, json_, False, inspect_tables(description))
 
 

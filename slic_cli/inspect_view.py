@@ -73,7 +73,80 @@ def rounds_table(rounds: list[dict[str, Any]]) -> Table:
     return table
 
 
+def checkpoint_tables(description: dict[str, Any]) -> list[Table]:
+    """A checkpoint: what it is and holds; parameters by top-level module."""
+    epoch = description["epoch"]
+    overview = {
+        "file": description["path"], "size (bytes)": description["file_size"],
+        "architecture": description["arch"] or "-",
+        "epoch": "-" if epoch is None else ("random init" if epoch == -1 else epoch),
+        "kept as": " ".join(str(description[k]) for k in ("criterion", "value")
+                            if description[k] is not None) or "-",
+        "resumable": "yes (optimizer state)" if description["resumable"] else "no (weights)",
+        "tensors": description["num_tensors"],
+        "parameters": f"{description['num_parameters']:,}",
+        "values incl. BatchNorm statistics": f"{description['num_values']:,}",
+        "slic version": description["slic_version"] or "-",
+        "holds": ", ".join(description["contents"]),
+    }
+    parts = Table(title="parameters by part", title_justify="left")
+    for column in ("part", "parameters"):
+        parts.add_column(column, justify="left" if column == "part" else "right")
+    for part, count in description["parameters_by_part"].items():
+        parts.add_row(part, f"{count:,}")
+    return [key_value_table("checkpoint (read without unpickling)", overview), parts]
+
+
+def results_tables(description: dict[str, Any]) -> list[Table]:
+    """A results.json: its scalar numbers and settings, and the per-class table if any."""
+    scalars = {key: (f"{value:.4f}" if isinstance(value, float) else value)
+               for key, value in description.items()
+               if isinstance(value, (str, int, float, bool)) or value is None}
+    tables = [key_value_table(f"{description['stage']} results", scalars)]
+    per_class = description.get("per_class") or []
+    if per_class:
+        table = Table(title="per class", title_justify="left")
+        for column in per_class[0]:
+            table.add_column(column, justify="left" if column == "class" else "right")
+        for row in per_class:
+            table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v)
+                            for v in row.values()))
+        tables.append(table)
+    return tables
+
+
+# Index columns left out of the terminal table (`--json --videos` has every column)
+WIDE_VIDEO_COLUMNS = ("relpath", "checksum", "first_image", "src_width", "src_height",
+                      "src_fps", "file_size")
+
+
+def videos_table(rows: list[dict[str, Any]]) -> Table:
+    """`inspect --videos`: one row per video; splits as `split:membership`."""
+    table = Table(title=f"videos ({len(rows)})", title_justify="left")
+    columns = [c for c in (rows[0] if rows else ["video_id"]) if c not in WIDE_VIDEO_COLUMNS]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("video_id", "class_name",
+                                                              "split", "splits") else "right")
+    for row in rows:
+        table.add_row(*(" ".join(f"{k}:{v}" for k, v in row[c].items())
+                        if isinstance(row[c], dict) else
+                        f"{row[c]:.2f}" if isinstance(row[c], float) else str(row[c])
+                        for c in columns))
+    return table
+
+
 def inspect_tables(description: dict[str, Any]) -> list[Table]:
+    tables = _artifact_tables(description)
+    if "videos" in description:
+        tables.append(videos_table(description["videos"]))
+    return tables
+
+
+def _artifact_tables(description: dict[str, Any]) -> list[Table]:
+    if description["kind"] == "checkpoint":
+        return checkpoint_tables(description)
+    if description["kind"] == "results":
+        return results_tables(description)
     if description["kind"] == "assignments":
         tables = [key_value_table("assignments artifact", {
             "file": description["path"], "schema version": description["schema_version"],

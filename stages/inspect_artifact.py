@@ -1,7 +1,14 @@
-"""inspect: what an artifact is, where it came from, and what it holds."""
+"""inspect: what an artifact is, where it came from, and what it holds.
+
+HDF5 artifacts are described from their attributes and index tables; a checkpoint (.pt) from
+the structure of its pickle, never unpickled (stages.io.checkpoint_reader); a results.json as
+it is.
+"""
 
 from __future__ import annotations
 
+import json
+import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -10,7 +17,8 @@ import h5py
 import numpy as np
 
 from stages.datasets.base import MEMBERSHIP_NAMES
-from stages.errors import ArtifactError
+from stages.errors import ArtifactError, ConfigError
+from stages.io.checkpoint_reader import TensorInfo, read_checkpoint_structure, tensor_counts
 from stages.io.artifacts import (
     KIND_ASSIGNMENTS,
     KIND_FEATURES,
@@ -102,8 +110,29 @@ DESCRIBERS = {KIND_FRAMES: _describe_videos, KIND_FLOW: _describe_videos,
               KIND_RETRIEVAL: _describe_retrieval}
 
 
-def describe(path: Path) -> dict[str, Any]:
-    """Everything `slic inspect` shows, as one JSON-able dict."""
+def _video_rows(h5: h5py.File, kind: str) -> list[dict[str, Any]]:
+    """One dict per video: the index table of frames/flow, or the ids, labels and split (and
+    chosen cluster) of features and assignments."""
+    if kind in (KIND_FRAMES, KIND_FLOW):
+        table = read_video_table(h5)
+        rows = [table.row(i) for i in range(len(table))]
+        for row, memberships in zip(rows, table.splits.tolist()):
+            row["splits"] = {name: MEMBERSHIP_NAMES[code]
+                             for name, code in zip(table.split_names, memberships)}
+        return rows
+    if kind == KIND_FEATURES:
+        stored = read_features(h5, vectors=False)
+        return [{"video_id": str(v), "label": int(label), "split": str(split)}
+                for v, label, split in zip(stored.video_ids, stored.labels, stored.split)]
+    if kind == KIND_ASSIGNMENTS:
+        found = read_assignments(h5)
+        return [{"video_id": str(v), "label": int(label), "cluster": int(cluster)}
+                for v, label, cluster in zip(found.video_ids, found.labels, found.chosen)]
+    raise ConfigError(f"--videos: a {kind} artifact has no per-video table; frames, flow, "
+                      "features and assignments artifacts have one")
+
+
+def _describe_hdf5(path: Path, videos: bool) -> dict[str, Any]:
     with open_artifact(path) as h5:
         kind = str(h5.attrs["kind"])
         if kind not in DESCRIBERS:
@@ -117,4 +146,76 @@ def describe(path: Path) -> dict[str, Any]:
             "content_digest": str(h5.attrs.get("content_digest", "")),
             "provenance": read_provenance(h5),
             **DESCRIBERS[kind](h5),
+            **({"videos": _video_rows(h5, kind)} if videos else {}),
         }
+
+
+def _plain(value: Any) -> Any:
+    """A checkpoint value made JSON-able: tensors as their dtype and shape."""
+    if isinstance(value, TensorInfo):
+        return {"tensor": value.dtype, "shape": list(value.shape)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, (str, int, float, bool)) or value is None else repr(value)
+
+
+def _describe_checkpoint(path: Path) -> dict[str, Any]:
+    """A torch checkpoint: what it holds, its epoch, architecture and parameter counts."""
+    saved = read_checkpoint_structure(path)
+    if not isinstance(saved, dict):
+        raise ArtifactError(f"{path} holds a {type(saved).__name__}, not a dict of weights "
+                            "and settings: not a slic checkpoint")
+    weights = saved["model"] if isinstance(saved.get("model"), dict) else saved
+    tensors = {str(k): v for k, v in weights.items() if isinstance(v, TensorInfo)}
+    if not tensors:
+        raise ArtifactError(f"{path} holds no model weights (no tensors in it or in its "
+                            "'model' entry): not a slic checkpoint")
+    config = saved.get("config") if isinstance(saved.get("config"), dict) else {}
+    parts = Counter(name.split(".")[0] for name in tensors)
+    return {
+        "path": str(path), "kind": "checkpoint", "file_size": Path(path).stat().st_size,
+        "contents": [str(k) for k in saved],
+        "arch": saved.get("arch", config.get("arch")),
+        "epoch": saved.get("epoch"),
+        "criterion": saved.get("criterion"), "value": saved.get("value"),
+        "resumable": "optimizer" in saved,
+        "slic_version": saved.get("slic_version"),
+        **{f"num_{key}": count for key, count in tensor_counts(tensors).items()},
+        "parameters_by_part": {part: tensor_counts({k: v for k, v in tensors.items()
+                                                    if k.split(".")[0] == part})["parameters"]
+                               for part in parts},
+        "config": _plain(config),
+        "run_config": _plain(saved.get("run_config", {})),
+        "tensors": [{"name": k, "dtype": v.dtype, "shape": list(v.shape)}
+                    for k, v in tensors.items()],
+    }
+
+
+def _describe_results(path: Path) -> dict[str, Any]:
+    """A stage's results.json (linear probe, fine-tuning): its numbers, as written."""
+    try:
+        results = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ArtifactError(f"{path} is not a readable results.json ({error})") from None
+    if not isinstance(results, dict) or "stage" not in results:
+        raise ArtifactError(f"{path} is JSON but not a slic results file (no 'stage' key)")
+    return {"path": str(path), "kind": "results", "file_size": Path(path).stat().st_size,
+            **results}
+
+
+def describe(path: Path, videos: bool = False) -> dict[str, Any]:
+    """Everything `slic inspect` shows, as one JSON-able dict; `videos` adds the per-video
+    table of an HDF5 artifact."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".json":
+        found = _describe_results(path)
+    elif path.is_file() and zipfile.is_zipfile(path):
+        found = _describe_checkpoint(path)
+    else:
+        return _describe_hdf5(path, videos)  # its errors say what a missing path needs
+    if videos:
+        raise ConfigError(f"--videos: {path} is a {found['kind']} file, which has no "
+                          "per-video table; frames, flow, features and assignments have one")
+    return found

@@ -293,6 +293,7 @@ def retrieve_command(
              "--features <workspace>/retrieval/<name>-<tag>/].")] = None,
     gallery: Annotated[Optional[Path], typer.Option(
         help="Write an HTML page of queries and their nearest videos here.")] = None,
+    random_init: RandomInitOption = False,
     device: DeviceOption = None, amp: AmpOption = None,
     workers: WorkersOption = None, force: ForceOption = False,
     config: ConfigOption = None, set_: SetOption = None,
@@ -312,7 +313,7 @@ def retrieve_command(
             result = retrieve.run(resolved.retrieve, resolved.data, resolved.workspace,
                                   RunContext(command_line(), resolved.as_dict(), progress,
                                              force), run, checkpoint, features, cross, out,
-                                  gallery, resolved.compute)
+                                  gallery, resolved.compute, random_init, resolved.pretrain)
         if int(os.environ.get("RANK", "0")) > 0:
             return
         summary = result.summary()

@@ -83,6 +83,8 @@ def checkpoint_tables(description: dict[str, Any]) -> list[Table]:
         "kept as": " ".join(str(description[k]) for k in ("criterion", "value")
                             if description[k] is not None) or "-",
         "resumable": "yes (optimizer state)" if description["resumable"] else "no (weights)",
+        **({"settings of": description["compared_with"]} if description["compared_with"]
+           else {}),
         "tensors": description["num_tensors"],
         "parameters": f"{description['num_parameters']:,}",
         "values incl. BatchNorm statistics": f"{description['num_values']:,}",

@@ -49,8 +49,10 @@ CheckpointOption = Annotated[
     typer.Option(help="A checkpoint (best.pt, checkpoint.pt) instead of a run folder."),
 ]
 RandomInitOption = Annotated[
-    bool, typer.Option("--random-init", help="Use a randomly initialised encoder "
-                       "(pretrain.arch, pretrain.seed): the baseline.")
+    bool, typer.Option("--random-init", help="The baseline: an untrained encoder (seed "
+                       "pretrain.seed) with the architecture and clip settings of the run it "
+                       "is compared with (--run, --checkpoint, else the latest run; "
+                       "pretrain.* when there is none).")
 ]
 CrossOption = Annotated[
     Optional[str],

@@ -18,20 +18,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from stages import cluster, compute_flow, extract_frames, linear_probe, make_dataset
 from stages import pretrain as pretrain_stage
 from stages import retrieve as retrieve_stage
 from stages.cluster_config import ClusterConfig
 from stages.config import SlicConfig
-from stages.models.encoder import Encoder
+from stages.evaluation.sources import random_init_checkpoint
 from stages.report.page import write_report
 from stages.run_context import RunContext
-from stages.settings import output_relevant
 from stages.shared_config import DataConfig, WorkspaceConfig
-from stages.training.checkpoint import save_checkpoint
-from stages.workspace import dataset_folder
 
 
 @dataclass(frozen=True)
@@ -121,23 +116,6 @@ def _configure(config: SlicConfig, budget: DemoBudget, workspace: Path) -> SlicC
     )
 
 
-def _random_checkpoint(config: SlicConfig, budget: DemoBudget) -> Path:
-    """best.pt of an untrained encoder (same arch and seed), so every evaluation treats the
-    baseline exactly like a trained run. Written once: a later demo reuses it and its
-    results."""
-    path = (dataset_folder(config.workspace, config.data) / "random-init" /
-            f"demo-random-{budget.name}" / "best.pt")
-    if path.is_file():
-        return path
-    torch.manual_seed(config.pretrain.seed)
-    encoder = Encoder(config.pretrain.arch, config.pretrain.projection_hidden,
-                      config.pretrain.projection_dim)
-    save_checkpoint({"model": encoder.state_dict(), "epoch": -1, "arch": config.pretrain.arch,
-                     "config": output_relevant(config.pretrain), "criterion": "random init"},
-                    path)
-    return path
-
-
 def _evaluate(config: SlicConfig, checkpoint: Path, context: RunContext, clock: StageClock,
               who: str) -> dict[str, Any]:
     """R@1, R@5, NMI of FINCH's finest partition and the linear probe's top-1."""
@@ -178,7 +156,10 @@ def run(config: SlicConfig, workspace: Path, quick: bool, context: RunContext | 
         config.pretrain, data, space, context, resume=not context.force,
         compute_settings=config.compute))
     slic = _evaluate(config, trained.run_folder / "best.pt", context, stages, "SLIC")
-    random_checkpoint = _random_checkpoint(config, budget)
+    # The baseline: the SLIC run's encoder and clip settings, untrained (same seed).
+    random_checkpoint = random_init_checkpoint(config.pretrain, space, data,
+                                               trained.run_folder / "best.pt",
+                                               f"demo-random-{budget.name}")
     baseline = _evaluate(config, random_checkpoint, context, stages, "random")
     reports = [stages.timed("report", lambda folder=folder: write_report(folder).path)
                for folder in (trained.run_folder, random_checkpoint.parent)]

@@ -18,7 +18,6 @@ import numpy as np
 
 from stages.datasets.base import MEMBERSHIP_NAMES
 from stages.errors import ArtifactError, ConfigError
-from stages.io.checkpoint_reader import TensorInfo, read_checkpoint_structure, tensor_counts
 from stages.io.artifacts import (
     KIND_ASSIGNMENTS,
     KIND_FEATURES,
@@ -37,6 +36,7 @@ from stages.io.artifacts import (
     stream_info,
     stream_names,
 )
+from stages.io.checkpoint_reader import TensorInfo, read_checkpoint_structure, tensor_counts
 
 
 def _describe_videos(h5: h5py.File) -> dict[str, Any]:
@@ -181,6 +181,7 @@ def _describe_checkpoint(path: Path) -> dict[str, Any]:
         "epoch": saved.get("epoch"),
         "criterion": saved.get("criterion"), "value": saved.get("value"),
         "resumable": "optimizer" in saved,
+        "compared_with": saved.get("compared_with"),  # a random-init baseline's run
         "slic_version": saved.get("slic_version"),
         **{f"num_{key}": count for key, count in tensor_counts(tensors).items()},
         "parameters_by_part": {part: tensor_counts({k: v for k, v in tensors.items()

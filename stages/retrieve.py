@@ -24,7 +24,13 @@ from stages.errors import ArtifactError, ConfigError
 from stages.evaluation.gallery import balanced_queries, write_gallery
 from stages.evaluation.recall import per_class_recall
 from stages.evaluation.retrieval import nearest_neighbours, recall_at_k
-from stages.evaluation.sources import frames_of, load_encoder, resolve_checkpoint
+from stages.evaluation.sources import (
+    compared_run,
+    frames_of,
+    load_encoder,
+    random_init_checkpoint,
+    resolve_checkpoint,
+)
 from stages.io.artifacts import (
     KIND_FEATURES,
     KIND_RETRIEVAL,
@@ -40,6 +46,7 @@ from stages.io.artifacts import (
     write_retrieval,
 )
 from stages.io.features import FeatureSet, load_features
+from stages.pretrain_config import PretrainConfig
 from stages.retrieve_config import RetrieveConfig, parse_ks
 from stages.run_context import RunContext, fingerprint, now
 from stages.settings import output_relevant
@@ -123,16 +130,26 @@ def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
         context: RunContext | None = None, run_dir: Path | None = None,
         checkpoint: Path | None = None, features: Path | None = None,
         cross: str | None = None, out: Path | None = None,
-        gallery: Path | None = None, compute_settings: ComputeConfig | None = None
+        gallery: Path | None = None, compute_settings: ComputeConfig | None = None,
+        random_init: bool = False, pretrain: PretrainConfig | None = None
         ) -> RetrieveResult:
     """Embed (or read) features, retrieve test -> train, write retrieval.h5 (and a gallery).
 
-    Under torchrun every rank embeds its share of the clips; rank 0 retrieves and writes."""
+    With `random_init`, the encoder is an untrained one with the settings of the run it is
+    compared with (`random_init_checkpoint`; seed `pretrain.seed`). Under torchrun every rank
+    embeds its share of the clips; rank 0 retrieves and writes."""
     context = (context or RunContext()).running(
         retrieve=settings, data=data, workspace=workspace,
         compute=compute_settings or ComputeConfig())
     compute = start_compute(compute_settings or ComputeConfig())
     try:
+        if random_init:
+            if features is not None:
+                raise ConfigError("--random-init and --features exclude each other: features "
+                                  "come from a model already")
+            checkpoint = random_init_checkpoint(
+                pretrain or PretrainConfig(), workspace, data,
+                compared_run(run_dir, checkpoint, workspace, data))
         return _run(settings, data, workspace, context, run_dir, checkpoint, features, cross,
                     out, gallery, compute)
     finally:

@@ -71,6 +71,11 @@ def test_retrieve_right_after_pretrain(training_workspace, tmp_path):
     assert first != second and (first / "retrieval.h5").is_file()  # side by side
     newest = first.parent / "synthetic-projection"
     assert newest.is_symlink() and newest.resolve() == second.resolve()
+    baseline = run_slic_json("retrieve", "--k", "1,5", "--clips", "2", "--random-init",
+                             cwd=tmp_path)  # the latest run's encoder and clips, untrained
+    assert "random-init" in baseline["retrieval"] and baseline["num_queries"] == 8
+    source = run_slic_json("inspect", str(tmp_path / baseline["features"]))["source"]
+    assert (source["clip_length"], source["crop_size"]) == (4, 32)
     bad = run_slic("retrieve", "--k", "0,x", cwd=tmp_path, check=False)
     assert bad.returncode == 2 and "retrieve.ks" in bad.stderr
     assert json.loads(json.dumps(summary["per_class"]))[0]["queries"] == 2

@@ -3,6 +3,8 @@ latest run of the workspace, and the frames.h5 of the run's dataset."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,10 +13,12 @@ import torch
 
 from stages.errors import ArtifactError, ConfigError
 from stages.io.artifacts import file_checksum
+from stages.io.checkpoint_reader import read_checkpoint_structure
 from stages.models.encoder import Encoder
 from stages.pretrain_config import PretrainConfig
+from stages.settings import output_relevant
 from stages.shared_config import DataConfig, WorkspaceConfig
-from stages.training.checkpoint import load_checkpoint
+from stages.training.checkpoint import load_checkpoint, save_checkpoint
 from stages.workspace import dataset_folder, frames_path, runs_folder
 
 
@@ -69,13 +73,66 @@ def load_encoder(path: Path) -> tuple[Encoder, dict[str, Any]]:
 
 
 def frames_of(checkpoint: Path, workspace: WorkspaceConfig, data: DataConfig,
-               cross: bool) -> Path:
-    """frames.h5 to embed: the cross dataset's, else that of the dataset the run belongs to
-    (`<dataset folder>/runs/<run>/`), else the configured dataset's."""
+              cross: bool) -> Path:
+    """frames.h5 to embed: the cross dataset's, else that of the dataset the checkpoint
+    belongs to (`<dataset folder>/runs/<run>/` or `<dataset folder>/random-init/<name>/`),
+    else the configured dataset's."""
     own = checkpoint.parent.parent.parent / "frames.h5"
-    if not cross and checkpoint.parent.parent.name == "runs" and own.is_file():
+    if (not cross and checkpoint.parent.parent.name in ("runs", "random-init")
+            and own.is_file()):
         return own
     return frames_path(workspace, data)
+
+
+def compared_run(run_dir: Path | None, checkpoint: Path | None, workspace: WorkspaceConfig,
+                 data: DataConfig) -> Path | None:
+    """The checkpoint a random-init baseline is compared with: `checkpoint`, that of
+    `run_dir`, else that of the dataset's latest run; None when there is no run at all."""
+    if run_dir is None and checkpoint is None:
+        try:
+            return resolve_checkpoint(None, None, workspace, data)
+        except ConfigError:
+            return None
+    return resolve_checkpoint(run_dir, checkpoint, workspace, data)
+
+
+def random_init_checkpoint(pretrain: PretrainConfig, workspace: WorkspaceConfig,
+                           data: DataConfig, like: Path | None, name: str | None = None
+                           ) -> Path:
+    """best.pt of an untrained encoder (seed pretrain.seed) with the architecture, projection
+    and clip settings of checkpoint `like` (the run it is compared with), or of `pretrain`
+    when there is none, so every evaluation treats the baseline exactly like a trained run.
+
+    It lives in `<dataset folder>/random-init/<name>/` (name: architecture, seed and a tag of
+    the settings), beside the compared run's dataset; written once, then reused with the
+    results beside it.
+    """
+    settings = output_relevant(pretrain)
+    folder = dataset_folder(workspace, data)
+    if like is not None:
+        saved = read_checkpoint_structure(like)
+        trained = saved.get("config") if isinstance(saved, dict) else None
+        if not isinstance(trained, dict) or any(k not in trained for k in ENCODER_KEYS):
+            raise ArtifactError(f"{like} has no pretrain config with {', '.join(ENCODER_KEYS)}"
+                                "; a random-init baseline cannot take its settings")
+        settings.update({key: trained[key] for key in ENCODER_KEYS})
+        if like.parent.parent.name == "runs":
+            folder = like.parent.parent.parent
+    if name is None:
+        encoder_settings = {key: settings[key] for key in ENCODER_KEYS}
+        tag = hashlib.blake2b(json.dumps(encoder_settings, sort_keys=True).encode(),
+                              digest_size=4).hexdigest()
+        name = f"random-{settings['arch']}-seed{pretrain.seed}-{tag}"
+    path = folder / "random-init" / name / "best.pt"
+    if path.is_file():
+        return path
+    torch.manual_seed(pretrain.seed)
+    encoder = Encoder(settings["arch"], settings["projection_hidden"],
+                      settings["projection_dim"])
+    save_checkpoint({"model": encoder.state_dict(), "epoch": -1, "arch": settings["arch"],
+                     "config": settings, "criterion": "random init",
+                     "compared_with": None if like is None else str(like)}, path)
+    return path
 
 
 @dataclass
@@ -93,21 +150,16 @@ class EncoderSource:
 def encoder_source(pretrain: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig,
                    run_dir: Path | None, checkpoint: Path | None, random_init: bool,
                    stage: str, cross: str | None = None) -> EncoderSource:
-    """A checkpoint's encoder (results in `<run>/<stage>/`), or a random-init one of
-    pretrain.arch and pretrain.seed (results in `<dataset>/random-init/<name>/<stage>/`).
+    """A checkpoint's encoder (results in `<checkpoint folder>/<stage>/`). With
+    `random_init`, an untrained encoder with the settings of the run it is compared with
+    (`random_init_checkpoint`; results in `<dataset>/random-init/<name>/<stage>/`).
 
     The frames are those of the run's dataset, or of dataset `cross` (a model pretrained on
     UCF101 evaluated on HMDB51, for example; results then go to `<run>/<stage>-<cross>/`).
     """
-    if random_init:
-        torch.manual_seed(pretrain.seed)
-        encoder = Encoder(pretrain.arch, pretrain.projection_hidden, pretrain.projection_dim)
-        name = f"random-{pretrain.arch}-seed{pretrain.seed}"
-        folder = dataset_folder(workspace, data) / "random-init" / name
-        clip = {k: getattr(pretrain, k) for k in ("clip_length", "stride", "crop_size")}
-        return EncoderSource(encoder.eval(), name, clip, name, folder / stage,
-                             dataset_folder(workspace, data) / "frames.h5")
-    path = resolve_checkpoint(run_dir, checkpoint, workspace, data)
+    path = (random_init_checkpoint(pretrain, workspace, data,
+                                   compared_run(run_dir, checkpoint, workspace, data))
+            if random_init else resolve_checkpoint(run_dir, checkpoint, workspace, data))
     encoder, trained = load_encoder(path)
     clip = {k: trained[k] for k in ("clip_length", "stride", "crop_size")}
     target = DataConfig(**{**data.__dict__, "dataset": cross, "name": None}) if cross else data

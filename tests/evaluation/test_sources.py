@@ -112,21 +112,43 @@ def test_frames_are_the_runs_own_unless_another_dataset_is_asked(tmp_path):
 
 
 def test_random_init_source_is_seeded_and_has_its_own_folder(tmp_path):
-    workspace = WorkspaceConfig(root=str(tmp_path))
+    workspace = WorkspaceConfig(root=str(tmp_path))  # no run: pretrain.* settings
     settings = PretrainConfig(**TINY, seed=3)
     first = encoder_source(settings, DATA, workspace, None, None, True, "finetune")
     again = encoder_source(settings, DATA, workspace, None, None, True, "finetune")
     other = encoder_source(PretrainConfig(**TINY, seed=4), DATA, workspace, None, None, True,
                            "finetune")
-    name = "random-r3d_tiny-seed3"
-    assert first.description == first.identity == name
-    assert first.folder == tmp_path / "synthetic" / "random-init" / name / "finetune"
+    checkpoint = Path(first.description)
+    assert checkpoint.name == "best.pt" and checkpoint.parent.name.startswith(
+        "random-r3d_tiny-seed3-")
+    assert first.folder == tmp_path / "synthetic" / "random-init" / checkpoint.parent.name / \
+        "finetune"
+    assert first.identity == file_checksum(checkpoint) == again.identity
     assert first.frames == tmp_path / "synthetic" / "frames.h5"
     assert first.clip == {"clip_length": 4, "stride": 2, "crop_size": 32}
     assert not first.encoder.training
     weights, same, different = (s.encoder.state_dict() for s in (first, again, other))
     assert all(torch.equal(weights[k], same[k]) for k in weights)
     assert not all(torch.equal(weights[k], different[k]) for k in weights)
+
+
+def test_random_init_takes_the_settings_of_the_run_it_is_compared_with(tmp_path):
+    workspace = WorkspaceConfig(root=str(tmp_path))
+    settings = PretrainConfig(**{**TINY, "clip_length": 16, "crop_size": 112}, seed=3)
+    alone = encoder_source(settings, DATA, workspace, None, None, True, "linear-probe")
+    run = tmp_path / "synthetic" / "runs" / "r"
+    run.mkdir(parents=True)
+    save_run(run, name="checkpoint.pt", clip_length=8, crop_size=48)  # a run, as latest_run
+    latest = encoder_source(settings, DATA, workspace, None, None, True, "linear-probe")
+    named = encoder_source(settings, DATA, workspace, run, None, True, "linear-probe")
+    assert alone.clip == {"clip_length": 16, "stride": 2, "crop_size": 112}
+    assert latest.clip == named.clip == {"clip_length": 8, "stride": 2, "crop_size": 48}
+    assert latest.folder == named.folder != alone.folder
+    assert latest.folder.parent.parent == tmp_path / "synthetic" / "random-init"
+    seeded = PretrainConfig(**TINY, seed=3)  # same seed and encoder: the same weights
+    reference = encoder_source(seeded, DATA, WorkspaceConfig(root=str(tmp_path / "other")),
+                               None, None, True, "linear-probe").encoder.state_dict()
+    assert all(torch.equal(v, reference[k]) for k, v in named.encoder.state_dict().items())
 
 
 def test_checkpoint_source_takes_the_clip_settings_it_was_trained_with(tmp_path):

@@ -18,6 +18,7 @@ from slic_cli.console import (
     user_errors,
 )
 from slic_cli.inspect_view import (
+    demo_files_table,
     demo_table,
     demo_times_table,
     inspect_tables,
@@ -441,8 +442,9 @@ def demo_command(
         with progress:
             result = demo.run(resolved, workspace, quick,
                               RunContext(command_line(), resolved.as_dict(), progress, force))
-        emit(result.summary(), json_, quiet, [demo_times_table(result.summary()),
-                                             demo_table(result.summary())])
+        summary = result.summary()
+        emit(summary, json_, quiet, [demo_times_table(summary), demo_files_table(summary),
+                                     demo_table(summary)])
 
 
 @app.command("inspect")

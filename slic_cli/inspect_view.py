@@ -51,6 +51,14 @@ def demo_times_table(summary: dict[str, Any]) -> Table:
     return table
 
 
+def demo_files_table(summary: dict[str, Any]) -> Table:
+    """Where the demo left its work: the workspace and the report page of each run."""
+    rows = {"workspace": summary["workspace"]}
+    for path, who in zip(summary["reports"], ("SLIC", "random init")):
+        rows[f"report ({who})"] = path
+    return key_value_table("open in a browser", rows)
+
+
 def per_class_table(rows: list[dict[str, Any]]) -> Table:
     """Per-class retrieval: class, number of queries, R@1."""
     table = Table(title="per-class R@1", title_justify="left")

@@ -6,7 +6,7 @@ Formats (`EXPORT_FORMATS`):
   7x7x7 stem, r2plus1d_18 -> `r2plus1d_18`, s3d -> `s3d` with PyTorch's default BatchNorm;
   the classifier replaced by the identity, so the model returns pooled features.
 - `safetensors`: the same tensors and names in a safetensors file (no pickle at all), the
-  recipe in its metadata; needs the `safetensors` package. r3d_tiny, which has no
+  recipe in its metadata. r3d_tiny, which has no
   torchvision counterpart, is written under slic's own names.
 
 Beside the weights, `<file>.json` holds the Python that builds the model and loads them, the
@@ -143,11 +143,8 @@ def _write(state: dict[str, torch.Tensor], path: Path, weights_format: str,
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.writing")
     if weights_format == "safetensors":
-        try:
-            from safetensors.torch import save_file
-        except ImportError:
-            raise ConfigError("--format safetensors needs the safetensors package: pip "
-                              "install safetensors (or use --format torchvision)") from None
+        from safetensors.torch import save_file
+
         save_file(state, str(temporary), metadata=metadata)
     else:
         torch.save(state, temporary)

@@ -1,6 +1,8 @@
 """`slic demo --quick`: every stage runs, every artifact stays, one comparison table."""
 
 import json
+import shlex
+from pathlib import Path
 
 import pytest
 import yaml
@@ -8,10 +10,18 @@ import yaml
 from tests.conftest import run_slic, run_slic_json
 
 pytestmark = pytest.mark.slow  # runs `slic demo` end to end
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_quick_demo_runs_every_stage(tmp_path):
-    summary = run_slic_json("demo", "--quick", "--workspace", "work", cwd=tmp_path)
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A folder where `slic demo --quick` ran (default workspace slic-demo/), and its summary."""
+    folder = tmp_path_factory.mktemp("demo")
+    return folder, run_slic_json("demo", "--quick", cwd=folder)
+
+
+def test_quick_demo_runs_every_stage(quick_demo):
+    tmp_path, summary = quick_demo
     metrics = [row["metric"] for row in summary["results"]]
     assert metrics == ["R@1", "R@5", "NMI (FINCH finest)", "linear probe top-1 (cached)"]
     steps = summary["stage_seconds"]
@@ -22,7 +32,7 @@ def test_quick_demo_runs_every_stage(tmp_path):
     for row in summary["results"]:
         for key in ("slic", "random_init"):
             assert 0.0 <= row[key] <= 1.0
-    folder = tmp_path / "work" / "synthetic"
+    folder = tmp_path / "slic-demo" / "synthetic"  # the default workspace
     run_folder = folder / "runs" / "demo-slic-quick"
     for path in (folder / "frames.h5", folder / "flow.h5", run_folder / "checkpoint.pt",
                  run_folder / "assignments.h5", run_folder / "features.h5",
@@ -39,9 +49,26 @@ def test_quick_demo_runs_every_stage(tmp_path):
     assert not (run_folder / "finetune").exists()  # fine-tuning is not part of the demo
     trained = [run_folder / "checkpoint.pt", folder / "frames.h5", folder / "flow.h5"]
     before = [path.stat().st_mtime_ns for path in trained]
-    again = run_slic("demo", "--quick", "--workspace", "work", cwd=tmp_path)
+    again = run_slic("demo", "--quick", cwd=tmp_path)
     assert [path.stat().st_mtime_ns for path in trained] == before  # nothing retrained
     table = again.stdout
     assert "SLIC" in table and "random init" in table and "time per step" in table
-    second = run_slic_json("demo", "--quick", "--workspace", "work", cwd=tmp_path)
+    second = run_slic_json("demo", "--quick", cwd=tmp_path)
     assert second["results"] == summary["results"]  # the same table from the stored results
+
+
+def after_the_demo_commands() -> list[str]:
+    """The README's block of commands that run as written after `slic demo`."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split("<!-- after-the-demo -->\n```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.strip().splitlines()]
+
+
+def test_the_readme_commands_after_the_demo_run_as_written(quick_demo):
+    commands = after_the_demo_commands()
+    assert any(c.startswith("slic retrieve") for c in commands)
+    for command in commands:
+        # the quick demo's run stands in for the full demo's (same layout, smaller budget)
+        words = shlex.split(command.replace("demo-slic-full", "demo-slic-quick"))
+        assert words[0] == "slic", command
+        run_slic(*words[1:], cwd=quick_demo[0])

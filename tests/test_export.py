@@ -92,7 +92,7 @@ def test_other_torchvision_backbones_give_the_same_features(tmp_path, arch, crop
 
 @pytest.mark.slow
 def test_safetensors_hold_the_same_tensors(tmp_path):
-    safetensors = pytest.importorskip("safetensors.torch", reason="safetensors not installed")
+    import safetensors.torch as safetensors
     encoder = trained_run(tmp_path, "r3d_tiny")
     with pytest.raises(ConfigError, match="no torchvision counterpart"):
         export(tmp_path, "torchvision")

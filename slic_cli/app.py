@@ -370,8 +370,9 @@ def linear_probe_command(
             return
         summary = result.summary()
         emit(summary, json_, quiet, [
-            key_value_table("linear-probe", {key: value for key, value in summary.items()
-                                             if key != "per_class"})])
+            key_value_table(f"linear probe of {summary['encoder']}",
+                            {key: value for key, value in summary.items()
+                             if key not in ("per_class", "confusion")})])
 
 
 @app.command("finetune")
@@ -418,8 +419,9 @@ def finetune_command(
         if int(os.environ.get("RANK", "0")) == 0:
             summary = result.summary()
             emit(summary, json_, quiet, [
-                key_value_table("finetune", {key: value for key, value in summary.items()
-                                             if key != "per_class"})])
+                key_value_table(f"fine-tuning of {summary['encoder']}",
+                                {key: value for key, value in summary.items()
+                                 if key not in ("per_class", "confusion")})])
 
 
 @app.command("demo")

@@ -109,7 +109,7 @@ def _merge(table: VideoTable, frames_failures: list[Failure], missing: list[str]
         digest = hashlib.blake2b(digest_size=16)
         writers = {name: ImageStreamWriter(h5, name, settings.codec, 1, digest)
                    for name in FLOW_STREAMS}
-        context.progress.start("merging", len(table))
+        context.progress.start("merging videos", len(table))
         for position in range(len(table)):
             context.progress.advance()
             row = table.row(position)

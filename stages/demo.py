@@ -106,7 +106,8 @@ def _configure(config: SlicConfig, budget: DemoBudget, workspace: Path) -> SlicC
         pretrain=replace(config.pretrain, arch="r3d_tiny", clip_length=budget.clip_length,
                          stride=budget.stride, crop_size=budget.crop_size,
                          batch_size=budget.batch_size,
-                         epochs=budget.pretrain_epochs, eval_every=budget.pretrain_epochs,
+                         epochs=budget.pretrain_epochs,
+                         eval_every=max(1, budget.pretrain_epochs // 5),  # 5 recall points
                          cluster_warmup_epochs=budget.cluster_warmup_epochs,
                          run_name=f"demo-slic-{budget.name}", workers=2),
         retrieve=replace(config.retrieve, clips=budget.clips, ks="1,5"),

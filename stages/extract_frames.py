@@ -90,7 +90,7 @@ def _merge(listing: DatasetListing, staging: StagingArea, output: Path, key: str
     with write_artifact(output, KIND_FRAMES, key) as h5:
         digest = hashlib.blake2b(digest_size=16)
         stream = ImageStreamWriter(h5, "images", settings.codec, 3, digest)
-        context.progress.start("merging", len(listing.videos))
+        context.progress.start("merging videos", len(listing.videos))
         for position, video in enumerate(listing.videos):
             context.progress.advance()
             streams, meta = staging.read(position)

@@ -32,6 +32,7 @@ __all__ = ["FinetuneConfig", "FinetuneResult", "run"]
 @dataclass
 class FinetuneResult:
     folder: Path
+    encoder: str  # the checkpoint fine-tuned (a random-init baseline's best.pt included)
     status: str
     top1: float
     top5: float
@@ -40,7 +41,8 @@ class FinetuneResult:
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
-        return {"stage": "finetune", "folder": str(self.folder), "status": self.status,
+        return {"stage": "finetune", "folder": str(self.folder), "encoder": self.encoder,
+                "status": self.status,
                 "top1": round(self.top1, 6), "top5": round(self.top5, 6),
                 "best_epoch": self.best_epoch, "per_class": self.per_class,
                 "seconds": round(self.seconds, 3)}
@@ -70,8 +72,9 @@ def run(settings: FinetuneConfig, pretrain: PretrainConfig, data: DataConfig,
                                 "finetune", cross)
         outcome = train_classifier(recipe(settings), source, data.split, compute, context,
                                    resume)
-        result = FinetuneResult(source.folder, outcome.status, outcome.top1, outcome.top5,
-                                outcome.best_epoch, outcome.per_class,
+        result = FinetuneResult(source.folder, source.description, outcome.status,
+                                outcome.top1, outcome.top5, outcome.best_epoch,
+                                outcome.per_class,
                                 time.perf_counter() - clock)
         if compute.distribution.is_main:
             write_results(source.folder, result.summary(), outcome.confusion,

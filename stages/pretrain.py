@@ -28,7 +28,7 @@ from stages.errors import ConfigError, TrainingDiverged
 from stages.evaluation.retrieval import retrieval_recall
 from stages.io.artifacts import StoredFeatures, artifact_input
 from stages.models.encoder import Encoder, load_encoder_weights
-from stages.pretrain_config import RESUMABLE_CHANGES, PretrainConfig
+from stages.pretrain_config import RESUMABLE_CHANGES, PretrainConfig, evaluation_interval
 from stages.run_context import RunContext
 from stages.settings import output_relevant
 from stages.shared_config import DataConfig, WorkspaceConfig
@@ -130,7 +130,8 @@ class SlicTraining:
 
     def after_epoch(self, epoch: int, record: dict[str, Any]) -> dict[str, Any]:
         s = self.settings
-        if epoch != s.epochs - 1 and not (s.eval_every and (epoch + 1) % s.eval_every == 0):
+        every = evaluation_interval(s)
+        if epoch != s.epochs - 1 and not (every and (epoch + 1) % every == 0):
             return {}
         figures = self.evaluate()
         value = figures.get("val_r1")

@@ -95,8 +95,9 @@ class PretrainConfig:
     weight_decay: float = setting(0.0, "SGD weight decay", minimum=0.0)
     schedule: str = setting("constant", "learning-rate schedule", choices=("constant", "cosine"))
     warmup_epochs: int = setting(0, "linear warm-up epochs", minimum=0)
-    eval_every: int = setting(10, "test-to-train kNN recall every this many epochs (0 = only "
-                              "at the end)", minimum=0)
+    eval_every: int | None = setting(None, "test-to-train kNN recall every this many epochs "
+                                     "(0 = only at the end; null = about 10 times a run: "
+                                     "every max(1, epochs // 10))", minimum=0)
     best_by: str = setting("last", "best.pt: the last epoch, or the best val R@1 on a "
                            "validation share carved from train (never the test split)",
                            choices=("last", "val"))
@@ -109,3 +110,11 @@ class PretrainConfig:
                           "files in <run>/tensorboard; pip install 'slic[tensorboard]'); "
                           "metrics.jsonl stays the record", choices=LOGGER_NAMES,
                           affects_output=False)
+
+
+def evaluation_interval(settings: PretrainConfig) -> int:
+    """Epochs between kNN evaluations: eval_every, or (null) max(1, epochs // 10), so a
+    short run's recall curve still has several points; 0 means only at the end."""
+    if settings.eval_every is None:
+        return max(1, settings.epochs // 10)
+    return settings.eval_every

@@ -48,7 +48,12 @@ def embed_clips(encoder: torch.nn.Module, clips: EvaluationClips, *, feature: st
     encoder.eval()
     rows, positions = [], []
     if distribution.is_main:
-        progress.start(f"embedding {len(clips.videos)} videos", len(share))
+        # The bar counts clips: say so when a video has several (and whose share it is)
+        per_video = clips.clips_per_video
+        clip_count = f" x {per_video} clips" if per_video > 1 else ""
+        share_of = " (this rank's share)" if distribution.world > 1 else ""
+        progress.start(f"embedding {len(clips.videos)} videos{clip_count}{share_of}",
+                       len(share))
     for batch, owners in loader:
         with compute.autocast():
             features = encoder.embed(compute.to_device(batch), feature)

@@ -72,7 +72,7 @@ def test_rows_follow_the_videos_and_average_their_clips(store):
     each = embed(encoder, clips, batch_size=5, average=False)
     assert each.shape == (4, 6, 3)
     assert np.allclose(each, per_clip.reshape(4, 6, 3), atol=1e-5)
-    assert progress.started == [("embedding 4 videos", 24)]
+    assert progress.started == [("embedding 4 videos x 6 clips", 24)]  # the bar counts clips
     assert progress.advanced == 24 and progress.finished == 1
 
 

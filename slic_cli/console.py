@@ -44,7 +44,8 @@ ROW_TABLES = {
                  ("clusters", "num_clusters", 9, "d"), ("NMI", "nmi", 6, ".3f"),
                  ("pos FP", "positive_fp_rate", 7, ".3f"),
                  ("neg FN", "negative_fn_rate", 7, ".3f"), ("R@1", "r1", 6, ".3f"),
-                 ("R@5", "r5", 6, ".3f"), ("clips/s", "clips_per_second", 8, ".1f")),
+                 ("R@5", "r5", 6, ".3f"), ("cos", "mean_cosine", 6, ".3f"),
+                 ("clips/s", "clips_per_second", 8, ".1f")),
     "finetune": (("epoch", "epoch", 5, "d"), ("loss", "loss", 9, ".4f"),
                  ("val top-1", "val_top1", 10, ".3f"), ("lr", "lr", 10, ".2e")),
 }

@@ -25,6 +25,7 @@ from stages.clips.store import ClipStore
 from stages.clips.triplets import EpochSampler, TripletClips, TripletSettings
 from stages.compute_config import ComputeConfig
 from stages.errors import ConfigError, TrainingDiverged
+from stages.evaluation.collapse import collapse_warning, embedding_health
 from stages.evaluation.retrieval import retrieval_recall
 from stages.io.artifacts import StoredFeatures, artifact_input
 from stages.models.encoder import Encoder, load_encoder_weights
@@ -117,7 +118,8 @@ class SlicTraining:
             "triplet_loss": outcome.triplet, "temporal_loss": outcome.temporal,
             "triplets": outcome.triplets, "fallbacks": outcome.fallbacks,
             "false_positives": outcome.false_positives,
-            "false_negatives": outcome.false_negatives, "labelled": outcome.labelled})
+            "false_negatives": outcome.false_negatives, "labelled": outcome.labelled,
+            "alignment": outcome.alignment})
 
     def before_epoch(self, epoch: int) -> dict[str, Any]:
         s = self.settings
@@ -148,7 +150,7 @@ class SlicTraining:
         labelled = totals.get("labelled", 0.0)
         return {
             **{key: totals.get(key, 0.0) / batches
-               for key in ("loss", "triplet_loss", "temporal_loss")},
+               for key in ("loss", "triplet_loss", "temporal_loss", "alignment")},
             "triplets_per_step": totals.get("triplets", 0.0) / batches,
             "fallback_rate": totals.get("fallbacks", 0.0) / max(totals.get("triplets", 0.0), 1),
             "positive_fp_rate": totals["false_positives"] / labelled if labelled else None,
@@ -199,6 +201,7 @@ class SlicTraining:
                                      s.partition, s.num_clusters, s.cluster_nn, s.seed,
                                      s.official_label_shift)
             record_round(self.folder, found, self.context, self.inputs)
+            found.metrics.update(self.health(features))
         clock = time.perf_counter()
         labels = dist_tools.broadcast_labels(None if found is None else found.labels,
                                              len(self.videos.train), d)
@@ -209,13 +212,25 @@ class SlicTraining:
                                  broadcast_seconds=time.perf_counter() - clock)
         return found, labels, features
 
+    def health(self, features: np.ndarray) -> dict[str, float]:
+        """Collapse measures of the (N, D) training embeddings, with a warning to the user
+        when they say the embeddings collapsed (stages.evaluation.collapse)."""
+        measures = embedding_health(features, self.settings.seed)
+        warning = collapse_warning(measures, features.shape[1])
+        if warning is not None:
+            self.context.progress.message(f"warning: {warning}")
+        return measures
+
     def evaluate(self) -> dict[str, float]:
-        """Test-to-train (and val-to-train) kNN recall on centre clips."""
+        """Test-to-train (and val-to-train) kNN recall on centre clips, and the collapse
+        measures of the training embeddings."""
         record: dict[str, float] = {}
         v = self.videos
         if len(v.test) == 0 and len(v.val) == 0:
             return record
         gallery = self.embed(v.train)
+        if self.compute.distribution.is_main:
+            record.update(self.health(gallery))
         if len(v.test):
             recall = retrieval_recall(self.embed(v.test), v.test_labels, gallery,
                                       v.train_labels, (1, 5))

@@ -56,6 +56,10 @@ def test_a_run_writes_every_artifact(training_workspace, tmp_path):
     assert all(np.isfinite(r["loss"]) for r in found[:-1])
     assert {"r1", "r5", "positive_fp_rate", "negative_fn_rate"} <= set(found[0])
     assert {"nmi", "ami", "num_clusters"} <= set(found[0]) and "nmi" in found[-1]
+    health = {"mean_cosine", "uniformity", "effective_rank", "alignment"}
+    assert health <= set(found[0])  # collapse measures: every evaluated epoch
+    assert -1 <= found[0]["mean_cosine"] <= 1 and 1 <= found[0]["effective_rank"] <= 32
+    assert (folder / "collapse.png").is_file()
     split = {"embed_seconds", "cluster_seconds", "quality_seconds", "broadcast_seconds"}
     assert split <= set(found[0]) and all(found[0][key] >= 0 for key in split)
     with h5py.File(folder / "assignments.h5") as h5:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from stages.training.compute import Compute
 from stages.training.losses import cosine_distances, mine_triplets, temporal_loss, triplet_loss
@@ -33,6 +34,7 @@ class StepOutcome:
     false_positives: int  # mined triplets whose positive has another true class
     false_negatives: int  # mined triplets whose negative has the anchor's true class
     labelled: int  # mined triplets whose anchor, positive and negative have true labels
+    alignment: float  # mean ||a - p||^2 of the unit anchor/positive pairs (Wang & Isola)
 
 
 def step_generator(seed: int, epoch: int, step: int, rank: int) -> torch.Generator:
@@ -67,7 +69,10 @@ def slic_step(encoder: torch.nn.Module, batch: dict[str, torch.Tensor], true_lab
     a, p, n = (truth[t.cpu().numpy()] for t in (triplets.anchors, triplets.positives,
                                                  triplets.negatives))
     known = (a >= 0) & (p >= 0) & (n >= 0)
+    with torch.no_grad():
+        gap = F.normalize(anchors, dim=1) - F.normalize(positives, dim=1)
+        alignment = float(gap.pow(2).sum(dim=1).mean())
     return StepOutcome(loss, float(triplet.detach()), float(temporal.detach()),
                        len(triplets.anchors), int(triplets.fallback.sum()),
                        int((known & (a != p)).sum()), int((known & (a == n)).sum()),
-                       int(known.sum()))
+                       int(known.sum()), alignment)

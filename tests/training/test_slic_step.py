@@ -138,3 +138,20 @@ def test_a_batch_without_two_clusters_has_no_triplets_and_zero_triplet_loss():
                         step_generator(0, 0, 0, 0), CPU)
     assert outcome.triplets == 0 and outcome.triplet == 0.0 and outcome.loss.item() == 0.0
     outcome.loss.backward()  # still a graph: a step with no triplets does not crash training
+
+
+def test_alignment_is_the_mean_squared_gap_of_unit_anchor_positive_pairs():
+    torch.manual_seed(0)
+    encoder = LinearEncoder()
+    batch = batch_of(torch.randn(2, *CLIP), [0, 0, 1, 1], noise=0.5)
+    outcome = slic_step(encoder, batch, np.full(4, -1), LossSettings(), step_generator(0, 0, 0, 0),
+                        CPU)
+    with torch.no_grad():
+        anchors = nn.functional.normalize(encoder(batch["anchor"]), dim=1)
+        positives = nn.functional.normalize(encoder(batch["positive"]), dim=1)
+    expected = ((anchors - positives) ** 2).sum(dim=1).mean().item()
+    assert outcome.alignment == pytest.approx(expected, rel=1e-5)
+    same = {**batch, "positive": batch["anchor"]}  # identical views: perfectly aligned
+    outcome = slic_step(encoder, same, np.full(4, -1), LossSettings(), step_generator(0, 0, 0, 0),
+                        CPU)
+    assert outcome.alignment == pytest.approx(0.0, abs=1e-10)

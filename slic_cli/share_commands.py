@@ -44,8 +44,8 @@ def export_command(
         help="A run folder (its best.pt, else checkpoint.pt) or a checkpoint file.")],
     format_: Annotated[str, typer.Option(
         "--format", help="torchvision: a state dict that torchvision.models.video loads; "
-                         "safetensors: the same tensors without pickle (needs the "
-                         "safetensors package).")] = "torchvision",
+                         "safetensors: the same tensors without pickle (the only "
+                         "format for r3d_tiny).")] = "torchvision",
     out: Annotated[Optional[Path], typer.Option(
         help="Weights file to write [<run>/export/<arch>-backbone.pt or .safetensors]; "
              "its description goes beside it as <file>.json.")] = None,

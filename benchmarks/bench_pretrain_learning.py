@@ -8,6 +8,16 @@ partition of the train features against the motion classes.
     python benchmarks/bench_pretrain_learning.py [--epochs 25] [--seeds 0 1 2]
         [--variants full no-warmup no-clustering no-multiview no-temporal supervised]
         [--workspace DIR]
+
+The motion-only ablation (issue 14): objects of every class take every shape, so only the
+motion tells the classes apart; the cached linear probe (backbone features) is added, and
+each ablation is compared with full SLIC seed by seed (paired differences, mean ± standard
+error):
+
+    python benchmarks/bench_pretrain_learning.py --shape-probability 0 --linear-probe \
+        --epochs 15 --warmup 5 --seeds 0 1 2 \
+        --variants full no-clustering no-multiview no-temporal supervised \
+        --log motion-only.jsonl
 """
 
 from __future__ import annotations
@@ -51,24 +61,37 @@ VARIANTS = {
 }
 
 
-def prepare(workspace: Path) -> None:
+def prepare(workspace: Path, shape_probability: float) -> None:
     data = workspace / "demo-data"
-    subprocess.run(slic_command() + ["make-dataset", "synthetic", "--out", str(data), "-q"],
-                   check=True)
+    subprocess.run(slic_command() + [
+        "make-dataset", "synthetic", "--out", str(data), "-q",
+        f"--set=make_dataset.class_shape_probability={shape_probability}"], check=True)
     common = ["--dataset", "synthetic", "--workspace", str(workspace / "ws"), "-q"]
     subprocess.run(slic_command() + ["extract-frames", "--root", str(data), *common],
                    check=True)
     subprocess.run(slic_command() + ["compute-flow", *common], check=True)
 
 
-def pretrain(workspace: Path, variant: str, seed: int, epochs: int) -> dict:
-    settings = {**BASE, **VARIANTS[variant], "seed": seed, "epochs": epochs,
+def pretrain(workspace: Path, variant: str, seed: int, epochs: int,
+             schedule: dict[str, int]) -> dict:
+    settings = {**BASE, **schedule, **VARIANTS[variant], "seed": seed, "epochs": epochs,
                 "eval_every": epochs, "run_name": f"{variant}-seed{seed}"}
     command = slic_command() + ["pretrain", "--dataset", "synthetic", "--workspace",
                                 str(workspace / "ws"), "--force", "--json", "-q",
                                 *[f"--set=pretrain.{k}={v}" for k, v in settings.items()]]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def linear_probe(workspace: Path, run: str, seed: int, random: bool) -> float:
+    """Top-1 of the cached linear probe (backbone features of 5 clips a video) of a run, or
+    of an untrained encoder with the run's settings and `seed`."""
+    command = slic_command() + [
+        "linear-probe", "--dataset", "synthetic", "--workspace", str(workspace / "ws"),
+        "--run", str(workspace / "ws" / "synthetic" / "runs" / run), "--protocol", "cached",
+        "--json", "-q", f"--set=pretrain.seed={seed}", *(["--random-init"] if random else [])]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["top1"]
 
 
 def random_init(workspace: Path, seed: int) -> dict:
@@ -94,9 +117,38 @@ def random_init(workspace: Path, seed: int) -> dict:
 
 
 def spread(values: list[float]) -> str:
+    """mean ± standard error (one value: the value)."""
     if len(values) == 1:
         return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    return f"{statistics.mean(values):.3f} ± {standard_error(values):.3f}"
+
+
+def standard_error(values: list[float]) -> float:
+    return statistics.stdev(values) / len(values) ** 0.5
+
+
+METRICS = ("r1", "r5", "nmi", "probe")
+
+
+def paired_rows(results: dict[str, list[dict]], seeds: list[int]) -> list[list[str]]:
+    """full minus each other variant, seed by seed: mean ± standard error of the difference,
+    and whether full is ahead by more than two standard errors."""
+    rows = []
+    full = results.get("full", [])
+    for name, runs in results.items():
+        if name == "full" or len(runs) != len(full) or len(runs) < 2:
+            continue
+        cells = [f"full - {name}"]
+        for key in METRICS:
+            if key not in runs[0] or key not in full[0]:
+                cells.append("-")
+                continue
+            gaps = [f[key] - r[key] for f, r in zip(full, runs)]
+            error = standard_error(gaps)
+            ahead = statistics.mean(gaps) > 2 * error
+            cells.append(f"{statistics.mean(gaps):+.3f} ± {error:.3f}{' (>2 SE)' if ahead else ''}")
+        rows.append(cells)
+    return rows
 
 
 def main() -> None:
@@ -106,26 +158,57 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--workspace", type=Path, default=None,
                         help="keep data and runs here (default: a temporary folder)")
+    parser.add_argument("--shape-probability", type=float, default=1.0,
+                        help="make_dataset.class_shape_probability: 0 = motion only")
+    parser.add_argument("--warmup", type=int, default=BASE["cluster_warmup_epochs"],
+                        help="pretrain.cluster_warmup_epochs")
+    parser.add_argument("--cluster-every", type=int, default=BASE["cluster_every"])
+    parser.add_argument("--linear-probe", action="store_true",
+                        help="add the cached linear probe's top-1 of every run")
+    parser.add_argument("--log", type=Path, default=None,
+                        help="append every finished run to this JSONL file as it ends")
     args = parser.parse_args()
     print_machine(machine_info())
     workspace = args.workspace or Path(tempfile.mkdtemp(prefix="slic-bench-learning-"))
-    prepare(workspace)
+    prepare(workspace, args.shape_probability)
+    schedule = {"cluster_warmup_epochs": args.warmup, "cluster_every": args.cluster_every}
     results: dict[str, list[dict]] = {}
+
+    def record(name: str, seed: int, found: dict) -> None:
+        results.setdefault(name, []).append(found)
+        print(f"{name} seed {seed}: " + " ".join(
+            f"{key} {found[key]:.3f}" for key in METRICS if found.get(key) is not None)
+            + (f" ({found['seconds']:.0f} s)" if "seconds" in found else ""), flush=True)
+        if args.log is not None:
+            with open(args.log, "a") as log:
+                log.write(json.dumps({"variant": name, "seed": seed, **{
+                    k: v for k, v in found.items() if isinstance(v, (int, float, str))}}) + "\n")
+
     for seed in args.seeds:
-        results.setdefault("random init", []).append(random_init(workspace, seed))
+        baseline = random_init(workspace, seed)
         for variant in args.variants:
-            summary = pretrain(workspace, variant, seed, args.epochs)
-            results.setdefault(variant, []).append(summary)
-            print(f"{variant} seed {seed}: R@1 {summary.get('r1')} R@5 {summary.get('r5')} "
-                  f"NMI {summary.get('nmi')} ({summary['seconds']:.0f} s)", flush=True)
+            summary = pretrain(workspace, variant, seed, args.epochs, schedule)
+            if args.linear_probe:
+                run = f"{variant}-seed{seed}"
+                summary["probe"] = linear_probe(workspace, run, seed, random=False)
+                if "probe" not in baseline:  # the baseline's probe, with the runs' settings
+                    baseline["probe"] = linear_probe(workspace, run, seed, random=True)
+            record(variant, seed, summary)
+        record("random init", seed, baseline)
     rows = []
     for name, runs in results.items():
         seconds = [r["seconds"] for r in runs if "seconds" in r]
-        rows.append([name, spread([r["r1"] for r in runs]), spread([r["r5"] for r in runs]),
-                     spread([r["nmi"] for r in runs]),
+        rows.append([name, *(spread([r[key] for r in runs]) if key in runs[0] else "-"
+                             for key in METRICS),
                      f"{statistics.mean(seconds):.0f}" if seconds else "-"])
-    print(f"\n{args.epochs} epochs, seeds {args.seeds} (mean ± std):")
-    print(table(["variant", "R@1", "R@5", "NMI (FINCH finest)", "s/run"], rows))
+    print(f"\n{args.epochs} epochs, seeds {args.seeds}, class shape probability "
+          f"{args.shape_probability} (mean ± standard error):")
+    print(table(["variant", "R@1", "R@5", "NMI (FINCH finest)", "linear probe top-1", "s/run"],
+                rows))
+    paired = paired_rows(results, args.seeds)
+    if paired:
+        print("\nfull SLIC against each variant, seed by seed (mean ± standard error):")
+        print(table(["difference", "R@1", "R@5", "NMI", "linear probe"], paired))
 
 
 if __name__ == "__main__":

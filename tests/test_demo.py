@@ -4,6 +4,7 @@ import json
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -41,6 +42,18 @@ def test_quick_demo_runs_every_stage(quick_demo):
                  folder / "random-init" / "demo-random-quick" / "linear-probe-cached"
                  / "results.json"):
         assert path.is_file(), path
+    # The table repeats what the stages wrote: R@1 of retrieval.h5, top-1 of results.json
+    table = {row["metric"]: row for row in summary["results"]}
+    retrieval = run_slic_json("inspect", str(run_folder / "retrieval" / "synthetic-projection"
+                                             / "retrieval.h5"))
+    assert table["R@1"]["slic"] == pytest.approx(retrieval["recall"]["1"])
+    assert table["R@1"]["slic"] <= table["R@5"]["slic"]
+    for who, folder_of in (("slic", run_folder),
+                           ("random_init", folder / "random-init" / "demo-random-quick")):
+        probe = json.loads((folder_of / "linear-probe-cached" / "results.json").read_text())
+        confusion = np.array(probe["confusion"])
+        assert table["linear probe top-1 (cached)"][who] == pytest.approx(
+            np.trace(confusion) / confusion.sum())
     ran = yaml.safe_load((run_folder / "config.yaml").read_text())
     assert ran["pretrain"]["arch"] == "r3d_tiny" and ran["pretrain"]["epochs"] == 2
     assert ran["data"]["dataset"] == "synthetic"

@@ -58,6 +58,9 @@ def test_finetune_from_random_init_with_bf16_autocast_on_cpu(training_workspace)
                             "--amp", "bf16")
     assert Path(summary["folder"]).name == "finetune"
     assert Path(summary["folder"]).parent.name.startswith("random-r3d_tiny-seed7-")
+    confusion = json.loads((Path(summary["folder"]) / "results.json").read_text())["confusion"]
+    correct, total = sum(row[i] for i, row in enumerate(confusion)), sum(map(sum, confusion))
+    assert total == 8 and summary["top1"] == pytest.approx(correct / total, abs=1e-6)
     assert len(summary["per_class"]) == 4
 
 

@@ -49,7 +49,9 @@ def test_cached_probe_of_a_run_and_a_random_encoder(training_workspace, pretrain
         assert summary["protocol"] == "cached"
     assert trained["encoder"].endswith("best.pt") and "random-init" in baseline["encoder"]
     results = json.loads((run_dir / "linear-probe-cached" / "results.json").read_text())
-    assert np.array(results["confusion"]).sum() == 8
+    confusion = np.array(results["confusion"])
+    assert confusion.sum() == 8
+    assert trained["top1"] == pytest.approx(np.trace(confusion) / 8, abs=1e-6)
     assert (run_dir / "linear-probe-cached" / "confusion.png").stat().st_size > 1000
     again = run_slic_json("linear-probe", *common, *probe, "--run", str(run_dir),
                           "--epochs", "20")

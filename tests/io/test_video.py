@@ -1,3 +1,4 @@
+import os
 import subprocess
 from pathlib import Path
 
@@ -117,9 +118,29 @@ def test_ffmpeg_jpegs_split_from_a_stream_read_in_pieces(tmp_path):
         split_jpeg_stream(b"nonsense")
 
 
-def test_stopping_early_is_not_an_error(tmp_path):
+def ffmpeg_children() -> list[int]:
+    """Pids of this process's children whose command name mentions ffmpeg (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended while we looked
+            continue
+        name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:]
+        if int(rest.split()[1]) == os.getpid() and "ffmpeg" in name:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads Linux's /proc")
+def test_stopping_early_is_not_an_error_and_ends_ffmpeg(tmp_path):
     path = tmp_path / "v.avi"
-    write_video(path, ramp_frames(30, 48, 64), fps=25)
+    source = ramp_frames(30, 48, 64)
+    write_video(path, source, fps=25)
     frames = decode_frames(path, None, None)
-    next(frames)
-    frames.close()
+    first = next(frames)
+    assert first.shape == (48, 64, 3)
+    assert np.abs(first.astype(int) - source[0]).mean() < 8  # the first frame, lossy codec
+    assert ffmpeg_children()  # the decoder is running while frames are pending
+    frames.close()  # the consumer stops after one frame: no exception, no process left
+    assert ffmpeg_children() == []

@@ -90,19 +90,15 @@ def _persistent(pid: Any) -> Any:
     return Opaque("persistent id")
 
 
-def _plain_value(opcode: str, argument: Any) -> tuple[bool, Any]:
-    """(True, value) for the opcodes that push one constant."""
-    if opcode in {"BININT", "BININT1", "BININT2", "LONG1", "LONG4", "INT", "LONG", "BINFLOAT",
-                  "FLOAT", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "UNICODE",
-                  "SHORT_BINSTRING", "BINSTRING", "STRING", "SHORT_BINBYTES", "BINBYTES",
-                  "BINBYTES8"}:
-        return True, argument
-    constants = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False, "EMPTY_DICT": {},
-                 "EMPTY_LIST": [], "EMPTY_TUPLE": (), "EMPTY_SET": set()}
-    if opcode in constants:
-        value = constants[opcode]
-        return True, type(value)() if isinstance(value, (dict, list, set)) else value
-    return False, None
+# Opcodes that push their argument as it is, and those that push a constant or a new
+# empty container.
+ARGUMENT_OPCODES = frozenset({
+    "BININT", "BININT1", "BININT2", "LONG1", "LONG4", "INT", "LONG", "BINFLOAT", "FLOAT",
+    "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING",
+    "BINSTRING", "STRING", "SHORT_BINBYTES", "BINBYTES", "BINBYTES8"})
+CONSTANT_OPCODES = {"NONE": lambda: None, "NEWTRUE": lambda: True, "NEWFALSE": lambda: False,
+                    "EMPTY_DICT": dict, "EMPTY_LIST": list, "EMPTY_TUPLE": tuple,
+                    "EMPTY_SET": set}
 
 
 def read_pickle_structure(data: bytes) -> Any:
@@ -111,9 +107,10 @@ def read_pickle_structure(data: bytes) -> Any:
     memo: dict[int, Any] = {}
     for op, argument, _ in pickletools.genops(data):
         name = op.name
-        pushed, value = _plain_value(name, argument)
-        if pushed:
-            stack.append(value)
+        if name in ARGUMENT_OPCODES:
+            stack.append(argument)
+        elif name in CONSTANT_OPCODES:
+            stack.append(CONSTANT_OPCODES[name]())
         elif name in {"PROTO", "FRAME"}:
             continue
         elif name == "MARK":

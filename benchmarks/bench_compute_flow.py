@@ -202,8 +202,8 @@ def breakdown(frames_h5: Path, workspace: Path) -> dict[str, float]:
     """Run compute-flow's library code in-process (1 worker) with its steps wrapped in timers."""
     import stages.compute_flow as cf
     import stages.io.staging as staging
-    from stages.run_context import RunContext
-    from stages.shared_config import DataConfig, WorkspaceConfig
+    from stages.runtime.context import RunContext
+    from stages.runtime.sections import DataConfig, WorkspaceConfig
 
     totals: dict[str, float] = defaultdict(float)
     durations: list[float] = []  # per video, in processing (= dispatch) order

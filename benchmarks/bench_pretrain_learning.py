@@ -35,13 +35,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import machine_info, print_machine, slic_command, table  # noqa: E402
-from stages.clips.evaluation import EvaluationClips  # noqa: E402
+from stages.clips.fixed_windows import EvaluationClips  # noqa: E402
 from stages.clips.store import ClipStore  # noqa: E402
 from stages.clustering.metrics import cluster_quality  # noqa: E402
 from stages.clustering.partitions import cluster_features  # noqa: E402
 from stages.evaluation.retrieval import retrieval_recall  # noqa: E402
 from stages.models.encoder import Encoder  # noqa: E402
-from stages.progress import SilentProgress  # noqa: E402
+from stages.runtime.progress import SilentProgress  # noqa: E402
 from stages.training.compute import Compute  # noqa: E402
 from stages.training.embedding import embed_clips  # noqa: E402
 

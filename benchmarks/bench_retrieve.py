@@ -33,11 +33,11 @@ from benchmarks._common import (  # noqa: E402
     slic_command,
     table,
 )
-from stages.clips.evaluation import EvaluationClips  # noqa: E402
+from stages.clips.fixed_windows import EvaluationClips  # noqa: E402
 from stages.clips.store import ClipStore  # noqa: E402
 from stages.evaluation.retrieval import retrieval_recall  # noqa: E402
 from stages.models.encoder import Encoder  # noqa: E402
-from stages.progress import SilentProgress  # noqa: E402
+from stages.runtime.progress import SilentProgress  # noqa: E402
 from stages.training.compute import Compute  # noqa: E402
 from stages.training.embedding import embed_clips  # noqa: E402
 

@@ -47,8 +47,8 @@ from benchmarks._common import (  # noqa: E402
     print_machine,
     table,
 )
+from stages.flow.methods import quantise_flow  # noqa: E402
 from stages.flow.tvl1 import TVL1Params, tvl1_flow  # noqa: E402
-from stages.flow_methods import quantise_flow  # noqa: E402
 
 BOUND = 20.0
 SHORT_SIDE = 128

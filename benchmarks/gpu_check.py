@@ -33,8 +33,8 @@ from benchmarks._common import (  # noqa: E402
     run_slic,
     table,
 )
-from stages.compute_config import ComputeConfig  # noqa: E402
 from stages.models.encoder import Encoder  # noqa: E402
+from stages.runtime.sections import ComputeConfig  # noqa: E402
 from stages.training.compute import Compute, start_compute  # noqa: E402
 
 PRESETS = {

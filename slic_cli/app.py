@@ -46,14 +46,14 @@ from slic_cli.options import (
     WorkspaceOption,
 )
 from slic_cli.share_commands import export_command, report_command
-from stages.choices import ARCHITECTURES
 from stages.config import load_config
-from stages.errors import SlicError
-from stages.run_context import RunContext
+from stages.runtime.choices import ARCHITECTURES
+from stages.runtime.context import RunContext
+from stages.runtime.errors import SlicError
 
 if TYPE_CHECKING:
     from stages.config import SlicConfig
-    from stages.video_stage import VideoStageResult
+    from stages.runtime.video_stage import VideoStageResult
 
 app = typer.Typer(
     name="slic",
@@ -147,7 +147,7 @@ def extract_frames_command(
 ) -> None:
     """Decode every video of a dataset, resize it, and store all frames in one frames.h5."""
     from stages import extract_frames
-    from stages.per_video import Shard
+    from stages.runtime.per_video import Shard
 
     with user_errors():
         resolved = load_config(config, {
@@ -177,7 +177,7 @@ def compute_flow_command(
 ) -> None:
     """Dense optical flow between consecutive frames of frames.h5, stored as uint8 u and v."""
     from stages import compute_flow
-    from stages.per_video import Shard
+    from stages.runtime.per_video import Shard
 
     with user_errors():
         resolved = load_config(config, {

@@ -22,8 +22,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from stages.errors import SlicError
 from stages.io.space import disk_full_cause, disk_full_message
+from stages.runtime.errors import SlicError
 
 # Piped or redirected, rich would cut tables at 80 columns ("ucfTrainTes…"); a file or
 # another program gets them whole.

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from stages.choices import DATASET_LAYOUTS
+from stages.runtime.choices import DATASET_LAYOUTS
 
 ConfigOption = Annotated[
     Optional[Path], typer.Option("--config", "-c", help="YAML config file (see example.yaml).")

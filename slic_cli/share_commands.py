@@ -28,7 +28,7 @@ def report_command(
     """One self-contained HTML page of a run: config and provenance, training curves,
     clusters across rounds, an embedding map, retrieval with a moving gallery, the linear
     probe and fine-tuning with confusion matrices. Opens offline in any browser."""
-    from stages.report.page import write_report
+    from stages.report import write_report
 
     with user_errors():
         result = write_report(run, out, queries)

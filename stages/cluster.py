@@ -14,7 +14,6 @@ from stages import __version__
 from stages.cluster_config import ClusterConfig
 from stages.clustering.metrics import cluster_quality
 from stages.clustering.partitions import cluster_features
-from stages.errors import ConfigError
 from stages.io.artifacts import (
     KIND_ASSIGNMENTS,
     Assignments,
@@ -29,8 +28,9 @@ from stages.io.artifacts import (
     write_provenance,
 )
 from stages.io.features import load_features
-from stages.run_context import RunContext, fingerprint, now
-from stages.settings import output_relevant
+from stages.runtime.context import RunContext, fingerprint, now
+from stages.runtime.errors import ConfigError
+from stages.runtime.settings import output_relevant
 
 
 @dataclass

@@ -11,10 +11,8 @@ import h5py
 import numpy as np
 
 from stages import __version__
-from stages.compute_config import ComputeConfig
 from stages.compute_flow_config import ComputeFlowConfig
-from stages.errors import ConfigError
-from stages.flow_methods import (
+from stages.flow.methods import (
     VIDEO_FLOW_METHODS,
     check_flow_method,
     make_video_flow,
@@ -39,12 +37,13 @@ from stages.io.artifacts import (
 )
 from stages.io.images import decode_gray, encode_image
 from stages.io.staging import EncodedStream, StagingArea, pack_images
-from stages.per_video import Shard
-from stages.run_context import RunContext, fingerprint, now
-from stages.settings import output_relevant
-from stages.shared_config import DataConfig, WorkspaceConfig
-from stages.video_stage import VideoStageResult, run_video_stage
-from stages.workspace import flow_path, frames_path
+from stages.runtime.context import RunContext, fingerprint, now
+from stages.runtime.errors import ConfigError
+from stages.runtime.per_video import Shard
+from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
+from stages.runtime.settings import output_relevant
+from stages.runtime.video_stage import VideoStageResult, run_video_stage
+from stages.runtime.workspace import flow_path, frames_path
 
 FLOW_STREAMS = ("flow_u", "flow_v")
 # Pairs given to the flow method at once: a batched method (tvl1) batches them, and a long

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stages.choices import DIS_PRESET_NAMES, FLOW_METHOD_NAMES, IMAGE_CODECS
-from stages.settings import setting
+from stages.runtime.choices import DIS_PRESET_NAMES, FLOW_METHOD_NAMES, IMAGE_CODECS
+from stages.runtime.settings import setting
 
 
 @dataclass

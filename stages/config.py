@@ -1,4 +1,5 @@
-"""The resolved config: every section, from defaults, a YAML file, CLI options and `--set`.
+"""The pipeline's config: every stage's section beside the shared ones, resolved from
+defaults, a YAML file, CLI options and `--set` (`stages.runtime.layers`).
 
 Precedence, lowest first: defaults, `--config FILE`, explicit command options, `--set
 section.key=value`. Every key is checked at start-up; a wrong one fails with one line naming it.
@@ -12,17 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from stages.cluster_config import ClusterConfig
-from stages.compute_config import ComputeConfig
 from stages.compute_flow_config import ComputeFlowConfig
-from stages.errors import ConfigError
 from stages.extract_frames_config import ExtractFramesConfig
 from stages.finetune_config import FinetuneConfig
 from stages.linear_probe_config import LinearProbeConfig
 from stages.make_dataset_config import MakeDatasetConfig
 from stages.pretrain_config import PretrainConfig
 from stages.retrieve_config import RetrieveConfig
-from stages.settings import build_section, render_section_yaml
-from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.runtime.layers import resolve_sections
+from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
+from stages.runtime.settings import render_section_yaml
 
 
 @dataclass
@@ -48,68 +48,13 @@ class SlicConfig:
 SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(SlicConfig)}
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml  # read only when there is YAML to read: every command loads a config
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from error
-    try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config file {path}{where} is not valid YAML; fix its syntax") from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict) or not all(isinstance(v, dict) or v is None
-                                               for v in loaded.values()):
-        raise ConfigError(f"config file {path} must map section names to mappings of keys")
-    return {name: dict(values or {}) for name, values in loaded.items()}
-
-
-def _set_key(raw: dict[str, dict[str, Any]], dotted: str, value: Any, origin: str) -> None:
-    section, _, key = dotted.replace("-", "_").partition(".")
-    if not key:
-        raise ConfigError(f"{origin} {dotted!r} must name section.key, for example data.root")
-    raw.setdefault(section, {})[key] = value
-
-
-def parse_set_item(item: str) -> tuple[str, Any]:
-    """Split `section.key=value`; the value is read as YAML (numbers, true/false, null)."""
-    import yaml
-
-    dotted, sep, text = item.partition("=")
-    if not sep:
-        raise ConfigError(f"--set {item!r} must look like section.key=value")
-    try:
-        value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
-        value = text
-    return dotted.strip(), value
-
-
 def load_config(
     path: Path | None = None,
     options: dict[str, Any] | None = None,
     set_items: list[str] | None = None,
 ) -> SlicConfig:
     """Resolve the config. `options` maps dotted keys to explicit CLI values (None = not given)."""
-    raw = _read_yaml(path) if path is not None else {}
-    for dotted, value in (options or {}).items():
-        if value is not None:
-            _set_key(raw, dotted, value, "option")
-    for item in set_items or []:
-        dotted, value = parse_set_item(item)
-        _set_key(raw, dotted, value, "--set")
-    for name in raw:
-        if name not in SECTIONS:
-            raise ConfigError(
-                f"unknown config section {name!r} (sections: {', '.join(SECTIONS)})"
-            )
-    return SlicConfig(**{name: build_section(name, cls, raw.get(name, {}))
-                         for name, cls in SECTIONS.items()})
+    return SlicConfig(**resolve_sections(SECTIONS, path, options, set_items))
 
 
 def render_example() -> str:

@@ -24,9 +24,9 @@ from stages import retrieve as retrieve_stage
 from stages.cluster_config import ClusterConfig
 from stages.config import SlicConfig
 from stages.evaluation.sources import random_init_checkpoint
-from stages.report.page import write_report
-from stages.run_context import RunContext
-from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.report import write_report
+from stages.runtime.context import RunContext
+from stages.runtime.sections import DataConfig, WorkspaceConfig
 
 
 @dataclass(frozen=True)

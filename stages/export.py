@@ -27,11 +27,11 @@ from typing import Any
 import torch
 
 from stages import __version__
-from stages.choices import EXPORT_FORMATS
-from stages.errors import ConfigError
 from stages.evaluation.sources import load_encoder
 from stages.io.artifacts import file_checksum
 from stages.models.encoder import Encoder
+from stages.runtime.choices import EXPORT_FORMATS
+from stages.runtime.errors import ConfigError
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 

@@ -28,12 +28,12 @@ from stages.io.artifacts import (
 from stages.io.images import encode_image
 from stages.io.staging import EncodedStream, StagingArea, pack_images
 from stages.io.video import StreamInfo, decode_frames, encode_jpeg_frames
-from stages.per_video import Shard
-from stages.run_context import RunContext, fingerprint, now
-from stages.settings import output_relevant
-from stages.shared_config import DataConfig, WorkspaceConfig
-from stages.video_stage import VideoStageResult, run_video_stage
-from stages.workspace import frames_path
+from stages.runtime.context import RunContext, fingerprint, now
+from stages.runtime.per_video import Shard
+from stages.runtime.sections import DataConfig, WorkspaceConfig
+from stages.runtime.settings import output_relevant
+from stages.runtime.video_stage import VideoStageResult, run_video_stage
+from stages.runtime.workspace import frames_path
 
 # Part of the cache key, raised when decoding changes which frames come out, so frames.h5 files
 # made before are redone rather than reported up to date. 2: each decoded frame kept once.

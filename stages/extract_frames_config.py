@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stages.choices import FRAME_CODECS
-from stages.settings import setting
+from stages.runtime.choices import FRAME_CODECS
+from stages.runtime.settings import setting
 
 
 @dataclass

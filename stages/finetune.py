@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stages.compute_config import ComputeConfig
 from stages.evaluation.sources import encoder_source
 from stages.finetune_config import FINETUNE_RESUMABLE, FinetuneConfig
 from stages.pretrain_config import PretrainConfig
-from stages.run_context import RunContext
-from stages.settings import output_relevant
-from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.runtime.context import RunContext
+from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
+from stages.runtime.settings import output_relevant
 from stages.training.classification import ClassifierRecipe, train_classifier, write_results
 from stages.training.compute import start_compute, stop_compute
 

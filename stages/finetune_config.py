@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stages.choices import CROP_COUNTS
-from stages.settings import setting
+from stages.runtime.choices import CROP_COUNTS
+from stages.runtime.settings import setting
 
 # Keys a resumed fine-tuning run may change: its length, the test-time views and the learning
 # rates (the usual cure after a divergence).

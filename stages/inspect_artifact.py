@@ -17,7 +17,6 @@ import h5py
 import numpy as np
 
 from stages.datasets.base import MEMBERSHIP_NAMES
-from stages.errors import ArtifactError, ConfigError
 from stages.io.artifacts import (
     KIND_ASSIGNMENTS,
     KIND_FEATURES,
@@ -37,6 +36,7 @@ from stages.io.artifacts import (
     stream_names,
 )
 from stages.io.checkpoint_reader import TensorInfo, read_checkpoint_structure, tensor_counts
+from stages.runtime.errors import ArtifactError, ConfigError
 
 
 def _describe_videos(h5: h5py.File) -> dict[str, Any]:

@@ -23,9 +23,8 @@ import numpy as np
 import torch
 
 from stages import __version__
-from stages.clips.evaluation import EvaluationClips
+from stages.clips.fixed_windows import EvaluationClips
 from stages.clips.store import ClipStore
-from stages.compute_config import ComputeConfig
 from stages.evaluation.classification import (
     confusion_matrix,
     per_class_accuracy,
@@ -44,14 +43,14 @@ from stages.io.artifacts import (
 )
 from stages.linear_probe_config import LINEAR_PROBE_RESUMABLE, LinearProbeConfig
 from stages.pretrain_config import PretrainConfig
-from stages.run_context import RunContext, fingerprint, now
-from stages.settings import output_relevant
-from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.runtime.context import RunContext, fingerprint, now
+from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
+from stages.runtime.settings import output_relevant
+from stages.runtime.workspace import point_latest, settings_folder
 from stages.training.classification import ClassifierRecipe, train_classifier, write_results
 from stages.training.compute import Compute, start_compute, stop_compute
 from stages.training.embedding import embed_clips
 from stages.training.video_split import split_rows
-from stages.workspace import point_latest, settings_folder
 
 __all__ = ["LinearProbeConfig", "LinearProbeResult", "run"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stages.choices import CROP_COUNTS
-from stages.settings import setting
+from stages.runtime.choices import CROP_COUNTS
+from stages.runtime.settings import setting
 
 PROBE_PROTOCOLS = ("windows", "cached")
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from stages.errors import SlicError
 from stages.io.video import write_video
 from stages.make_dataset_config import MakeDatasetConfig
-from stages.run_context import RunContext
+from stages.runtime.context import RunContext
+from stages.runtime.errors import SlicError
 from stages.synthetic.appearance import shot_appearance, video_object
 from stages.synthetic.motion import MOTIONS, draw_shot_motion, draw_video_motion
 

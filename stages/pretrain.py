@@ -20,19 +20,26 @@ from torch.utils.data import DataLoader
 
 from stages import __version__
 from stages.clips.augment import AugmentSettings
-from stages.clips.evaluation import EvaluationClips
+from stages.clips.fixed_windows import EvaluationClips
 from stages.clips.store import ClipStore
 from stages.clips.triplets import EpochSampler, TripletClips, TripletSettings
-from stages.compute_config import ComputeConfig
-from stages.errors import ConfigError, TrainingDiverged
 from stages.evaluation.collapse import collapse_warning, embedding_health
 from stages.evaluation.retrieval import retrieval_recall
 from stages.io.artifacts import StoredFeatures, artifact_input
 from stages.models.encoder import Encoder, load_encoder_weights
 from stages.pretrain_config import RESUMABLE_CHANGES, PretrainConfig, evaluation_interval
-from stages.run_context import RunContext
-from stages.settings import output_relevant
-from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.runtime.context import RunContext
+from stages.runtime.errors import ConfigError, TrainingDiverged
+from stages.runtime.run_folder import (
+    RunFolder,
+    record_features,
+    record_round,
+    write_config,
+)
+from stages.runtime.run_lock import run_folder_lock
+from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
+from stages.runtime.settings import output_relevant
+from stages.runtime.workspace import flow_path, frames_path, runs_folder
 from stages.training import distributed as dist_tools
 from stages.training.checkpoint import save_checkpoint
 from stages.training.compute import Compute, start_compute, stop_compute, training_workers
@@ -45,18 +52,10 @@ from stages.training.rounds import (
     fixed_labels,
     labels_digest,
 )
-from stages.training.run_folder import (
-    RunFolder,
-    record_features,
-    record_round,
-    write_config,
-)
-from stages.training.run_lock import run_folder_lock
 from stages.training.schedule import build_schedule, lr_factor
 from stages.training.slic_step import LossSettings, slic_step, step_generator
 from stages.training.trainer import StepResult, Trainer
 from stages.training.video_split import TrainingVideos, select_training_videos
-from stages.workspace import flow_path, frames_path, runs_folder
 
 __all__ = ["PretrainConfig", "PretrainResult", "TrainingDiverged", "run"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stages.choices import (
+from stages.runtime.choices import (
     ANCHOR_MODES,
     ARCHITECTURES,
     FLOW_AUGMENT_MODES,
@@ -14,7 +14,7 @@ from stages.choices import (
     NEIGHBOUR_SEARCHES,
     PSEUDO_LABEL_SOURCES,
 )
-from stages.settings import setting
+from stages.runtime.settings import setting
 
 # Keys a resumed run may change: how long, how often to evaluate, and the learning rate (the
 # usual cure after a divergence).

@@ -17,10 +17,8 @@ import h5py
 import numpy as np
 
 from stages import __version__
-from stages.clips.evaluation import EvaluationClips
+from stages.clips.fixed_windows import EvaluationClips
 from stages.clips.store import ClipStore
-from stages.compute_config import ComputeConfig
-from stages.errors import ArtifactError, ConfigError
 from stages.evaluation.gallery import balanced_queries, write_gallery
 from stages.evaluation.recall import per_class_recall
 from stages.evaluation.retrieval import nearest_neighbours, recall_at_k
@@ -48,13 +46,14 @@ from stages.io.artifacts import (
 from stages.io.features import FeatureSet, load_features
 from stages.pretrain_config import PretrainConfig
 from stages.retrieve_config import RetrieveConfig, parse_ks
-from stages.run_context import RunContext, fingerprint, now
-from stages.settings import output_relevant
-from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.runtime.context import RunContext, fingerprint, now
+from stages.runtime.errors import ArtifactError, ConfigError
+from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
+from stages.runtime.settings import output_relevant
+from stages.runtime.workspace import dataset_folder, frames_path, point_latest, settings_folder
 from stages.training.compute import Compute, start_compute, stop_compute
 from stages.training.embedding import embed_clips
 from stages.training.video_split import split_rows
-from stages.workspace import dataset_folder, frames_path, point_latest, settings_folder
 
 __all__ = ["RetrieveConfig", "RetrieveResult", "run"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stages.settings import setting
+from stages.runtime.settings import setting
 
 
 @dataclass

@@ -46,7 +46,7 @@ def training_workspace(synthetic_root: Path, tmp_path_factory: pytest.TempPathFa
     from stages.compute_flow import run as compute_flow
     from stages.extract_frames import ExtractFramesConfig
     from stages.extract_frames import run as extract_frames
-    from stages.shared_config import DataConfig, WorkspaceConfig
+    from stages.runtime.sections import DataConfig, WorkspaceConfig
 
     root = tmp_path_factory.mktemp("training-ws")
     workspace = WorkspaceConfig(root=str(root))
@@ -69,7 +69,7 @@ def pretrained_run(training_workspace: Path) -> Path:
     whole folder with `copy_run`, before writing beside it."""
     from stages.pretrain import PretrainConfig
     from stages.pretrain import run as pretrain
-    from stages.shared_config import DataConfig, WorkspaceConfig
+    from stages.runtime.sections import DataConfig, WorkspaceConfig
 
     settings = PretrainConfig(**TINY_PRETRAIN, epochs=1, run_name="tiny-source")
     return pretrain(settings, DataConfig(dataset="synthetic"),
@@ -94,7 +94,7 @@ def motion_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from stages.compute_flow import ComputeFlowConfig
     from stages.compute_flow import run as compute_flow
     from stages.make_dataset import render_video
-    from stages.shared_config import DataConfig, WorkspaceConfig
+    from stages.runtime.sections import DataConfig, WorkspaceConfig
     from stages.synthetic.motion import MOTIONS
 
     root = tmp_path_factory.mktemp("motion-ws")

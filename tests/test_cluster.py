@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from stages.cluster import ClusterConfig, run
-from stages.errors import SlicError
 from stages.io.artifacts import open_artifact, read_assignments
-from stages.run_context import RunContext
+from stages.runtime.context import RunContext
+from stages.runtime.errors import SlicError
 from tests.clustering.test_finch import blobs
 from tests.conftest import run_slic
 

@@ -3,14 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-from stages.compute_config import ComputeConfig
 from stages.compute_flow import ComputeFlowConfig, flow_device, run
-from stages.errors import ArtifactError, ConfigError, SlicError
-from stages.flow_methods import FLOW_METHODS, dequantise_flow, make_video_flow, quantise_flow
+from stages.flow.methods import FLOW_METHODS, dequantise_flow, make_video_flow, quantise_flow
 from stages.io.artifacts import open_artifact, read_encoded_images, read_video_table
 from stages.io.images import decode_image
-from stages.per_video import Shard
-from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.runtime.errors import ArtifactError, ConfigError, SlicError
+from stages.runtime.per_video import Shard
+from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
 from tests.helpers import assert_same_contents, write_tiny_frames
 
 DATA = DataConfig(dataset="synthetic")

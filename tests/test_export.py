@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from stages.errors import ConfigError
 from stages.export import build_from_recipe, export
 from stages.models.encoder import Encoder
+from stages.runtime.errors import ConfigError
 from stages.training.checkpoint import save_checkpoint
 
 CLIP = {"clip_length": 4, "stride": 2, "crop_size": 32}

@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from stages.errors import ArtifactError, ConfigError
 from stages.inspect_artifact import describe
 from stages.io.checkpoint_reader import TensorInfo, read_checkpoint_structure
+from stages.runtime.errors import ArtifactError, ConfigError
 from stages.training.checkpoint import save_checkpoint
 
 

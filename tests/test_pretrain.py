@@ -18,7 +18,7 @@ from stages.cluster import run as cluster
 from stages.io.artifacts import read_assignment_rounds
 from stages.io.features import load_features
 from stages.pretrain import PretrainConfig, run
-from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.runtime.sections import DataConfig, WorkspaceConfig
 from stages.training.checkpoint import load_checkpoint
 from tests.conftest import run_slic, slic_executable
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.errors import ArtifactError
 from stages.retrieve import RetrieveConfig, run
-from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.runtime.errors import ArtifactError
+from stages.runtime.sections import DataConfig, WorkspaceConfig
 from tests.conftest import run_slic, run_slic_json
 
 KS = (1, 5, 10, 20, 50)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from stages.choices import FLOW_AUGMENT_MODES
+from stages.runtime.choices import FLOW_AUGMENT_MODES
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1, 1)

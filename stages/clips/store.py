@@ -13,8 +13,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from stages.errors import ArtifactError, SlicError
-from stages.flow_methods import dequantise_flow, quantise_flow
+from stages.flow.methods import dequantise_flow, quantise_flow
 from stages.io.artifacts import (
     KIND_FLOW,
     KIND_FRAMES,
@@ -25,6 +24,7 @@ from stages.io.artifacts import (
     read_video_table,
 )
 from stages.io.images import decode_image
+from stages.runtime.errors import ArtifactError, SlicError
 
 
 @dataclass

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from stages.choices import FLOW_REPLACEMENTS
 from stages.clips.augment import AugmentSettings, augment_clip, draw_augmentation
 from stages.clips.store import ClipStore
 from stages.clips.windows import anchor_and_positive_starts, random_start, window
+from stages.runtime.choices import FLOW_REPLACEMENTS
 
 # Which clips of an item may become the flow view: the positive only (the poster), or the
 # positive and, independently, aug(x) (the official code).

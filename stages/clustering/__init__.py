@@ -1,1 +1,2 @@
-"""Clustering of video features: FINCH (first-neighbour relations) on faiss."""
+"""Clustering algorithms of video features and their quality: FINCH on exact or approximate
+first neighbours, spherical k-means, the partition a stage asks for, and NMI/AMI/ARI."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stages.clustering.neighbours import first_neighbours
-from stages.errors import SlicError
+from stages.runtime.errors import SlicError
 
 SUM_CHUNK_ROWS = 8_192  # rows of one weighted bincount in cluster_sums
 

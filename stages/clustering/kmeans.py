@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from stages.clustering.finch import canonical_labels
-from stages.errors import SlicError
+from stages.runtime.errors import SlicError
 
 
 def spherical_kmeans(features: np.ndarray, num_clusters: int, seed: int = 0,

@@ -11,7 +11,7 @@ import numpy as np
 
 from stages.clustering.finch import finch
 from stages.clustering.kmeans import spherical_kmeans
-from stages.errors import ConfigError
+from stages.runtime.errors import ConfigError
 
 
 @dataclass

@@ -10,7 +10,7 @@ from stages.datasets.folder import read_folder
 from stages.datasets.hmdb51 import read_hmdb51
 from stages.datasets.kinetics import read_kinetics400
 from stages.datasets.ucf101 import read_ucf101
-from stages.errors import DataError
+from stages.runtime.errors import DataError
 
 DatasetReader = Callable[[Path, float, int], DatasetListing]
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stages.errors import DataError
+from stages.runtime.errors import DataError
 
 VIDEO_EXTENSIONS = (
     ".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".flv", ".wmv", ".ogv",

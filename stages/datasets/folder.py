@@ -17,7 +17,7 @@ from stages.datasets.base import (
     require_folder,
     scan_videos,
 )
-from stages.errors import DataError
+from stages.runtime.errors import DataError
 
 
 def stratified_membership(

@@ -14,7 +14,7 @@ from stages.datasets.base import (
     require_folder,
     scan_videos,
 )
-from stages.errors import DataError
+from stages.runtime.errors import DataError
 
 LIST_FOLDER = "testTrainMulti_7030_splits"
 LIST_NAME = re.compile(r"^(?P<cls>.+)_test_split(?P<split>[123])\.txt$")

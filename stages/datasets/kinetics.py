@@ -15,7 +15,7 @@ from stages.datasets.base import (
     require_folder,
     scan_videos,
 )
-from stages.errors import DataError
+from stages.runtime.errors import DataError
 
 # Kinetics evaluates on its validation set: it plays the role of the test split here.
 CSV_ROLES = (("train", TRAIN), ("validate", TEST), ("val", TEST))

@@ -15,7 +15,7 @@ from stages.datasets.base import (
     require_folder,
     scan_videos,
 )
-from stages.errors import DataError
+from stages.runtime.errors import DataError
 
 LIST_FOLDER = "ucfTrainTestlist"
 

@@ -11,15 +11,15 @@ from typing import Any
 
 import torch
 
-from stages.errors import ArtifactError, ConfigError
 from stages.io.artifacts import file_checksum
 from stages.io.checkpoint_reader import read_checkpoint_structure
 from stages.models.encoder import Encoder
 from stages.pretrain_config import PretrainConfig
-from stages.settings import output_relevant
-from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.runtime.errors import ArtifactError, ConfigError
+from stages.runtime.sections import DataConfig, WorkspaceConfig
+from stages.runtime.settings import output_relevant
+from stages.runtime.workspace import dataset_folder, frames_path, runs_folder
 from stages.training.checkpoint import load_checkpoint, save_checkpoint
-from stages.workspace import dataset_folder, frames_path, runs_folder
 
 
 def latest_run(workspace: WorkspaceConfig, data: DataConfig) -> Path:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.errors import ArtifactError
 from stages.io.artifacts import KIND_FEATURES, open_artifact, read_features
+from stages.runtime.errors import ArtifactError
 
 
 @dataclass

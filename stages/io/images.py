@@ -9,8 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from stages.choices import IMAGE_CODECS
-from stages.errors import SlicError
+from stages.runtime.choices import IMAGE_CODECS
+from stages.runtime.errors import SlicError
 
 # OpenCV >= 4.10 decodes straight to RGB; older versions decode BGR and convert.
 _DECODE_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)

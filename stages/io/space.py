@@ -7,7 +7,7 @@ import errno
 import shutil
 from pathlib import Path
 
-from stages.errors import DiskFull
+from stages.runtime.errors import DiskFull
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from stages.errors import SlicError
 from stages.io.temporaries import process_alive
+from stages.runtime.errors import SlicError
 
 # Encoded images of one stream: concatenated bytes (uint8) and (n + 1,) int64 offsets.
 EncodedStream = tuple[np.ndarray, np.ndarray]

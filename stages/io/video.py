@@ -20,7 +20,7 @@ from typing import Any
 import ffmpeg
 import numpy as np
 
-from stages.errors import SlicError
+from stages.runtime.errors import SlicError
 
 _DIMS = re.compile(r", (\d+)x(\d+)")
 _FPS = re.compile(r"([\d.]+)(k?) (?:fps|tbr)")

@@ -1,4 +1,4 @@
 """Video encoders: backbones (a registry), the projection head, and the two joined.
 
-The registry's names are `stages.choices.ARCHITECTURES`, importable without torch.
+The registry's names are `stages.runtime.choices.ARCHITECTURES`, importable without torch.
 """

@@ -13,7 +13,7 @@ from torch import nn
 from torchvision.models.video import r2plus1d_18, s3d
 from torchvision.models.video.resnet import BasicBlock, Conv3DSimple
 
-from stages.errors import ConfigError
+from stages.runtime.errors import ConfigError
 
 
 class VideoResNet3d(nn.Module):

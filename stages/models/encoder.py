@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stages.errors import ConfigError
 from stages.models.backbones import BACKBONES
+from stages.runtime.errors import ConfigError
 
 
 class ProjectionHead(nn.Module):

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from stages.errors import ArtifactError, DiskFull
 from stages.io.space import describe, disk_full_cause, free_bytes
 from stages.io.temporaries import remove_stale_temporaries, temporary_for
+from stages.runtime.errors import ArtifactError, DiskFull
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:

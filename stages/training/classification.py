@@ -22,11 +22,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from stages import __version__
-from stages.clips.evaluation import EvaluationClips
+from stages.clips.fixed_windows import EvaluationClips
 from stages.clips.labelled import LabelledClips
 from stages.clips.store import ClipStore
 from stages.clips.triplets import EpochSampler
-from stages.errors import ConfigError, TrainingDiverged
 from stages.evaluation.classification import (
     confusion_matrix,
     draw_confusion,
@@ -34,12 +33,13 @@ from stages.evaluation.classification import (
     top_k_accuracy,
 )
 from stages.evaluation.sources import EncoderSource
-from stages.run_context import RunContext
+from stages.runtime.context import RunContext
+from stages.runtime.errors import ConfigError, TrainingDiverged
+from stages.runtime.run_lock import run_folder_lock
 from stages.training.checkpoint import load_checkpoint, save_checkpoint
 from stages.training.compute import Compute, training_workers
 from stages.training.embedding import configure_worker, embed_clips
 from stages.training.monitor import MetricsLog
-from stages.training.run_lock import run_folder_lock
 from stages.training.schedule import build_schedule, lr_factor, paper_drop_epochs
 from stages.training.trainer import StepResult, Trainer
 from stages.training.video_split import split_rows

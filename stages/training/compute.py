@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from stages.compute_config import ComputeConfig
-from stages.errors import ConfigError
+from stages.runtime.errors import ConfigError
+from stages.runtime.sections import ComputeConfig
 from stages.training import distributed as dist_tools
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from stages.clips.evaluation import EvaluationClips
-from stages.progress import Progress
+from stages.clips.fixed_windows import EvaluationClips
+from stages.runtime.progress import Progress
 from stages.training.compute import Compute, usable_cores
 from stages.training.distributed import gather_rows
 

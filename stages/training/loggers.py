@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from stages.choices import LOGGER_NAMES
-from stages.errors import ConfigError
+from stages.runtime.choices import LOGGER_NAMES
+from stages.runtime.errors import ConfigError
 from stages.training.curves import CURVES, NOT_PLOTTED
 
 TENSORBOARD_FOLDER = "tensorboard"

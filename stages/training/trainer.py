@@ -23,8 +23,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from stages import __version__
-from stages.errors import ConfigError, TrainingDiverged
-from stages.progress import Progress
+from stages.runtime.errors import ConfigError, TrainingDiverged
+from stages.runtime.progress import Progress
 from stages.training import distributed as dist_tools
 from stages.training.checkpoint import load_checkpoint, save_checkpoint
 from stages.training.compute import Compute

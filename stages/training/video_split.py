@@ -10,8 +10,8 @@ import numpy as np
 from stages.clips.store import ClipStore
 from stages.clips.windows import window_span
 from stages.datasets.base import TEST, TRAIN
-from stages.errors import ConfigError
-from stages.progress import Progress
+from stages.runtime.errors import ConfigError
+from stages.runtime.progress import Progress
 
 
 @dataclass

@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from slic_cli.share_commands import export_command, report_command
-from tests.report.synthetic_run import make_run_folder
+from tests.html_report.synthetic_run import make_run_folder
 
 app = typer.Typer()
 app.command("report")(report_command)

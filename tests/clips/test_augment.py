@@ -12,7 +12,7 @@ from stages.clips.augment import (
     draw_augmentation,
     negate_flow,
 )
-from stages.flow_methods import dequantise_flow
+from stages.flow.methods import dequantise_flow
 
 
 def _unnormalise(clip: torch.Tensor) -> torch.Tensor:

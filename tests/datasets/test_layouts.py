@@ -7,7 +7,7 @@ import pytest
 from stages.datasets import list_dataset
 from stages.datasets.base import TEST, TRAIN, UNUSED
 from stages.datasets.folder import stratified_membership
-from stages.errors import DataError
+from stages.runtime.errors import DataError
 
 
 def touch(root: Path, *relpaths: str) -> None:
@@ -150,7 +150,7 @@ def test_a_dangling_link_is_a_recorded_failure(tmp_path):
     from stages.extract_frames import ExtractFramesConfig
     from stages.extract_frames import run as extract_frames
     from stages.io.video import write_video
-    from stages.shared_config import DataConfig, WorkspaceConfig
+    from stages.runtime.sections import DataConfig, WorkspaceConfig
 
     source = tmp_path / "rise.avi"  # a real video, outside the dataset
     write_video(source, np.random.default_rng(0).integers(0, 256, (8, 32, 48, 3), np.uint8),

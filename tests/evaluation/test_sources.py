@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from stages.errors import ArtifactError, ConfigError
 from stages.evaluation.sources import (
     encoder_source,
     frames_of,
@@ -17,7 +16,8 @@ from stages.evaluation.sources import (
 from stages.io.artifacts import file_checksum
 from stages.models.encoder import Encoder
 from stages.pretrain_config import PretrainConfig
-from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.runtime.errors import ArtifactError, ConfigError
+from stages.runtime.sections import DataConfig, WorkspaceConfig
 from stages.training.checkpoint import save_checkpoint
 
 TINY = {"arch": "r3d_tiny", "projection_hidden": 16, "projection_dim": 8, "clip_length": 4,

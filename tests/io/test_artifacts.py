@@ -4,7 +4,6 @@ import h5py
 import numpy as np
 import pytest
 
-from stages.errors import ArtifactError
 from stages.io.artifacts import (
     SCHEMA_VERSION,
     ImageStreamWriter,
@@ -14,6 +13,7 @@ from stages.io.artifacts import (
 )
 from stages.io.images import decode_image, encode_image
 from stages.io.staging import pack_images
+from stages.runtime.errors import ArtifactError
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import torch
 import typer
 
-from stages.errors import DiskFull
+from stages.runtime.errors import DiskFull
 from stages.training.checkpoint import load_checkpoint, save_checkpoint
 
 Usage = namedtuple("Usage", "total used free")
@@ -47,7 +47,7 @@ def test_a_merge_that_cannot_fit_stops_before_writing_and_resumes(synthetic_root
     from stages.extract_frames import ExtractFramesConfig
     from stages.extract_frames import run as extract_frames
     from stages.io import space
-    from stages.shared_config import DataConfig, WorkspaceConfig
+    from stages.runtime.sections import DataConfig, WorkspaceConfig
 
     settings = ExtractFramesConfig(short_side=32, workers=1)
     data = DataConfig(dataset="synthetic", root=str(synthetic_root))

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from stages.choices import ARCHITECTURES
-from stages.errors import ConfigError
 from stages.models.backbones import BACKBONES, build_r3d_18, build_s3d
 from stages.models.encoder import Encoder, load_encoder_weights
+from stages.runtime.choices import ARCHITECTURES
+from stages.runtime.errors import ConfigError
 
 
 def test_architecture_names_match_the_registry():

@@ -3,7 +3,7 @@ import pickle
 import pytest
 import torch
 
-from stages.errors import ArtifactError
+from stages.runtime.errors import ArtifactError
 from stages.training.checkpoint import load_checkpoint, save_checkpoint
 
 

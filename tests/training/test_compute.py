@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from stages.compute_config import ComputeConfig
-from stages.errors import ConfigError
+from stages.runtime.errors import ConfigError
+from stages.runtime.sections import ComputeConfig
 from stages.training.compute import Compute, resolve_amp, resolve_device, start_compute
 from stages.training.distributed import Distribution
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from stages.clips.evaluation import EvaluationClips
+from stages.clips.fixed_windows import EvaluationClips
 from stages.clips.store import ClipStore
 from stages.models.encoder import Encoder
-from stages.progress import SilentProgress
+from stages.runtime.progress import SilentProgress
 from stages.training.compute import Compute
 from stages.training.embedding import configure_worker, embed_clips, inference_workers
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.errors import ConfigError
+from stages.runtime.errors import ConfigError
 from stages.training.loggers import (
     TENSORBOARD_FOLDER,
     LoggedEmbeddings,
@@ -116,7 +116,7 @@ def test_a_resumed_run_replaces_the_events_it_redoes(tmp_path):
 @pytest.mark.slow
 def test_pretrain_logs_to_tensorboard_when_asked(training_workspace):
     from stages.pretrain import PretrainConfig, run
-    from stages.shared_config import DataConfig, WorkspaceConfig
+    from stages.runtime.sections import DataConfig, WorkspaceConfig
 
     settings = PretrainConfig(arch="r3d_tiny", clip_length=4, crop_size=32, batch_size=6,
                               projection_hidden=64, projection_dim=32, cluster_every=1,

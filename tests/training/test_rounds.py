@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stages.errors import ConfigError
+from stages.runtime.errors import ConfigError
 from stages.training.rounds import clustering_round, fixed_labels, labels_digest
 
 

@@ -3,9 +3,9 @@ import pytest
 
 from stages.clips.store import ClipStore
 from stages.clips.windows import window_span
-from stages.errors import ConfigError
 from stages.pretrain_config import PretrainConfig
-from stages.progress import SilentProgress
+from stages.runtime.errors import ConfigError
+from stages.runtime.progress import SilentProgress
 from stages.training.video_split import select_training_videos, split_rows
 
 

@@ -29,8 +29,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from stages.errors import ArtifactError
 from stages.io.temporaries import remove_stale_temporaries, temporary_for
+from stages.runtime.errors import ArtifactError
 
 SCHEMA_VERSION = 1
 KIND_FRAMES, KIND_FLOW = "frames", "flow"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from stages.errors import ConfigError
+from stages.runtime.errors import ConfigError
 
 LOCK_NAME = ".lock"
 

@@ -14,10 +14,10 @@ import yaml
 from stages.clips.store import ClipStore
 from stages.evaluation.classification import MAX_CLASSES_WITH_COUNTS, confusion_figure
 from stages.evaluation.gallery import balanced_queries, gallery_html
-from stages.report.contents import Evaluation, Retrieval, RunContents
-from stages.report.embedding_map import embedding_figure
-from stages.report.evolution import evolution_figure, summarise_rounds
-from stages.report.markup import Section, details, escape, figure, key_values, table
+from stages.html_report.contents import Evaluation, Retrieval, RunContents
+from stages.html_report.embedding_map import embedding_figure
+from stages.html_report.evolution import evolution_figure, summarise_rounds
+from stages.html_report.markup import Section, details, escape, figure, key_values, table
 from stages.training.curves import (
     CURVES,
     Curve,

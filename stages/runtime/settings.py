@@ -13,7 +13,7 @@ import types
 import typing
 from typing import Any, Union
 
-from stages.errors import ConfigError
+from stages.runtime.errors import ConfigError
 
 
 def setting(

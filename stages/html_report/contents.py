@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import yaml
 
-from stages.errors import ArtifactError
 from stages.io.artifacts import (
     KIND_ASSIGNMENTS,
     KIND_FEATURES,
@@ -34,6 +33,7 @@ from stages.io.artifacts import (
     read_provenance,
     read_retrieval,
 )
+from stages.runtime.errors import ArtifactError
 from stages.training.monitor import MetricsLog
 
 # Files whose presence makes a folder a run (or baseline) folder.

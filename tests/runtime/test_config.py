@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 
 from stages.config import SECTIONS, load_config, render_example
-from stages.errors import ConfigError
+from stages.runtime.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_example_yaml_documents_every_key_with_its_default():

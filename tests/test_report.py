@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.errors import ArtifactError
 from stages.evaluation.gallery import balanced_queries
-from stages.report.embedding_map import principal_components
-from stages.report.evolution import transitions
-from stages.report.page import write_report
-from tests.report.synthetic_run import CLASSES, make_run_folder
+from stages.html_report.embedding_map import principal_components
+from stages.html_report.evolution import transitions
+from stages.report import write_report
+from stages.runtime.errors import ArtifactError
+from tests.html_report.synthetic_run import CLASSES, make_run_folder
 
 DATA_URI = re.compile(r'data:(image/[a-z+]+);base64,([A-Za-z0-9+/=]+)')
 

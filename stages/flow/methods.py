@@ -8,7 +8,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from stages.errors import SlicError
+from stages.runtime.errors import SlicError
 
 # A flow method maps two (H, W) uint8 gray frames to an (H, W, 2) float32 field (u, v) in pixels.
 FlowFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]

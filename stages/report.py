@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.report import sections
-from stages.report.contents import read_run
-from stages.report.markup import Section, page
-from stages.run_context import now
+from stages.html_report import sections
+from stages.html_report.contents import read_run
+from stages.html_report.markup import Section, page
+from stages.runtime.context import now
 
 REPORT_NAME = "report.html"
 GALLERY_QUERIES = 12

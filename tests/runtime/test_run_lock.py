@@ -5,13 +5,13 @@ import sys
 
 import pytest
 
-from stages.errors import ConfigError
-from stages.training.run_lock import run_folder_lock
+from stages.runtime.errors import ConfigError
+from stages.runtime.run_lock import run_folder_lock
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from stages.training.run_lock import run_folder_lock
+from stages.runtime.run_lock import run_folder_lock
 with run_folder_lock(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(120)

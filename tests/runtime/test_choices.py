@@ -1,9 +1,9 @@
 """The light vocabulary of config choices matches the registries that act on it."""
 
-from stages import choices
 from stages.datasets import DATASETS
-from stages.flow_methods import DIS_PRESETS, FLOW_METHODS
+from stages.flow.methods import DIS_PRESETS, FLOW_METHODS
 from stages.models.backbones import BACKBONES
+from stages.runtime import choices
 from stages.synthetic.motion import MOTIONS
 
 

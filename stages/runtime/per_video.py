@@ -17,9 +17,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from stages.errors import ConfigError
 from stages.io.staging import EncodedStream, StagingArea
-from stages.progress import Progress
+from stages.runtime.errors import ConfigError
+from stages.runtime.progress import Progress
 
 # A per-video function: takes a picklable payload, returns encoded image streams and metadata.
 # It raises any exception for a video it cannot process; the message becomes the reason.

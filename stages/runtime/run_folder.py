@@ -26,7 +26,7 @@ from stages.io.artifacts import (
 from stages.io.artifacts import (
     read_assignment_rounds as _read_rounds,
 )
-from stages.run_context import RunContext, fingerprint, now
+from stages.runtime.context import RunContext, fingerprint, now
 from stages.training.rounds import ClusteringRound
 
 

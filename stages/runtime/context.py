@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from stages.progress import Progress, SilentProgress
+from stages.runtime.progress import Progress, SilentProgress
 
 
 @dataclass

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from stages.shared_config import DataConfig, WorkspaceConfig
+from stages.runtime.sections import DataConfig, WorkspaceConfig
 
 
 def dataset_folder(workspace: WorkspaceConfig, data: DataConfig) -> Path:

@@ -1,0 +1,75 @@
+"""Config layers: defaults, a YAML file, explicit command options and `--set section.key=value`,
+lowest precedence first, resolved into typed sections. Which sections exist is the caller's
+(`stages.config` lists the pipeline's); every key is checked at start-up and a wrong one fails
+with one line naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from stages.runtime.errors import ConfigError
+from stages.runtime.settings import build_section
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml  # read only when there is YAML to read: every command loads a config
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from error
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {path}{where} is not valid YAML; fix its syntax") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict) or not all(isinstance(v, dict) or v is None
+                                               for v in loaded.values()):
+        raise ConfigError(f"config file {path} must map section names to mappings of keys")
+    return {name: dict(values or {}) for name, values in loaded.items()}
+
+
+def _set_key(raw: dict[str, dict[str, Any]], dotted: str, value: Any, origin: str) -> None:
+    section, _, key = dotted.replace("-", "_").partition(".")
+    if not key:
+        raise ConfigError(f"{origin} {dotted!r} must name section.key, for example data.root")
+    raw.setdefault(section, {})[key] = value
+
+
+def parse_set_item(item: str) -> tuple[str, Any]:
+    """Split `section.key=value`; the value is read as YAML (numbers, true/false, null)."""
+    import yaml
+
+    dotted, sep, text = item.partition("=")
+    if not sep:
+        raise ConfigError(f"--set {item!r} must look like section.key=value")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    return dotted.strip(), value
+
+
+def resolve_sections(sections: dict[str, type], path: Path | None = None,
+                     options: dict[str, Any] | None = None,
+                     set_items: list[str] | None = None) -> dict[str, Any]:
+    """Each section of `sections` (name -> dataclass) built from its defaults, the YAML file at
+    `path`, `options` (dotted keys to explicit CLI values; None = not given) and `set_items`
+    (`section.key=value`), later layers winning. Returns name -> section instance."""
+    raw = _read_yaml(path) if path is not None else {}
+    for dotted, value in (options or {}).items():
+        if value is not None:
+            _set_key(raw, dotted, value, "option")
+    for item in set_items or []:
+        dotted, value = parse_set_item(item)
+        _set_key(raw, dotted, value, "--set")
+    for name in raw:
+        if name not in sections:
+            raise ConfigError(
+                f"unknown config section {name!r} (sections: {', '.join(sections)})"
+            )
+    return {name: build_section(name, cls, raw.get(name, {})) for name, cls in sections.items()}

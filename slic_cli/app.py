@@ -2,15 +2,12 @@
 
 # No `from __future__ import annotations`: Typer reads the commands' annotations at start-up,
 # and evaluating them as strings costs more than the rest of `slic --help`.
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from slic_cli.console import (
-    RichProgress,
-    command_line,
     emit,
     failures_table,
     key_value_table,
@@ -46,14 +43,12 @@ from slic_cli.options import (
     WorkspaceOption,
 )
 from slic_cli.share_commands import export_command, report_command
+from slic_cli.stage_runner import run_stage
 from stages.config import load_config
-from stages.runtime.choices import ARCHITECTURES
-from stages.runtime.context import RunContext
-from stages.runtime.errors import SlicError
+from stages.runtime.choices import ARCHITECTURES, MADE_DATASETS
 
 if TYPE_CHECKING:
-    from stages.config import SlicConfig
-    from stages.runtime.video_stage import VideoStageResult
+    pass
 
 app = typer.Typer(
     name="slic",
@@ -87,28 +82,27 @@ def _shared(dataset: str | None, root: str | None, name: str | None, split: int 
             "workspace.root": workspace}
 
 
-def _run_video_stage(stage_function, section: str, config: "SlicConfig",
-                     progress: RichProgress, force: bool, **paths: Any) -> "VideoStageResult":
-    context = RunContext(command_line(), config.as_dict(), progress, force)
-    with progress:
-        return stage_function(getattr(config, section), config.data, config.workspace, context,
-                              **paths)
-
-
-def _video_stage_tables(result: "VideoStageResult") -> list:
-    summary = result.summary()
+def _video_stage_tables(summary: dict[str, Any]) -> list:
     rows = {key: summary[key] for key in ("output", "status", "shard", "num_videos", "reused",
                                           "processed", "num_failed", "num_missing",
                                           "num_images", "bytes", "seconds")}
-    tables = [key_value_table(result.stage, rows)]
+    tables = [key_value_table(summary["stage"], rows)]
     if summary["failures"]:
         tables.append(failures_table(summary["failures"]))
     return tables
 
 
+def _classifier_table(what: str, summary: dict[str, Any]) -> Any:
+    """The key figures of a linear probe or fine-tuning, titled with the encoder evaluated."""
+    return key_value_table(f"{what} of {summary['encoder']}",
+                           {key: value for key, value in summary.items()
+                            if key not in ("per_class", "confusion")})
+
+
 @app.command("make-dataset")
 def make_dataset_command(
-    kind: Annotated[str, typer.Argument(help="Dataset to make: synthetic.")] = "synthetic",
+    kind: Annotated[str, typer.Argument(
+        help=f"Dataset to make: {', '.join(MADE_DATASETS)}.")] = "synthetic",
     out: Annotated[Path, typer.Option(help="Folder to write (UCF101 layout).")] = Path(
         "synthetic-data"),
     seed: Annotated[Optional[int], typer.Option(help="Seed [make_dataset.seed].")] = None,
@@ -119,17 +113,13 @@ def make_dataset_command(
     """Write the built-in demo dataset: real videos whose classes differ only by motion."""
     from stages import make_dataset  # each command imports only what it runs
 
-    with user_errors():
-        if kind != "synthetic":
-            raise SlicError(f"unknown dataset kind {kind!r}; the choice is synthetic")
-        resolved = load_config(config, {"make_dataset.seed": seed,
-                                        "make_dataset.num_classes": num_classes}, set_)
-        progress = RichProgress(quiet)
-        with progress:
-            result = make_dataset.run(resolved.make_dataset, out,
-                                      RunContext(command_line(), resolved.as_dict(), progress,
-                                                 force))
-        emit(result.summary(), json_, quiet, [key_value_table("make-dataset", result.summary())])
+
+    run_stage(lambda resolved, context: make_dataset.run(
+        resolved.make_dataset, out, kind=kind, context=context),
+        lambda summary: [key_value_table("make-dataset", summary)],
+        config=config, options={"make_dataset.seed": seed,
+                                "make_dataset.num_classes": num_classes},
+        set_items=set_, force=force, quiet=quiet, as_json=json_)
 
 
 @app.command("extract-frames")
@@ -147,16 +137,17 @@ def extract_frames_command(
 ) -> None:
     """Decode every video of a dataset, resize it, and store all frames in one frames.h5."""
     from stages import extract_frames
-    from stages.runtime.per_video import Shard
+    from stages.per_video.jobs import Shard
 
-    with user_errors():
-        resolved = load_config(config, {
+
+    run_stage(lambda resolved, context: extract_frames.run(
+        resolved.extract_frames, resolved.data, resolved.workspace, context=context, out=out,
+        shard=Shard.parse(shard)), _video_stage_tables,
+        config=config, options={
             **_shared(dataset, root, name, split, workspace),
             "extract_frames.short_side": short_side, "extract_frames.fps": fps,
-            "extract_frames.codec": codec, "extract_frames.workers": workers}, set_)
-        result = _run_video_stage(extract_frames.run, "extract_frames", resolved,
-                                  RichProgress(quiet), force, out=out, shard=Shard.parse(shard))
-        emit(result.summary(), json_, quiet, _video_stage_tables(result))
+            "extract_frames.codec": codec, "extract_frames.workers": workers},
+        set_items=set_, force=force, quiet=quiet, as_json=json_)
 
 
 @app.command("compute-flow")
@@ -177,17 +168,18 @@ def compute_flow_command(
 ) -> None:
     """Dense optical flow between consecutive frames of frames.h5, stored as uint8 u and v."""
     from stages import compute_flow
-    from stages.runtime.per_video import Shard
+    from stages.per_video.jobs import Shard
 
-    with user_errors():
-        resolved = load_config(config, {
+
+    run_stage(lambda resolved, context: compute_flow.run(
+        resolved.compute_flow, resolved.data, resolved.workspace, context=context,
+        frames=frames, out=out, shard=Shard.parse(shard), compute_settings=resolved.compute),
+        _video_stage_tables,
+        config=config, options={
             **_shared(dataset, None, name, None, workspace),
             "compute_flow.method": method, "compute_flow.bound": bound,
-            "compute_flow.workers": workers, "compute.device": device}, set_)
-        result = _run_video_stage(compute_flow.run, "compute_flow", resolved,
-                                  RichProgress(quiet), force, frames=frames, out=out,
-                                  shard=Shard.parse(shard), compute_settings=resolved.compute)
-        emit(result.summary(), json_, quiet, _video_stage_tables(result))
+            "compute_flow.workers": workers, "compute.device": device},
+        set_items=set_, force=force, quiet=quiet, as_json=json_)
 
 
 @app.command("cluster")
@@ -213,13 +205,14 @@ def cluster_command(
     """FINCH partitions of video features, and their quality against true labels."""
     from stages import cluster
 
-    with user_errors():
-        resolved = load_config(config, {"cluster.split": split, "cluster.partition": partition,
-                                        "cluster.num_clusters": num_clusters,
-                                        "cluster.method": method, "cluster.nn": nn}, set_)
-        context = RunContext(command_line(), resolved.as_dict(), RichProgress(quiet), force)
-        result = cluster.run(resolved.cluster, features, out, context)
-        emit(result.summary(), json_, quiet, [partitions_table(result.summary())])
+
+    run_stage(lambda resolved, context: cluster.run(resolved.cluster, features, out=out,
+                                                    context=context),
+              lambda summary: [partitions_table(summary)],
+              config=config, options={"cluster.split": split, "cluster.partition": partition,
+                                      "cluster.num_clusters": num_clusters,
+                                      "cluster.method": method, "cluster.nn": nn},
+              set_items=set_, force=force, quiet=quiet, as_json=json_)
 
 
 @app.command("pretrain")
@@ -255,23 +248,19 @@ def pretrain_command(
     """SLIC self-supervised training with iterative FINCH clustering; torchrun-ready."""
     from stages import pretrain  # torch loads only for the commands that train
 
-    with user_errors():
-        resolved = load_config(config, {
+
+    run_stage(lambda resolved, context: pretrain.run(
+        resolved.pretrain, resolved.data, resolved.workspace, context=context, frames=frames,
+        flow=flow, resume=resume, compute_settings=resolved.compute),
+        lambda summary: [key_value_table("pretrain", summary)],
+        config=config, options={
             **_shared(dataset, None, name, split, workspace),
             "pretrain.run_name": run_name, "pretrain.arch": arch, "pretrain.epochs": epochs,
             "pretrain.batch_size": batch_size, "pretrain.lr": lr,
             "pretrain.pseudo_labels": pseudo_labels, "pretrain.seed": seed,
             "compute.device": device, "compute.amp": amp, "pretrain.workers": workers,
-            "pretrain.logger": logger}, set_)
-        quiet = quiet or int(os.environ.get("RANK", "0")) > 0
-        progress = RichProgress(quiet)
-        with progress:
-            result = pretrain.run(resolved.pretrain, resolved.data, resolved.workspace,
-                                  RunContext(command_line(), resolved.as_dict(), progress,
-                                             force), frames, flow, resume, resolved.compute)
-        if int(os.environ.get("RANK", "0")) == 0:
-            emit(result.summary(), json_, quiet,
-                 [key_value_table("pretrain", result.summary())])
+            "pretrain.logger": logger},
+        set_items=set_, force=force, quiet=quiet, as_json=json_)
 
 
 @app.command("retrieve")
@@ -303,25 +292,21 @@ def retrieve_command(
     """Test-to-train nearest-neighbour retrieval: R@k, per-class R@1, optional gallery."""
     from stages import retrieve  # torch loads only for the commands that embed
 
-    with user_errors():
-        resolved = load_config(config, {
-            **_shared(dataset, None, name, split, workspace), "retrieve.ks": k,
-            "retrieve.clips": clips, "retrieve.feature": feature,
-            "retrieve.workers": workers, "compute.device": device, "compute.amp": amp}, set_)
-        quiet = quiet or int(os.environ.get("RANK", "0")) > 0
-        progress = RichProgress(quiet)
-        with progress:
-            result = retrieve.run(resolved.retrieve, resolved.data, resolved.workspace,
-                                  RunContext(command_line(), resolved.as_dict(), progress,
-                                             force), run, checkpoint, features, cross, out,
-                                  gallery, resolved.compute, random_init, resolved.pretrain)
-        if int(os.environ.get("RANK", "0")) > 0:
-            return
-        summary = result.summary()
-        emit(summary, json_, quiet, [
+
+    run_stage(lambda resolved, context: retrieve.run(
+        resolved.retrieve, resolved.data, resolved.workspace, context=context, run_dir=run,
+        checkpoint=checkpoint, features=features, cross=cross, out=out, gallery=gallery,
+        compute_settings=resolved.compute, random_init=random_init,
+        pretrain=resolved.pretrain),
+        lambda summary: [
             key_value_table("retrieve", {key: value for key, value in summary.items()
                                          if key != "per_class"}),
-            per_class_table(summary["per_class"])])
+            per_class_table(summary["per_class"])],
+        config=config, options={
+            **_shared(dataset, None, name, split, workspace), "retrieve.ks": k,
+            "retrieve.clips": clips, "retrieve.feature": feature,
+            "retrieve.workers": workers, "compute.device": device, "compute.amp": amp},
+        set_items=set_, force=force, quiet=quiet, as_json=json_)
 
 
 @app.command("linear-probe")
@@ -350,29 +335,18 @@ def linear_probe_command(
     """Linear classifier on frozen backbone features: top-1/top-5, per class, confusion PNG."""
     from stages import linear_probe  # torch loads only for the commands that embed
 
-    with user_errors():
-        resolved = load_config(config, {
+
+    run_stage(lambda resolved, context: linear_probe.run(
+        resolved.linear_probe, resolved.data, resolved.workspace, pretrain=resolved.pretrain,
+        context=context, run_dir=run, checkpoint=checkpoint, random_init=random_init,
+        cross=cross, resume=resume, compute_settings=resolved.compute),
+        lambda summary: [_classifier_table("linear probe", summary)],
+        config=config, options={
             **_shared(dataset, None, name, split, workspace),
             "linear_probe.protocol": protocol, "linear_probe.epochs": epochs,
             "linear_probe.windows": windows, "linear_probe.crops": crops,
             "linear_probe.workers": workers, "compute.device": device, "compute.amp": amp},
-            set_)
-        quiet = quiet or int(os.environ.get("RANK", "0")) > 0
-        progress = RichProgress(quiet)
-        with progress:
-            result = linear_probe.run(resolved.linear_probe, resolved.pretrain, resolved.data,
-                                      resolved.workspace,
-                                      RunContext(command_line(), resolved.as_dict(), progress,
-                                                 force), run, checkpoint, random_init,
-                                      cross=cross, resume=resume,
-                                      compute_settings=resolved.compute)
-        if int(os.environ.get("RANK", "0")) > 0:
-            return
-        summary = result.summary()
-        emit(summary, json_, quiet, [
-            key_value_table(f"linear probe of {summary['encoder']}",
-                            {key: value for key, value in summary.items()
-                             if key not in ("per_class", "confusion")})])
+        set_items=set_, force=force, quiet=quiet, as_json=json_)
 
 
 @app.command("finetune")
@@ -401,27 +375,18 @@ def finetune_command(
     """End-to-end fine-tuning for classification: top-1/top-5 on the test split."""
     from stages import finetune  # torch loads only for the commands that train
 
-    with user_errors():
-        resolved = load_config(config, {
+
+    run_stage(lambda resolved, context: finetune.run(
+        resolved.finetune, resolved.data, resolved.workspace, pretrain=resolved.pretrain,
+        context=context, run_dir=run, checkpoint=checkpoint, random_init=random_init,
+        cross=cross, resume=resume, compute_settings=resolved.compute),
+        lambda summary: [_classifier_table("fine-tuning", summary)],
+        config=config, options={
             **_shared(dataset, None, name, split, workspace),
             "finetune.epochs": epochs, "finetune.batch_size": batch_size,
             "finetune.crops": crops, "finetune.windows": windows,
-            "finetune.workers": workers, "compute.device": device, "compute.amp": amp}, set_)
-        quiet = quiet or int(os.environ.get("RANK", "0")) > 0
-        progress = RichProgress(quiet)
-        with progress:
-            result = finetune.run(resolved.finetune, resolved.pretrain, resolved.data,
-                                  resolved.workspace,
-                                  RunContext(command_line(), resolved.as_dict(), progress,
-                                             force), run, checkpoint, random_init,
-                                  cross=cross, resume=resume,
-                                  compute_settings=resolved.compute)
-        if int(os.environ.get("RANK", "0")) == 0:
-            summary = result.summary()
-            emit(summary, json_, quiet, [
-                key_value_table(f"fine-tuning of {summary['encoder']}",
-                                {key: value for key, value in summary.items()
-                                 if key not in ("per_class", "confusion")})])
+            "finetune.workers": workers, "compute.device": device, "compute.amp": amp},
+        set_items=set_, force=force, quiet=quiet, as_json=json_)
 
 
 @app.command("demo")
@@ -438,15 +403,13 @@ def demo_command(
     """The whole pipeline on built-in synthetic videos: SLIC against a random network."""
     from stages import demo  # torch loads only for the commands that train
 
-    with user_errors():
-        resolved = load_config(config, None, set_)
-        progress = RichProgress(quiet)
-        with progress:
-            result = demo.run(resolved, workspace, quick,
-                              RunContext(command_line(), resolved.as_dict(), progress, force))
-        summary = result.summary()
-        emit(summary, json_, quiet, [demo_times_table(summary), demo_files_table(summary),
-                                     demo_table(summary)])
+
+    run_stage(lambda resolved, context: demo.run(resolved, workspace, quick=quick,
+                                                 context=context),
+              lambda summary: [demo_times_table(summary), demo_files_table(summary),
+                               demo_table(summary)],
+              config=config, options=None, set_items=set_, force=force, quiet=quiet,
+              as_json=json_)
 
 
 @app.command("inspect")

@@ -62,7 +62,7 @@ def _stored_result(output: Path, seconds: float) -> ClusterResult:
                          seconds, status="up to date")
 
 
-def run(settings: ClusterConfig, features_path: Path, out: Path | None = None,
+def run(settings: ClusterConfig, features_path: Path, *, out: Path | None = None,
         context: RunContext | None = None) -> ClusterResult:
     """Cluster the features in `features_path` and write the assignments to `out` (default:
     `<features name>.assignments.h5` beside them, so it never lands on a pretraining run's own

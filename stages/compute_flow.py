@@ -37,12 +37,12 @@ from stages.io.artifacts import (
 )
 from stages.io.images import decode_gray, encode_image
 from stages.io.staging import EncodedStream, StagingArea, pack_images
+from stages.per_video.jobs import Shard
+from stages.per_video.stage import VideoStageResult, run_video_stage
 from stages.runtime.context import RunContext, fingerprint, now
 from stages.runtime.errors import ConfigError
-from stages.runtime.per_video import Shard
 from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
 from stages.runtime.settings import output_relevant
-from stages.runtime.video_stage import VideoStageResult, run_video_stage
 from stages.runtime.workspace import flow_path, frames_path
 
 FLOW_STREAMS = ("flow_u", "flow_v")
@@ -131,7 +131,7 @@ def _merge(table: VideoTable, frames_failures: list[Failure], missing: list[str]
 
 
 def run(
-    settings: ComputeFlowConfig, data: DataConfig, workspace: WorkspaceConfig,
+    settings: ComputeFlowConfig, data: DataConfig, workspace: WorkspaceConfig, *,
     context: RunContext | None = None, frames: Path | None = None, out: Path | None = None,
     shard: Shard | None = None, compute_settings: ComputeConfig | None = None,
 ) -> VideoStageResult:

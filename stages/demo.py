@@ -24,9 +24,11 @@ from stages import retrieve as retrieve_stage
 from stages.cluster_config import ClusterConfig
 from stages.config import SlicConfig
 from stages.evaluation.sources import random_init_checkpoint
+from stages.io.run_folder import RunFolder
 from stages.report import write_report
 from stages.runtime.context import RunContext
 from stages.runtime.sections import DataConfig, WorkspaceConfig
+from stages.runtime.settings import output_relevant
 
 
 @dataclass(frozen=True)
@@ -121,21 +123,21 @@ def _evaluate(config: SlicConfig, checkpoint: Path, context: RunContext, clock: 
               who: str) -> dict[str, Any]:
     """R@1, R@5, NMI of FINCH's finest partition and the linear probe's top-1."""
     recall = clock.timed(f"retrieve ({who})", lambda: retrieve_stage.run(
-        config.retrieve, config.data, config.workspace, context, checkpoint=checkpoint,
+        config.retrieve, config.data, config.workspace, context=context, checkpoint=checkpoint,
         compute_settings=config.compute))
     clustered = clock.timed(f"cluster ({who})", lambda: cluster.run(
         ClusterConfig(split="train"), recall.features,
-        recall.features.with_name("assignments.h5"), context))
+        out=RunFolder(recall.features.parent).assignments, context=context))
     probe = clock.timed(f"linear-probe ({who})", lambda: linear_probe.run(
-        config.linear_probe, config.pretrain, config.data, config.workspace, context,
-        checkpoint=checkpoint, compute_settings=config.compute))
+        config.linear_probe, config.data, config.workspace, pretrain=config.pretrain,
+        context=context, checkpoint=checkpoint, compute_settings=config.compute))
     return {"r1": recall.recall[1], "r5": recall.recall[5],
             "nmi": clustered.quality[0]["nmi"] if clustered.quality else None,
             "linear_probe_top1": probe.top1}
 
 
-def run(config: SlicConfig, workspace: Path, quick: bool, context: RunContext | None = None
-        ) -> DemoResult:
+def run(config: SlicConfig, workspace: Path, *, quick: bool = False,
+        context: RunContext | None = None) -> DemoResult:
     """Run every stage on the demo data under `workspace`; returns the comparison table."""
     context = context or RunContext()
     clock = time.perf_counter()
@@ -146,21 +148,22 @@ def run(config: SlicConfig, workspace: Path, quick: bool, context: RunContext | 
     data, space = config.data, config.workspace
     stages = StageClock()
     stages.timed("make-dataset", lambda: make_dataset.run(config.make_dataset, Path(data.root),
-                                                          context))
+                                                          context=context))
     stages.timed("extract-frames", lambda: extract_frames.run(config.extract_frames, data, space,
-                                                              context))
+                                                              context=context))
     stages.timed("compute-flow", lambda: compute_flow.run(config.compute_flow, data, space,
-                                                          context))
+                                                          context=context))
     # A second demo finds every stage up to date: training resumes a finished run (and
     # refuses one trained with other settings), evaluations reuse their cached features.
     trained = stages.timed("pretrain", lambda: pretrain_stage.run(
-        config.pretrain, data, space, context, resume=not context.force,
+        config.pretrain, data, space, context=context, resume=not context.force,
         compute_settings=config.compute))
-    slic = _evaluate(config, trained.run_folder / "best.pt", context, stages, "SLIC")
+    best = RunFolder(trained.run_folder).best
+    slic = _evaluate(config, best, context, stages, "SLIC")
     # The baseline: the SLIC run's encoder and clip settings, untrained (same seed).
-    random_checkpoint = random_init_checkpoint(config.pretrain, space, data,
-                                               trained.run_folder / "best.pt",
-                                               f"demo-random-{budget.name}")
+    random_checkpoint = random_init_checkpoint(output_relevant(config.pretrain), space, data,
+                                               like=best,
+                                               name=f"demo-random-{budget.name}")
     baseline = _evaluate(config, random_checkpoint, context, stages, "random")
     reports = [stages.timed("report", lambda folder=folder: write_report(folder).path)
                for folder in (trained.run_folder, random_checkpoint.parent)]

@@ -28,11 +28,11 @@ from stages.io.artifacts import (
 from stages.io.images import encode_image
 from stages.io.staging import EncodedStream, StagingArea, pack_images
 from stages.io.video import StreamInfo, decode_frames, encode_jpeg_frames
+from stages.per_video.jobs import Shard
+from stages.per_video.stage import VideoStageResult, run_video_stage
 from stages.runtime.context import RunContext, fingerprint, now
-from stages.runtime.per_video import Shard
 from stages.runtime.sections import DataConfig, WorkspaceConfig
 from stages.runtime.settings import output_relevant
-from stages.runtime.video_stage import VideoStageResult, run_video_stage
 from stages.runtime.workspace import frames_path
 
 # Part of the cache key, raised when decoding changes which frames come out, so frames.h5 files
@@ -119,7 +119,7 @@ def _merge(listing: DatasetListing, staging: StagingArea, output: Path, key: str
 
 
 def run(
-    settings: ExtractFramesConfig, data: DataConfig, workspace: WorkspaceConfig,
+    settings: ExtractFramesConfig, data: DataConfig, workspace: WorkspaceConfig, *,
     context: RunContext | None = None, out: Path | None = None, shard: Shard | None = None,
 ) -> VideoStageResult:
     """Decode the dataset's videos into `out` (default `<workspace>/<dataset>/frames.h5`)."""

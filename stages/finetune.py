@@ -55,8 +55,8 @@ def recipe(settings: FinetuneConfig) -> ClassifierRecipe:
         output_relevant(settings), FINETUNE_RESUMABLE)
 
 
-def run(settings: FinetuneConfig, pretrain: PretrainConfig, data: DataConfig,
-        workspace: WorkspaceConfig, context: RunContext | None = None,
+def run(settings: FinetuneConfig, data: DataConfig, workspace: WorkspaceConfig, *,
+        pretrain: PretrainConfig | None = None, context: RunContext | None = None,
         run_dir: Path | None = None, checkpoint: Path | None = None,
         random_init: bool = False, cross: str | None = None, resume: bool = False,
         compute_settings: ComputeConfig | None = None) -> FinetuneResult:
@@ -67,8 +67,9 @@ def run(settings: FinetuneConfig, pretrain: PretrainConfig, data: DataConfig,
     clock = time.perf_counter()
     compute = start_compute(compute_settings or ComputeConfig())
     try:
-        source = encoder_source(pretrain, data, workspace, run_dir, checkpoint, random_init,
-                                "finetune", cross)
+        source = encoder_source(output_relevant(pretrain or PretrainConfig()), data, workspace,
+                                run_dir=run_dir, checkpoint=checkpoint,
+                                random_init=random_init, stage="finetune", cross=cross)
         outcome = train_classifier(recipe(settings), source, data.split, compute, context,
                                    resume)
         result = FinetuneResult(source.folder, source.description, outcome.status,

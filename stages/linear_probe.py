@@ -79,8 +79,8 @@ class LinearProbeResult:
                 "seconds": round(self.seconds, 3)}
 
 
-def run(settings: LinearProbeConfig, pretrain: PretrainConfig, data: DataConfig,
-        workspace: WorkspaceConfig, context: RunContext | None = None,
+def run(settings: LinearProbeConfig, data: DataConfig, workspace: WorkspaceConfig, *,
+        pretrain: PretrainConfig | None = None, context: RunContext | None = None,
         run_dir: Path | None = None, checkpoint: Path | None = None,
         random_init: bool = False, cross: str | None = None, resume: bool = False,
         compute_settings: ComputeConfig | None = None) -> LinearProbeResult:
@@ -93,8 +93,9 @@ def run(settings: LinearProbeConfig, pretrain: PretrainConfig, data: DataConfig,
     compute = start_compute(compute_settings or ComputeConfig())
     stage = "linear-probe" if settings.protocol == "windows" else "linear-probe-cached"
     try:
-        frozen = encoder_source(pretrain, data, workspace, run_dir, checkpoint, random_init,
-                                stage, cross)
+        frozen = encoder_source(output_relevant(pretrain or PretrainConfig()), data, workspace,
+                                run_dir=run_dir, checkpoint=checkpoint,
+                                random_init=random_init, stage=stage, cross=cross)
         if settings.protocol == "cached":
             # Other settings sit beside earlier results; linear-probe-cached links the newest.
             frozen.folder = settings_folder(frozen.folder.parent, frozen.folder.name,

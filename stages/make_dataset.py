@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -81,10 +82,20 @@ def render_video(settings: MakeDatasetConfig, class_index: int, group: int,
     return frames
 
 
-def run(settings: MakeDatasetConfig, out: Path, context: RunContext | None = None
-        ) -> MakeDatasetResult:
-    """Write the dataset to `out` (video files, classInd.txt, trainlist01/testlist01)."""
-    context = (context or RunContext()).running(make_dataset=settings)
+def run(settings: MakeDatasetConfig, out: Path, *, kind: str = "synthetic",
+        context: RunContext | None = None) -> MakeDatasetResult:
+    """Write a dataset of `kind` (a key of DATASET_MAKERS) to `out`."""
+    if kind not in DATASET_MAKERS:
+        raise SlicError(f"unknown dataset kind {kind!r}; the choices are "
+                        f"{', '.join(DATASET_MAKERS)}")
+    return DATASET_MAKERS[kind](settings, Path(out),
+                                (context or RunContext()).running(make_dataset=settings))
+
+
+def write_synthetic(settings: MakeDatasetConfig, out: Path, context: RunContext
+                    ) -> MakeDatasetResult:
+    """Write the synthetic dataset to `out` (video files, classInd.txt,
+    trainlist01/testlist01), or find it up to date."""
     if (settings.min_size > settings.max_size or settings.min_seconds > settings.max_seconds
             or settings.min_shot_seconds > settings.max_shot_seconds):
         raise SlicError("make_dataset: min_size/min_seconds/min_shot_seconds must not exceed "
@@ -138,3 +149,9 @@ def _count_lists(result: MakeDatasetResult) -> None:
     lists = result.output / LIST_FOLDER
     result.num_train = len((lists / "trainlist01.txt").read_text().splitlines())
     result.num_test = len((lists / "testlist01.txt").read_text().splitlines())
+
+
+# make-dataset's kinds (runtime.choices.MADE_DATASETS): a name to its writer
+DATASET_MAKERS: dict[str, Callable[[MakeDatasetConfig, Path, RunContext], MakeDatasetResult]] = {
+    "synthetic": write_synthetic,
+}

@@ -26,22 +26,22 @@ from stages.clips.triplets import EpochSampler, TripletClips, TripletSettings
 from stages.evaluation.collapse import collapse_warning, embedding_health
 from stages.evaluation.retrieval import retrieval_recall
 from stages.io.artifacts import StoredFeatures, artifact_input
-from stages.models.encoder import Encoder, load_encoder_weights
-from stages.pretrain_config import RESUMABLE_CHANGES, PretrainConfig, evaluation_interval
-from stages.runtime.context import RunContext
-from stages.runtime.errors import ConfigError, TrainingDiverged
-from stages.runtime.run_folder import (
+from stages.io.checkpoint import save_checkpoint
+from stages.io.run_folder import (
     RunFolder,
     record_features,
     record_round,
     write_config,
 )
+from stages.models.encoder import Encoder, load_encoder_weights
+from stages.pretrain_config import RESUMABLE_CHANGES, PretrainConfig, evaluation_interval
+from stages.runtime.context import RunContext
+from stages.runtime.errors import ConfigError, TrainingDiverged
 from stages.runtime.run_lock import run_folder_lock
 from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
 from stages.runtime.settings import output_relevant
 from stages.runtime.workspace import flow_path, frames_path, runs_folder
 from stages.training import distributed as dist_tools
-from stages.training.checkpoint import save_checkpoint
 from stages.training.compute import Compute, start_compute, stop_compute, training_workers
 from stages.training.embedding import configure_worker, embed_clips
 from stages.training.loggers import LoggedEmbeddings, open_logger, require_logger
@@ -199,7 +199,7 @@ class SlicTraining:
                                      self.videos.train_ids, method or s.pseudo_labels,
                                      s.partition, s.num_clusters, s.cluster_nn, s.seed,
                                      s.official_label_shift)
-            record_round(self.folder, found, self.context, self.inputs)
+            record_round(self.folder, found.epoch, found.assignments, self.context, self.inputs)
             found.metrics.update(self.health(features))
         clock = time.perf_counter()
         labels = dist_tools.broadcast_labels(None if found is None else found.labels,
@@ -293,7 +293,7 @@ def _build(settings: PretrainConfig, data: DataConfig, workspace: WorkspaceConfi
     return task, trainer
 
 
-def run(settings: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig,
+def run(settings: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig, *,
         context: RunContext | None = None, frames: Path | None = None,
         flow: Path | None = None, resume: bool = False,
         compute_settings: ComputeConfig | None = None) -> PretrainResult:

@@ -125,7 +125,7 @@ def _embed_videos(settings: RetrieveConfig, checkpoint: Path, frames: Path, spli
     return load_features(out), False
 
 
-def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
+def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig, *,
         context: RunContext | None = None, run_dir: Path | None = None,
         checkpoint: Path | None = None, features: Path | None = None,
         cross: str | None = None, out: Path | None = None,
@@ -147,15 +147,16 @@ def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
                 raise ConfigError("--random-init and --features exclude each other: features "
                                   "come from a model already")
             checkpoint = random_init_checkpoint(
-                pretrain or PretrainConfig(), workspace, data,
-                compared_run(run_dir, checkpoint, workspace, data))
-        return _run(settings, data, workspace, context, run_dir, checkpoint, features, cross,
-                    out, gallery, compute)
+                output_relevant(pretrain or PretrainConfig()), workspace, data,
+                like=compared_run(run_dir, checkpoint, workspace, data))
+        return _run(settings, data, workspace, context=context, run_dir=run_dir,
+                    checkpoint=checkpoint, features=features, cross=cross, out=out,
+                    gallery=gallery, compute=compute)
     finally:
         stop_compute(compute)
 
 
-def _run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
+def _run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig, *,
          context: RunContext, run_dir: Path | None, checkpoint: Path | None,
          features: Path | None, cross: str | None, out: Path | None, gallery: Path | None,
          compute: Compute) -> RetrieveResult:

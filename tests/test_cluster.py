@@ -126,8 +126,10 @@ def test_num_clusters_gives_exactly_that_many(tmp_path):
 
 def test_kmeans_is_seeded_and_needs_a_count(tmp_path):
     features = write_npz(tmp_path / "f.npz")
-    first = run(ClusterConfig(method="kmeans", num_clusters=6, seed=1), features, tmp_path / "a.h5")
-    again = run(ClusterConfig(method="kmeans", num_clusters=6, seed=1), features, tmp_path / "b.h5")
+    first = run(ClusterConfig(method="kmeans", num_clusters=6, seed=1), features,
+                out=tmp_path / "a.h5")
+    again = run(ClusterConfig(method="kmeans", num_clusters=6, seed=1), features,
+                out=tmp_path / "b.h5")
     with open_artifact(first.output) as a, open_artifact(again.output) as b:
         assert np.array_equal(read_assignments(a).chosen, read_assignments(b).chosen)
         assert read_assignments(a).method == "kmeans"

@@ -7,8 +7,8 @@ from stages.compute_flow import ComputeFlowConfig, flow_device, run
 from stages.flow.methods import FLOW_METHODS, dequantise_flow, make_video_flow, quantise_flow
 from stages.io.artifacts import open_artifact, read_encoded_images, read_video_table
 from stages.io.images import decode_image
+from stages.per_video.jobs import Shard
 from stages.runtime.errors import ArtifactError, ConfigError, SlicError
-from stages.runtime.per_video import Shard
 from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
 from tests.helpers import assert_same_contents, write_tiny_frames
 

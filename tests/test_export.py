@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from stages.export import build_from_recipe, export
+from stages.io.checkpoint import save_checkpoint
 from stages.models.encoder import Encoder
 from stages.runtime.errors import ConfigError
-from stages.training.checkpoint import save_checkpoint
 
 CLIP = {"clip_length": 4, "stride": 2, "crop_size": 32}
 

@@ -5,9 +5,9 @@ from stages.extract_frames import ExtractFramesConfig, run
 from stages.io.artifacts import open_artifact, read_encoded_images, read_failures, read_video_table
 from stages.io.images import decode_image
 from stages.io.video import decode_frames
+from stages.per_video.jobs import Shard
 from stages.runtime.context import RunContext
 from stages.runtime.errors import SlicError
-from stages.runtime.per_video import Shard
 from stages.runtime.sections import DataConfig, WorkspaceConfig
 from tests.helpers import assert_same_contents, copy_with_bad_videos
 from tests.io.test_video import ramp_frames, write_video_starting_late

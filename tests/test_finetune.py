@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stages.training.checkpoint import load_checkpoint
+from stages.io.checkpoint import load_checkpoint
 from tests.conftest import TINY_PRETRAIN, run_slic, run_slic_json, slic_executable
 
 pytestmark = pytest.mark.slow  # every test here trains through the `slic` command

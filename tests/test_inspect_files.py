@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from stages.inspect_artifact import describe
+from stages.io.checkpoint import save_checkpoint
 from stages.io.checkpoint_reader import TensorInfo, read_checkpoint_structure
 from stages.runtime.errors import ArtifactError, ConfigError
-from stages.training.checkpoint import save_checkpoint
 
 
 def small_model() -> nn.Module:

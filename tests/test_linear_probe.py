@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from stages.evaluation.classification import confusion_matrix, top_k_accuracy
+from stages.io.checkpoint import load_checkpoint
 from stages.linear_probe import LinearProbeConfig, train_linear_classifier
-from stages.training.checkpoint import load_checkpoint
 from tests.conftest import TINY_PRETRAIN, copy_run, run_slic, run_slic_json
 
 TINY = [*(f"--set=pretrain.{key}={value}" for key, value in TINY_PRETRAIN.items()),

@@ -16,10 +16,10 @@ import yaml
 from stages.cluster import ClusterConfig
 from stages.cluster import run as cluster
 from stages.io.artifacts import read_assignment_rounds
+from stages.io.checkpoint import load_checkpoint
 from stages.io.features import load_features
 from stages.pretrain import PretrainConfig, run
 from stages.runtime.sections import DataConfig, WorkspaceConfig
-from stages.training.checkpoint import load_checkpoint
 from tests.conftest import run_slic, slic_executable
 
 pytestmark = pytest.mark.slow  # every test here trains, most through the `slic` command
@@ -66,7 +66,7 @@ def test_a_run_writes_every_artifact(training_workspace, tmp_path):
         assert [epoch for epoch, _ in read_assignment_rounds(h5)] == [0, 2, 3]
     features = load_features(folder / "features.h5")
     assert features.features.shape == (16, 32) and features.labels is not None
-    clustered = cluster(ClusterConfig(), folder / "features.h5", tmp_path / "a.h5")
+    clustered = cluster(ClusterConfig(), folder / "features.h5", out=tmp_path / "a.h5")
     assert clustered.num_videos == 16 and clustered.quality
     best = load_checkpoint(folder / "best.pt")
     assert best["criterion"] == "last" and best["arch"] == "r3d_tiny"

@@ -12,14 +12,12 @@ from typing import Any
 import torch
 
 from stages.io.artifacts import file_checksum
+from stages.io.checkpoint import load_checkpoint, save_checkpoint
 from stages.io.checkpoint_reader import read_checkpoint_structure
 from stages.models.encoder import Encoder
-from stages.pretrain_config import PretrainConfig
 from stages.runtime.errors import ArtifactError, ConfigError
 from stages.runtime.sections import DataConfig, WorkspaceConfig
-from stages.runtime.settings import output_relevant
 from stages.runtime.workspace import dataset_folder, frames_path, runs_folder
-from stages.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 def latest_run(workspace: WorkspaceConfig, data: DataConfig) -> Path:
@@ -96,18 +94,19 @@ def compared_run(run_dir: Path | None, checkpoint: Path | None, workspace: Works
     return resolve_checkpoint(run_dir, checkpoint, workspace, data)
 
 
-def random_init_checkpoint(pretrain: PretrainConfig, workspace: WorkspaceConfig,
-                           data: DataConfig, like: Path | None, name: str | None = None
+def random_init_checkpoint(pretrain: dict[str, Any], workspace: WorkspaceConfig,
+                           data: DataConfig, *, like: Path | None, name: str | None = None
                            ) -> Path:
-    """best.pt of an untrained encoder (seed pretrain.seed) with the architecture, projection
-    and clip settings of checkpoint `like` (the run it is compared with), or of `pretrain`
-    when there is none, so every evaluation treats the baseline exactly like a trained run.
+    """best.pt of an untrained encoder (seed `pretrain["seed"]`) with the architecture,
+    projection and clip settings of checkpoint `like` (the run it is compared with), or of
+    `pretrain` (the output-relevant pretrain settings) when there is none, so every
+    evaluation treats the baseline exactly like a trained run.
 
     It lives in `<dataset folder>/random-init/<name>/` (name: architecture, seed and a tag of
     the settings), beside the compared run's dataset; written once, then reused with the
     results beside it.
     """
-    settings = output_relevant(pretrain)
+    settings = dict(pretrain)
     folder = dataset_folder(workspace, data)
     if like is not None:
         saved = read_checkpoint_structure(like)
@@ -122,11 +121,11 @@ def random_init_checkpoint(pretrain: PretrainConfig, workspace: WorkspaceConfig,
         encoder_settings = {key: settings[key] for key in ENCODER_KEYS}
         tag = hashlib.blake2b(json.dumps(encoder_settings, sort_keys=True).encode(),
                               digest_size=4).hexdigest()
-        name = f"random-{settings['arch']}-seed{pretrain.seed}-{tag}"
+        name = f"random-{settings['arch']}-seed{pretrain['seed']}-{tag}"
     path = folder / "random-init" / name / "best.pt"
     if path.is_file():
         return path
-    torch.manual_seed(pretrain.seed)
+    torch.manual_seed(pretrain["seed"])
     encoder = Encoder(settings["arch"], settings["projection_hidden"],
                       settings["projection_dim"])
     save_checkpoint({"model": encoder.state_dict(), "epoch": -1, "arch": settings["arch"],
@@ -147,7 +146,7 @@ class EncoderSource:
     frames: Path
 
 
-def encoder_source(pretrain: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig,
+def encoder_source(pretrain: dict[str, Any], data: DataConfig, workspace: WorkspaceConfig, *,
                    run_dir: Path | None, checkpoint: Path | None, random_init: bool,
                    stage: str, cross: str | None = None) -> EncoderSource:
     """A checkpoint's encoder (results in `<checkpoint folder>/<stage>/`). With
@@ -158,7 +157,7 @@ def encoder_source(pretrain: PretrainConfig, data: DataConfig, workspace: Worksp
     UCF101 evaluated on HMDB51, for example; results then go to `<run>/<stage>-<cross>/`).
     """
     path = (random_init_checkpoint(pretrain, workspace, data,
-                                   compared_run(run_dir, checkpoint, workspace, data))
+                                   like=compared_run(run_dir, checkpoint, workspace, data))
             if random_init else resolve_checkpoint(run_dir, checkpoint, workspace, data))
     encoder, trained = load_encoder(path)
     clip = {k: trained[k] for k in ("clip_length", "stride", "crop_size")}

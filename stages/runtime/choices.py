@@ -7,6 +7,7 @@ registry keyed by these words (backbones, flow methods) is checked equal to it b
 
 from __future__ import annotations
 
+MADE_DATASETS = ("synthetic",)  # make_dataset.DATASET_MAKERS
 DATASET_LAYOUTS = ("ucf101", "hmdb51", "kinetics400", "folder", "synthetic")  # datasets.DATASETS
 ARCHITECTURES = ("r3d_18", "r2plus1d_18", "s3d", "r3d_tiny")  # models.backbones.BACKBONES
 FLOW_METHOD_NAMES = ("dis", "farneback", "tvl1", "tvl1-opencv")  # flow_methods.FLOW_METHODS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -41,3 +42,9 @@ def fingerprint(description: Any) -> str:
     """A stable hash of a JSON-able description of a stage's inputs and settings."""
     text = json.dumps(description, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def launch_position() -> tuple[int, int]:
+    """(rank, world size) of this process as torchrun launched it (its RANK and WORLD_SIZE
+    variables); (0, 1) for a process started on its own."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))

@@ -33,10 +33,10 @@ from stages.evaluation.classification import (
     top_k_accuracy,
 )
 from stages.evaluation.sources import EncoderSource
+from stages.io.checkpoint import load_checkpoint, save_checkpoint
 from stages.runtime.context import RunContext
 from stages.runtime.errors import ConfigError, TrainingDiverged
 from stages.runtime.run_lock import run_folder_lock
-from stages.training.checkpoint import load_checkpoint, save_checkpoint
 from stages.training.compute import Compute, training_workers
 from stages.training.embedding import configure_worker, embed_clips
 from stages.training.monitor import MetricsLog

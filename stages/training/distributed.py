@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from stages.runtime.context import launch_position
+
 
 @dataclass(frozen=True)
 class Distribution:
@@ -39,7 +41,7 @@ def start_distribution(device_kind: str, timeout: timedelta = timedelta(minutes=
     `timeout` bounds every collective: it must cover the longest stretch one rank works alone
     (a clustering round on rank 0), which NCCL's default of 10 minutes does not at Kinetics
     size."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launch_position()[1]
     if world <= 1:
         return Distribution()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

@@ -23,10 +23,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from stages import __version__
+from stages.io.checkpoint import load_checkpoint, save_checkpoint
 from stages.runtime.errors import ConfigError, TrainingDiverged
 from stages.runtime.progress import Progress
 from stages.training import distributed as dist_tools
-from stages.training.checkpoint import load_checkpoint, save_checkpoint
 from stages.training.compute import Compute
 from stages.training.monitor import MetricsLog
 from stages.training.schedule import set_base_learning_rates

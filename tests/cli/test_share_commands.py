@@ -51,8 +51,8 @@ def test_report_of_a_missing_folder_is_one_line(tmp_path):
 def test_export_refuses_what_torchvision_cannot_hold_in_one_line(tmp_path):
     import torch
 
+    from stages.io.checkpoint import save_checkpoint
     from stages.models.encoder import Encoder
-    from stages.training.checkpoint import save_checkpoint
 
     config = {"arch": "r3d_tiny", "projection_hidden": 8, "projection_dim": 4,
               "clip_length": 4, "stride": 1, "crop_size": 32}

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from stages.evaluation.sources import (
+    EncoderSource,
     encoder_source,
     frames_of,
     latest_run,
@@ -14,15 +15,22 @@ from stages.evaluation.sources import (
     resolve_checkpoint,
 )
 from stages.io.artifacts import file_checksum
+from stages.io.checkpoint import save_checkpoint
 from stages.models.encoder import Encoder
 from stages.pretrain_config import PretrainConfig
 from stages.runtime.errors import ArtifactError, ConfigError
 from stages.runtime.sections import DataConfig, WorkspaceConfig
-from stages.training.checkpoint import save_checkpoint
+from stages.runtime.settings import output_relevant
 
 TINY = {"arch": "r3d_tiny", "projection_hidden": 16, "projection_dim": 8, "clip_length": 4,
         "stride": 2, "crop_size": 32}
 DATA = DataConfig(dataset="synthetic")
+
+
+def source_of(settings: PretrainConfig, workspace: WorkspaceConfig, **where) -> EncoderSource:
+    """The encoder source of `where` (run_dir, checkpoint, random_init, stage, cross) with
+    pretrain `settings` as the stage passes them."""
+    return encoder_source(output_relevant(settings), DATA, workspace, **where)
 
 
 def save_run(folder: Path, seed: int = 0, name: str = "checkpoint.pt", **config) -> Path:
@@ -114,10 +122,10 @@ def test_frames_are_the_runs_own_unless_another_dataset_is_asked(tmp_path):
 def test_random_init_source_is_seeded_and_has_its_own_folder(tmp_path):
     workspace = WorkspaceConfig(root=str(tmp_path))  # no run: pretrain.* settings
     settings = PretrainConfig(**TINY, seed=3)
-    first = encoder_source(settings, DATA, workspace, None, None, True, "finetune")
-    again = encoder_source(settings, DATA, workspace, None, None, True, "finetune")
-    other = encoder_source(PretrainConfig(**TINY, seed=4), DATA, workspace, None, None, True,
-                           "finetune")
+    first = source_of(settings, workspace, random_init=True, stage="finetune")
+    again = source_of(settings, workspace, random_init=True, stage="finetune")
+    other = source_of(PretrainConfig(**TINY, seed=4), workspace, random_init=True,
+                      stage="finetune")
     checkpoint = Path(first.description)
     assert checkpoint.name == "best.pt" and checkpoint.parent.name.startswith(
         "random-r3d_tiny-seed3-")
@@ -135,19 +143,19 @@ def test_random_init_source_is_seeded_and_has_its_own_folder(tmp_path):
 def test_random_init_takes_the_settings_of_the_run_it_is_compared_with(tmp_path):
     workspace = WorkspaceConfig(root=str(tmp_path))
     settings = PretrainConfig(**{**TINY, "clip_length": 16, "crop_size": 112}, seed=3)
-    alone = encoder_source(settings, DATA, workspace, None, None, True, "linear-probe")
+    alone = source_of(settings, workspace, random_init=True, stage="linear-probe")
     run = tmp_path / "synthetic" / "runs" / "r"
     run.mkdir(parents=True)
     save_run(run, name="checkpoint.pt", clip_length=8, crop_size=48)  # a run, as latest_run
-    latest = encoder_source(settings, DATA, workspace, None, None, True, "linear-probe")
-    named = encoder_source(settings, DATA, workspace, run, None, True, "linear-probe")
+    latest = source_of(settings, workspace, random_init=True, stage="linear-probe")
+    named = source_of(settings, workspace, run_dir=run, random_init=True, stage="linear-probe")
     assert alone.clip == {"clip_length": 16, "stride": 2, "crop_size": 112}
     assert latest.clip == named.clip == {"clip_length": 8, "stride": 2, "crop_size": 48}
     assert latest.folder == named.folder != alone.folder
     assert latest.folder.parent.parent == tmp_path / "synthetic" / "random-init"
     seeded = PretrainConfig(**TINY, seed=3)  # same seed and encoder: the same weights
-    reference = encoder_source(seeded, DATA, WorkspaceConfig(root=str(tmp_path / "other")),
-                               None, None, True, "linear-probe").encoder.state_dict()
+    reference = source_of(seeded, WorkspaceConfig(root=str(tmp_path / "other")),
+                          random_init=True, stage="linear-probe").encoder.state_dict()
     assert all(torch.equal(v, reference[k]) for k, v in named.encoder.state_dict().items())
 
 
@@ -158,12 +166,12 @@ def test_checkpoint_source_takes_the_clip_settings_it_was_trained_with(tmp_path)
     path = save_run(run, name="best.pt", clip_length=8, crop_size=48)
     touch(tmp_path / "synthetic" / "frames.h5", 1)
     asked = PretrainConfig(**{**TINY, "clip_length": 16})  # what the config says now: ignored
-    source = encoder_source(asked, DATA, workspace, run, None, False, "linear-probe")
+    source = source_of(asked, workspace, run_dir=run, random_init=False, stage="linear-probe")
     assert source.clip == {"clip_length": 8, "stride": 2, "crop_size": 48}
     assert source.description == str(path) and source.identity == file_checksum(path)
     assert source.folder == run / "linear-probe"
     assert source.frames == tmp_path / "synthetic" / "frames.h5"
-    cross = encoder_source(asked, DATA, workspace, None, path, False, "linear-probe",
-                           cross="hmdb51")
+    cross = source_of(asked, workspace, checkpoint=path, random_init=False, stage="linear-probe",
+                      cross="hmdb51")
     assert cross.folder == run / "linear-probe-hmdb51"
     assert cross.frames == tmp_path / "hmdb51" / "frames.h5"

@@ -9,8 +9,8 @@ import pytest
 import torch
 import typer
 
+from stages.io.checkpoint import load_checkpoint, save_checkpoint
 from stages.runtime.errors import DiskFull
-from stages.training.checkpoint import load_checkpoint, save_checkpoint
 
 Usage = namedtuple("Usage", "total used free")
 

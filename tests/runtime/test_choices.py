@@ -22,3 +22,9 @@ def test_synthetic_motions_are_the_motion_registry_in_order() -> None:
 
 def test_dataset_layouts_are_the_dataset_registry() -> None:
     assert choices.DATASET_LAYOUTS == tuple(DATASETS)
+
+
+def test_made_datasets_are_the_maker_registry() -> None:
+    from stages.make_dataset import DATASET_MAKERS
+
+    assert choices.MADE_DATASETS == tuple(DATASET_MAKERS)

@@ -9,15 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import yaml
 
 from stages import __version__
 from stages.io.artifacts import (
     KIND_ASSIGNMENTS,
     KIND_FEATURES,
+    Assignments,
     Provenance,
     StoredFeatures,
+    open_artifact,
     write_artifact,
     write_assignment_rounds,
     write_features,
@@ -27,7 +28,6 @@ from stages.io.artifacts import (
     read_assignment_rounds as _read_rounds,
 )
 from stages.runtime.context import RunContext, fingerprint, now
-from stages.training.rounds import ClusteringRound
 
 
 @dataclass(frozen=True)
@@ -70,16 +70,16 @@ def _provenance(context: RunContext, inputs: list[dict[str, Any]], started: str)
     return Provenance(context.command, context.config, __version__, inputs, started, now())
 
 
-def record_round(folder: RunFolder, new_round: ClusteringRound, context: RunContext,
+def record_round(folder: RunFolder, epoch: int, assignments: Assignments, context: RunContext,
                  inputs: list[dict[str, Any]]) -> None:
-    """Add a clustering round to assignments.h5, replacing rounds of its epoch or later (a
-    resumed run redoes them)."""
+    """Add the clustering round of `epoch` to assignments.h5, replacing rounds of that epoch
+    or later (a resumed run redoes them)."""
     started = now()
     kept = []
     if folder.assignments.is_file():
-        with h5py.File(folder.assignments, "r") as h5:
-            kept = [(e, a) for e, a in _read_rounds(h5) if e < new_round.epoch]
-    rounds = [*kept, (new_round.epoch, new_round.assignments)]
+        with open_artifact(folder.assignments, KIND_ASSIGNMENTS) as h5:
+            kept = [(e, a) for e, a in _read_rounds(h5) if e < epoch]
+    rounds = [*kept, (epoch, assignments)]
     key = fingerprint({"rounds": [(e, a.chosen.tolist()) for e, a in rounds]})
     with write_artifact(folder.assignments, KIND_ASSIGNMENTS, key) as h5:
         write_assignment_rounds(h5, rounds)

@@ -3,8 +3,8 @@ import pickle
 import pytest
 import torch
 
+from stages.io.checkpoint import load_checkpoint, save_checkpoint
 from stages.runtime.errors import ArtifactError
-from stages.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 class Payload:

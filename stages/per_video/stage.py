@@ -18,8 +18,8 @@ from stages.io.artifacts import (
 )
 from stages.io.space import require_space
 from stages.io.staging import StagingArea
+from stages.per_video.jobs import ProcessCounts, Shard, VideoWorker, process_videos
 from stages.runtime.context import RunContext
-from stages.runtime.per_video import ProcessCounts, Shard, VideoWorker, process_videos
 
 
 @dataclass

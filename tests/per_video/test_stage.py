@@ -20,9 +20,9 @@ from stages.io.artifacts import (
 )
 from stages.io.images import encode_image
 from stages.io.staging import StagingArea, pack_images
+from stages.per_video.jobs import Shard
+from stages.per_video.stage import VideoStageResult, run_video_stage
 from stages.runtime.context import RunContext
-from stages.runtime.per_video import Shard
-from stages.runtime.video_stage import VideoStageResult, run_video_stage
 from tests.helpers import assert_same_contents
 
 # Six videos of 2..7 frames; video 4 cannot be read.

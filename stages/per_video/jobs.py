@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.io.staging import EncodedStream, StagingArea
+from stages.runtime.context import launch_position
 from stages.runtime.errors import ConfigError
 from stages.runtime.progress import Progress
 
@@ -44,8 +44,8 @@ class Shard:
             if not 0 <= index < count:
                 raise ConfigError(f"--shard {text}: i must be in 0..n-1 (0-based)")
             return cls(index, count)
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        return cls(int(os.environ.get("RANK", "0")), world) if world > 1 else cls()
+        rank, world = launch_position()
+        return cls(rank, world) if world > 1 else cls()
 
     def owns(self, position: int) -> bool:
         return position % self.count == self.index

@@ -247,7 +247,8 @@ def breakdown(frames_h5: Path, workspace: Path) -> dict[str, float]:
         settings = cf.ComputeFlowConfig(workers=1)
         started = time.perf_counter()
         result = cf.run(settings, DataConfig(dataset="folder"), WorkspaceConfig(str(workspace)),
-                        context=RunContext(force=True), frames=frames_h5, out=workspace / "flow_bd.h5")
+                        context=RunContext(force=True), frames=frames_h5,
+                        out=workspace / "flow_bd.h5")
         totals["run() total"] = time.perf_counter() - started
         totals["pairs"] = result.num_images
         totals["makespan 2 workers, in slic's dispatch order"] = makespan(durations, 2)

@@ -25,12 +25,14 @@ from stages.io.artifacts import (
     read_assignments,
     write_artifact,
     write_assignments,
+    write_content_digest,
     write_provenance,
 )
 from stages.io.features import load_features
 from stages.runtime.context import RunContext, fingerprint, now
 from stages.runtime.errors import ConfigError
 from stages.runtime.settings import output_relevant
+from stages.runtime.workspace import assignments_beside
 
 
 @dataclass
@@ -70,8 +72,7 @@ def run(settings: ClusterConfig, features_path: Path, *, out: Path | None = None
     read back (`context.force` redoes it)."""
     context = (context or RunContext()).running(cluster=settings)
     started, clock = now(), time.perf_counter()
-    output = Path(out) if out is not None else Path(features_path).with_name(
-        f"{Path(features_path).stem}.assignments.h5")
+    output = Path(out) if out is not None else assignments_beside(features_path)
     check_output(output, KIND_ASSIGNMENTS, [Path(features_path)])
     features_checksum = file_checksum(Path(features_path))
     key = fingerprint({"stage": "cluster", "settings": output_relevant(settings),
@@ -104,7 +105,7 @@ def run(settings: ClusterConfig, features_path: Path, *, out: Path | None = None
         write_assignments(h5, Assignments(partitions, chosen, clustering.chosen_from, video_ids,
                                           labels, quality, settings.method))
         digest = hashlib.blake2b(partitions.tobytes(), digest_size=16).hexdigest()
-        h5.attrs["content_digest"] = digest
+        write_content_digest(h5, digest)
         inputs = [{"path": str(features_path), "size": Path(features_path).stat().st_size,
                    "checksum": features_checksum}]
         write_provenance(h5, Provenance(context.command, context.config, __version__, inputs,

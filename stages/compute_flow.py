@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import h5py
 import numpy as np
 
 from stages import __version__
@@ -19,19 +18,27 @@ from stages.flow.methods import (
     quantise_flow,
 )
 from stages.io.artifacts import (
+    FLOW_STREAMS,
+    FRAME_STREAM,
     KIND_FLOW,
     KIND_FRAMES,
+    ArtifactFile,
     Failure,
     ImageStreamWriter,
     Provenance,
     VideoTable,
     check_output,
     open_artifact,
+    read_content_digest,
     read_encoded_images,
     read_failures,
     read_video_table,
+    reopen_artifact,
+    stream_codec,
     write_artifact,
+    write_content_digest,
     write_failures,
+    write_flow_settings,
     write_provenance,
     write_video_table,
 )
@@ -45,7 +52,6 @@ from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
 from stages.runtime.settings import output_relevant
 from stages.runtime.workspace import flow_path, frames_path
 
-FLOW_STREAMS = ("flow_u", "flow_v")
 # Pairs given to the flow method at once: a batched method (tvl1) batches them, and a long
 # video's float fields never all sit in memory (64 pairs at 320x240: 39 MB).
 PAIRS_AT_ONCE = 64
@@ -55,9 +61,9 @@ PAIRS_AT_ONCE = 64
 _worker_state: dict[str, Any] = {}
 
 
-def _frames_file(path: str) -> h5py.File:
+def _frames_file(path: str) -> ArtifactFile:
     if _worker_state.get("frames_path") != path:
-        _worker_state["frames_path"], _worker_state["frames"] = path, h5py.File(path, "r")
+        _worker_state["frames_path"], _worker_state["frames"] = path, reopen_artifact(path)
     return _worker_state["frames"]
 
 
@@ -87,7 +93,7 @@ def flow_video(payload: dict[str, Any]) -> tuple[dict[str, EncodedStream], dict[
     count, height, width = payload["num_images"], payload["height"], payload["width"]
     if count < 2:
         raise ValueError(f"too short for flow: {count} frame(s)")
-    encoded = read_encoded_images(h5, "images", payload["first_image"], count)
+    encoded = read_encoded_images(h5, FRAME_STREAM, payload["first_image"], count)
     flows = _flow_function(payload["method"], payload["dis_preset"], payload["device"])
     frames = [decode_gray(data, payload["frames_codec"], height, width) for data in encoded]
     u_images, v_images = [], []
@@ -96,7 +102,8 @@ def flow_video(payload: dict[str, Any]) -> tuple[dict[str, EncodedStream], dict[
             u, v = cv2.split(quantise_flow(field, payload["bound"]))
             u_images.append(encode_image(u, payload["codec"], payload["jpeg_quality"]))
             v_images.append(encode_image(v, payload["codec"], payload["jpeg_quality"]))
-    return {"flow_u": pack_images(u_images), "flow_v": pack_images(v_images)}, {}
+    return {FLOW_STREAMS["u"]: pack_images(u_images),
+            FLOW_STREAMS["v"]: pack_images(v_images)}, {}
 
 
 def _merge(table: VideoTable, frames_failures: list[Failure], missing: list[str],
@@ -107,7 +114,7 @@ def _merge(table: VideoTable, frames_failures: list[Failure], missing: list[str]
     with write_artifact(output, KIND_FLOW, key) as h5:
         digest = hashlib.blake2b(digest_size=16)
         writers = {name: ImageStreamWriter(h5, name, settings.codec, 1, digest)
-                   for name in FLOW_STREAMS}
+                   for name in FLOW_STREAMS.values()}
         context.progress.start("merging videos", len(table))
         for position in range(len(table)):
             context.progress.advance()
@@ -116,16 +123,16 @@ def _merge(table: VideoTable, frames_failures: list[Failure], missing: list[str]
             if "failure" in meta:
                 failures.append(Failure(row["video_id"], row["relpath"], meta["failure"]))
                 continue
-            firsts = [writers[name].append(*streams[name]) for name in FLOW_STREAMS]
-            row.update(first_image=firsts[0], num_images=len(streams["flow_u"][1]) - 1)
+            firsts = [writers[name].append(*streams[name]) for name in FLOW_STREAMS.values()]
+            row.update(first_image=firsts[0], num_images=len(streams[FLOW_STREAMS["u"]][1]) - 1)
             rows.append(row)
             memberships.append(tuple(table.splits[position]))
         context.progress.finish()
         write_video_table(h5, VideoTable.from_rows(rows, table.class_names, table.split_names,
                                                    memberships))
         write_failures(h5, failures, missing)
-        h5.attrs["content_digest"] = digest.hexdigest()
-        h5.attrs["bound"], h5.attrs["method"] = settings.bound, settings.method
+        write_content_digest(h5, digest.hexdigest())
+        write_flow_settings(h5, settings.bound, settings.method)
         write_provenance(h5, Provenance(context.command, context.config, __version__, inputs,
                                         started, now()))
 
@@ -149,8 +156,8 @@ def run(
     with open_artifact(frames, KIND_FRAMES) as h5:
         table = read_video_table(h5)
         frames_failures, missing = read_failures(h5)
-        frames_codec = str(h5["images"].attrs["codec"])
-        frames_digest = str(h5.attrs["content_digest"])
+        frames_codec = stream_codec(h5, FRAME_STREAM)
+        frames_digest = read_content_digest(h5)
     output = Path(out) if out is not None else flow_path(workspace, data)
     check_output(output, KIND_FLOW, [frames])
     key = fingerprint({"stage": "compute-flow", "settings": output_relevant(settings),

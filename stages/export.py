@@ -29,6 +29,7 @@ import torch
 from stages import __version__
 from stages.evaluation.sources import load_encoder
 from stages.io.artifacts import file_checksum
+from stages.io.run_folder import RunFolder
 from stages.models.encoder import Encoder
 from stages.runtime.choices import EXPORT_FORMATS
 from stages.runtime.errors import ConfigError
@@ -93,9 +94,9 @@ def source_checkpoint(run: Path) -> Path:
     run = Path(run)
     if run.is_file():
         return run
-    for name in ("best.pt", "checkpoint.pt"):
-        if (run / name).is_file():
-            return run / name
+    found = RunFolder(run).saved_checkpoint()
+    if found is not None:
+        return found
     raise ConfigError(f"{run} holds no best.pt or checkpoint.pt; pass a pretraining run "
                       "folder or a checkpoint")
 

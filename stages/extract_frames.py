@@ -13,6 +13,7 @@ from stages import __version__
 from stages.datasets import DatasetListing, list_dataset
 from stages.extract_frames_config import ExtractFramesConfig
 from stages.io.artifacts import (
+    FRAME_STREAM,
     KIND_FRAMES,
     Failure,
     ImageStreamWriter,
@@ -21,6 +22,7 @@ from stages.io.artifacts import (
     check_output,
     file_checksum,
     write_artifact,
+    write_content_digest,
     write_failures,
     write_provenance,
     write_video_table,
@@ -65,7 +67,7 @@ def extract_video(payload: dict[str, Any]) -> tuple[dict[str, EncodedStream], di
         "width": info.width, "height": info.height,
         "file_size": path.stat().st_size, "checksum": file_checksum(path),
     }
-    return {"images": pack_images(encoded)}, meta
+    return {FRAME_STREAM: pack_images(encoded)}, meta
 
 
 def _describe_inputs(listing: DatasetListing, settings: ExtractFramesConfig) -> dict[str, Any]:
@@ -89,7 +91,7 @@ def _merge(listing: DatasetListing, staging: StagingArea, output: Path, key: str
     rows, memberships, failures = [], [], []
     with write_artifact(output, KIND_FRAMES, key) as h5:
         digest = hashlib.blake2b(digest_size=16)
-        stream = ImageStreamWriter(h5, "images", settings.codec, 3, digest)
+        stream = ImageStreamWriter(h5, FRAME_STREAM, settings.codec, 3, digest)
         context.progress.start("merging videos", len(listing.videos))
         for position, video in enumerate(listing.videos):
             context.progress.advance()
@@ -97,7 +99,7 @@ def _merge(listing: DatasetListing, staging: StagingArea, output: Path, key: str
             if "failure" in meta:
                 failures.append(Failure(video.video_id, video.relpath, meta["failure"]))
                 continue
-            data, offsets = streams["images"]
+            data, offsets = streams[FRAME_STREAM]
             first = stream.append(data, offsets)
             rows.append({"video_id": video.video_id, "relpath": video.relpath,
                          "class_name": video.class_name, "label": video.label,
@@ -107,7 +109,7 @@ def _merge(listing: DatasetListing, staging: StagingArea, output: Path, key: str
         table = VideoTable.from_rows(rows, listing.class_names, listing.split_names, memberships)
         write_video_table(h5, table)
         write_failures(h5, failures, listing.missing)
-        h5.attrs["content_digest"] = digest.hexdigest()
+        write_content_digest(h5, digest.hexdigest())
         videos_digest = hashlib.blake2b("".join(r["checksum"] for r in rows).encode(),
                                         digest_size=16).hexdigest()
         inputs = [{"path": str(f), "size": f.stat().st_size, "checksum": file_checksum(f)}

@@ -13,7 +13,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from stages.datasets.base import MEMBERSHIP_NAMES
@@ -23,12 +22,15 @@ from stages.io.artifacts import (
     KIND_FLOW,
     KIND_FRAMES,
     KIND_RETRIEVAL,
+    ArtifactFile,
     feature_dim,
     open_artifact,
     read_assignment_rounds,
     read_assignments,
     read_failures,
     read_features,
+    read_flow_settings,
+    read_header,
     read_provenance,
     read_retrieval,
     read_video_table,
@@ -39,7 +41,7 @@ from stages.io.checkpoint_reader import TensorInfo, read_checkpoint_structure, t
 from stages.runtime.errors import ArtifactError, ConfigError
 
 
-def _describe_videos(h5: h5py.File) -> dict[str, Any]:
+def _describe_videos(h5: ArtifactFile) -> dict[str, Any]:
     """Counts, per-class table, split sizes, streams and failures of a frames or flow artifact."""
     table = read_video_table(h5)
     failures, missing = read_failures(h5)
@@ -65,12 +67,11 @@ def _describe_videos(h5: h5py.File) -> dict[str, Any]:
         "failures": [f.__dict__ for f in failures],
         "num_missing": len(missing),
         "missing_first": missing[:10],
-        **{key: h5.attrs[key].item() if hasattr(h5.attrs[key], "item") else h5.attrs[key]
-           for key in ("bound", "method") if key in h5.attrs},
+        **read_flow_settings(h5),
     }
 
 
-def _describe_assignments(h5: h5py.File) -> dict[str, Any]:
+def _describe_assignments(h5: ArtifactFile) -> dict[str, Any]:
     found = read_assignments(h5)
     known = found.labels[found.labels >= 0]
     return {
@@ -86,7 +87,7 @@ def _describe_assignments(h5: h5py.File) -> dict[str, Any]:
     }
 
 
-def _describe_features(h5: h5py.File) -> dict[str, Any]:
+def _describe_features(h5: ArtifactFile) -> dict[str, Any]:
     stored = read_features(h5, vectors=False)
     known = stored.labels[stored.labels >= 0]
     return {
@@ -97,7 +98,7 @@ def _describe_features(h5: h5py.File) -> dict[str, Any]:
     }
 
 
-def _describe_retrieval(h5: h5py.File) -> dict[str, Any]:
+def _describe_retrieval(h5: ArtifactFile) -> dict[str, Any]:
     table = read_retrieval(h5)
     return {"num_queries": len(table.query_ids), "num_gallery": len(table.gallery_ids),
             "num_neighbours": int(table.neighbours.shape[1]),
@@ -110,7 +111,7 @@ DESCRIBERS = {KIND_FRAMES: _describe_videos, KIND_FLOW: _describe_videos,
               KIND_RETRIEVAL: _describe_retrieval}
 
 
-def _video_rows(h5: h5py.File, kind: str) -> list[dict[str, Any]]:
+def _video_rows(h5: ArtifactFile, kind: str) -> list[dict[str, Any]]:
     """One dict per video: the index table of frames/flow, or the ids, labels and split (and
     chosen cluster) of features and assignments."""
     if kind in (KIND_FRAMES, KIND_FLOW):
@@ -134,16 +135,17 @@ def _video_rows(h5: h5py.File, kind: str) -> list[dict[str, Any]]:
 
 def _describe_hdf5(path: Path, videos: bool) -> dict[str, Any]:
     with open_artifact(path) as h5:
-        kind = str(h5.attrs["kind"])
+        header = read_header(h5)
+        kind = header["kind"]
         if kind not in DESCRIBERS:
             raise ArtifactError(f"{path} is a {kind!r} artifact, which this slic cannot show")
         return {
             "path": str(path),
             "kind": kind,
-            "schema_version": int(h5.attrs["schema_version"]),
+            "schema_version": header["schema_version"],
             "file_size": Path(path).stat().st_size,
-            "fingerprint": str(h5.attrs["fingerprint"]),
-            "content_digest": str(h5.attrs.get("content_digest", "")),
+            "fingerprint": header["fingerprint"],
+            "content_digest": header["content_digest"],
             "provenance": read_provenance(h5),
             **DESCRIBERS[kind](h5),
             **({"videos": _video_rows(h5, kind)} if videos else {}),

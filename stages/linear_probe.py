@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 
@@ -36,11 +35,14 @@ from stages.io.artifacts import (
     Provenance,
     StoredFeatures,
     artifact_fingerprint,
+    content_digest_of,
+    open_artifact,
     read_features,
     write_artifact,
     write_features,
     write_provenance,
 )
+from stages.io.run_folder import RunFolder
 from stages.linear_probe_config import LINEAR_PROBE_RESUMABLE, LinearProbeConfig
 from stages.pretrain_config import PretrainConfig
 from stages.runtime.context import RunContext, fingerprint, now
@@ -162,16 +164,15 @@ def _clip_features(frozen: EncoderSource, settings: LinearProbeConfig, split: in
                    compute: Compute, context: RunContext) -> tuple[StoredFeatures, bool]:
     """Per-clip backbone features of train and test videos, cached in features.h5 of a
     folder of their own (`linear-probe-features-<tag>`), shared by every classifier setting."""
-    path = settings_folder(frozen.folder.parent, "linear-probe-features",
-                           {"train_clips": settings.train_clips,
-                            "windows": settings.windows}) / "features.h5"
-    with h5py.File(frozen.frames, "r") as h5:
-        digest = str(h5.attrs.get("content_digest", ""))
+    path = RunFolder(settings_folder(frozen.folder.parent, "linear-probe-features",
+                                     {"train_clips": settings.train_clips,
+                                      "windows": settings.windows})).features
+    digest = content_digest_of(frozen.frames)
     source = {"encoder": frozen.identity, "frames_digest": digest, "split": split,
               "train_clips": settings.train_clips, "clips": settings.windows, **frozen.clip}
     key = fingerprint({"stage": "linear-probe-features", **source})
     if artifact_fingerprint(path) == key and not context.force:
-        with h5py.File(path, "r") as h5:
+        with open_artifact(path, KIND_FEATURES) as h5:
             return read_features(h5), True
     store = ClipStore(frozen.frames)
     train, test = split_rows(store, split)

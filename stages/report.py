@@ -11,9 +11,9 @@ from typing import Any
 from stages.html_report import sections
 from stages.html_report.contents import read_run
 from stages.html_report.markup import Section, page
+from stages.io.run_folder import RunFolder
 from stages.runtime.context import now
 
-REPORT_NAME = "report.html"
 GALLERY_QUERIES = 12
 
 
@@ -35,7 +35,7 @@ def write_report(run_folder: Path, out: Path | None = None,
     atomically; its gallery shows `queries` test queries drawn evenly from the classes."""
     clock = time.perf_counter()
     contents = read_run(Path(run_folder))
-    path = Path(out) if out is not None else contents.folder / REPORT_NAME
+    path = Path(out) if out is not None else RunFolder(contents.folder).report
     built: list[Section | None] = [
         sections.summary(contents), sections.configuration(contents),
         sections.curves(contents), sections.clusters(contents), sections.embedding(contents),

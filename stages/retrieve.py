@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from stages import __version__
@@ -37,6 +36,7 @@ from stages.io.artifacts import (
     StoredFeatures,
     artifact_fingerprint,
     check_output,
+    content_digest_of,
     file_checksum,
     write_artifact,
     write_features,
@@ -44,13 +44,20 @@ from stages.io.artifacts import (
     write_retrieval,
 )
 from stages.io.features import FeatureSet, load_features
+from stages.io.run_folder import RunFolder
 from stages.pretrain_config import PretrainConfig
 from stages.retrieve_config import RetrieveConfig, parse_ks
 from stages.runtime.context import RunContext, fingerprint, now
 from stages.runtime.errors import ArtifactError, ConfigError
 from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
 from stages.runtime.settings import output_relevant
-from stages.runtime.workspace import dataset_folder, frames_path, point_latest, settings_folder
+from stages.runtime.workspace import (
+    dataset_folder,
+    frames_path,
+    point_latest,
+    settings_folder,
+    standalone_retrieval_folder,
+)
 from stages.training.compute import Compute, start_compute, stop_compute
 from stages.training.embedding import embed_clips
 from stages.training.video_split import split_rows
@@ -89,8 +96,7 @@ def _embed_videos(settings: RetrieveConfig, checkpoint: Path, frames: Path, spli
     clip_length = settings.clip_length or trained["clip_length"]
     stride = settings.stride or trained["stride"]
     crop_size = settings.crop_size or trained["crop_size"]
-    with h5py.File(frames, "r") as h5:
-        frames_digest = str(h5.attrs.get("content_digest", ""))
+    frames_digest = content_digest_of(frames)
     source = {"checkpoint": str(checkpoint), "checkpoint_checksum": file_checksum(checkpoint),
               "frames": str(frames), "frames_digest": frames_digest, "split": split,
               "feature": settings.feature, "clips": settings.clips,
@@ -179,8 +185,8 @@ def _run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
         folder = settings_folder(path.parent / "retrieval", name, {
             key: value for key, value in output_relevant(settings).items()
             if key != "gallery_queries"})
-        features_path = folder / "features.h5"
-        output = Path(out) if out else folder / "retrieval.h5"
+        features_path = RunFolder(folder).features
+        output = Path(out) if out else RunFolder(folder).retrieval
         check_output(output, KIND_RETRIEVAL, [path, frames, features_path])
         found, reused = _embed_videos(settings, path, frames, target.split, features_path,
                                       compute, context)
@@ -228,7 +234,7 @@ def _standalone_output(workspace: WorkspaceConfig, features: Path) -> Path:
     """Where retrieval of a features file goes by default: the workspace, never beside the
     input (whose folder may be someone else's, shared or read-only)."""
     tag = hashlib.blake2b(str(features.resolve()).encode(), digest_size=4).hexdigest()
-    return Path(workspace.root) / "retrieval" / f"{features.stem}-{tag}" / "retrieval.h5"
+    return RunFolder(standalone_retrieval_folder(workspace, f"{features.stem}-{tag}")).retrieval
 
 
 def _gallery(path: Path, settings: RetrieveConfig, workspace: WorkspaceConfig,

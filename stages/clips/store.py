@@ -10,18 +10,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from stages.flow.methods import dequantise_flow, quantise_flow
 from stages.io.artifacts import (
+    FLOW_STREAMS,
+    FRAME_STREAM,
     KIND_FLOW,
     KIND_FRAMES,
+    ArtifactFile,
     VideoTable,
     open_artifact,
+    read_content_digest,
     read_encoded_images,
+    read_flow_settings,
     read_provenance,
     read_video_table,
+    reopen_artifact,
+    stream_codec,
 )
 from stages.io.images import decode_image
 from stages.runtime.errors import ArtifactError, SlicError
@@ -36,10 +42,10 @@ class StreamLayout:
     codec: str
 
 
-def _layout(h5: h5py.File, table: VideoTable, stream: str) -> StreamLayout:
+def _layout(h5: ArtifactFile, table: VideoTable, stream: str) -> StreamLayout:
     return StreamLayout(table.columns["first_image"].astype(np.int64),
                         table.columns["num_images"].astype(np.int32),
-                        str(h5[stream].attrs["codec"]))
+                        stream_codec(h5, stream))
 
 
 class ClipStore:
@@ -53,20 +59,20 @@ class ClipStore:
         self.frames_path, self.flow_path = Path(frames_path), flow_path
         with open_artifact(self.frames_path, KIND_FRAMES) as h5:
             self.table = read_video_table(h5)
-            self.frames_layout = _layout(h5, self.table, "images")
-            self.frames_digest = str(h5.attrs.get("content_digest", ""))
+            self.frames_layout = _layout(h5, self.table, FRAME_STREAM)
+            self.frames_digest = read_content_digest(h5)
         self.flow_layout: StreamLayout | None = None
         self.flow_bound = 0.0
         self.flow_rows = np.zeros(0, dtype=np.int64)
         if flow_path is not None:
             self._index_flow(Path(flow_path))
-        self._handles: dict[str, h5py.File] = {}
+        self._handles: dict[str, ArtifactFile] = {}
 
     def _index_flow(self, path: Path) -> None:
         with open_artifact(path, KIND_FLOW) as h5:
             flow_table = read_video_table(h5)
-            self.flow_layout = _layout(h5, flow_table, "flow_u")
-            self.flow_bound = float(h5.attrs["bound"])
+            self.flow_layout = _layout(h5, flow_table, FLOW_STREAMS["u"])
+            self.flow_bound = read_flow_settings(h5)["bound"]
             sources = [entry.get("checksum") for entry in read_provenance(h5).get("inputs", [])
                        if entry.get("checksum_of") == "content"]
         if sources and self.frames_digest and self.frames_digest not in sources:
@@ -85,9 +91,9 @@ class ClipStore:
         state["_handles"] = {}
         return state
 
-    def _file(self, key: str, path: Path) -> h5py.File:
+    def _file(self, key: str, path: Path) -> ArtifactFile:
         if key not in self._handles:
-            self._handles[key] = h5py.File(path, "r")
+            self._handles[key] = reopen_artifact(path)
         return self._handles[key]
 
     def has_flow(self, video: int) -> bool:
@@ -97,7 +103,7 @@ class ClipStore:
     def frame_count(self, video: int) -> int:
         return int(self.frames_layout.num_images[video])
 
-    def _decode_run(self, h5: h5py.File, stream: str, layout: StreamLayout, row: int,
+    def _decode_run(self, h5: ArtifactFile, stream: str, layout: StreamLayout, row: int,
                     frames: np.ndarray, channels: int) -> np.ndarray:
         """Decode images `frames` of video row `row`, reading the covering range once."""
         low, high = int(frames.min()), int(frames.max())
@@ -123,7 +129,7 @@ class ClipStore:
     def rgb(self, video: int, frames: np.ndarray) -> np.ndarray:
         """(T, H, W, 3) uint8 RGB frames of `video`."""
         h5 = self._file("frames", self.frames_path)
-        return self._decode_run(h5, "images", self.frames_layout, video, frames, 3)
+        return self._decode_run(h5, FRAME_STREAM, self.frames_layout, video, frames, 3)
 
     def flow(self, video: int, frames: np.ndarray, channel: str = "u") -> np.ndarray:
         """(T, H, W) uint8 flow images (0..255, 128 = no motion) for the frames of `video`."""
@@ -133,10 +139,13 @@ class ClipStore:
         fields = np.minimum(frames, count - 1)
         h5 = self._file("flow", self.flow_path)
         if channel in ("u", "v"):
-            return self._decode_run(h5, f"flow_{channel}", self.flow_layout, row, fields, 1)
-        u = dequantise_flow(self._decode_run(h5, "flow_u", self.flow_layout, row, fields, 1),
+            return self._decode_run(h5, FLOW_STREAMS[channel], self.flow_layout, row, fields,
+                                     1)
+        u = dequantise_flow(self._decode_run(h5, FLOW_STREAMS["u"], self.flow_layout, row,
+                                             fields, 1),
                             self.flow_bound)
-        v = dequantise_flow(self._decode_run(h5, "flow_v", self.flow_layout, row, fields, 1),
+        v = dequantise_flow(self._decode_run(h5, FLOW_STREAMS["v"], self.flow_layout, row,
+                                             fields, 1),
                             self.flow_bound)
         # Magnitude in 0..bound mapped onto the same 0..255 range as a signed component.
         magnitude = np.sqrt(u * u + v * v) * 2.0 - self.flow_bound

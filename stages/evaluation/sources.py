@@ -14,10 +14,19 @@ import torch
 from stages.io.artifacts import file_checksum
 from stages.io.checkpoint import load_checkpoint, save_checkpoint
 from stages.io.checkpoint_reader import read_checkpoint_structure
+from stages.io.run_folder import RunFolder, runs_with_checkpoints
 from stages.models.encoder import Encoder
 from stages.runtime.errors import ArtifactError, ConfigError
 from stages.runtime.sections import DataConfig, WorkspaceConfig
-from stages.runtime.workspace import dataset_folder, frames_path, runs_folder
+from stages.runtime.workspace import (
+    RUNS,
+    dataset_folder,
+    dataset_folder_of,
+    frames_of_dataset,
+    frames_path,
+    random_init_folder,
+    runs_folder,
+)
 
 
 def latest_run(workspace: WorkspaceConfig, data: DataConfig) -> Path:
@@ -25,12 +34,13 @@ def latest_run(workspace: WorkspaceConfig, data: DataConfig) -> Path:
     none, the latest run of any dataset in the workspace (so `slic retrieve` with no options
     follows `slic pretrain --dataset X`)."""
     folder = runs_folder(workspace, data)
-    runs = list(folder.glob("*/checkpoint.pt")) or list(
-        Path(workspace.root).glob("*/runs/*/checkpoint.pt"))
+    runs = runs_with_checkpoints(folder) or [
+        run for other in Path(workspace.root).glob(f"*/{RUNS}")
+        for run in runs_with_checkpoints(other)]
     if not runs:
         raise ConfigError(f"no pretraining run in {folder}; run slic pretrain first, or pass "
                           "--run, --checkpoint or --features")
-    return max(runs, key=lambda path: path.stat().st_mtime).parent
+    return max(runs, key=lambda run: RunFolder(run).checkpoint.stat().st_mtime)
 
 
 def resolve_checkpoint(run_dir: Path | None, checkpoint: Path | None,
@@ -39,9 +49,9 @@ def resolve_checkpoint(run_dir: Path | None, checkpoint: Path | None,
     if checkpoint is not None:
         return Path(checkpoint)
     folder = Path(run_dir) if run_dir is not None else latest_run(workspace, data)
-    for name in ("best.pt", "checkpoint.pt"):
-        if (folder / name).is_file():
-            return folder / name
+    found = RunFolder(folder).saved_checkpoint()
+    if found is not None:
+        return found
     raise ConfigError(f"{folder} holds no best.pt or checkpoint.pt; is it a pretraining run?")
 
 
@@ -75,10 +85,9 @@ def frames_of(checkpoint: Path, workspace: WorkspaceConfig, data: DataConfig,
     """frames.h5 to embed: the cross dataset's, else that of the dataset the checkpoint
     belongs to (`<dataset folder>/runs/<run>/` or `<dataset folder>/random-init/<name>/`),
     else the configured dataset's."""
-    own = checkpoint.parent.parent.parent / "frames.h5"
-    if (not cross and checkpoint.parent.parent.name in ("runs", "random-init")
-            and own.is_file()):
-        return own
+    dataset = dataset_folder_of(checkpoint)
+    if not cross and dataset is not None and frames_of_dataset(dataset).is_file():
+        return frames_of_dataset(dataset)
     return frames_path(workspace, data)
 
 
@@ -115,14 +124,13 @@ def random_init_checkpoint(pretrain: dict[str, Any], workspace: WorkspaceConfig,
             raise ArtifactError(f"{like} has no pretrain config with {', '.join(ENCODER_KEYS)}"
                                 "; a random-init baseline cannot take its settings")
         settings.update({key: trained[key] for key in ENCODER_KEYS})
-        if like.parent.parent.name == "runs":
-            folder = like.parent.parent.parent
+        folder = dataset_folder_of(like) or folder
     if name is None:
         encoder_settings = {key: settings[key] for key in ENCODER_KEYS}
         tag = hashlib.blake2b(json.dumps(encoder_settings, sort_keys=True).encode(),
                               digest_size=4).hexdigest()
         name = f"random-{settings['arch']}-seed{pretrain['seed']}-{tag}"
-    path = folder / "random-init" / name / "best.pt"
+    path = RunFolder(random_init_folder(folder) / name).best
     if path.is_file():
         return path
     torch.manual_seed(pretrain["seed"])
@@ -147,8 +155,8 @@ class EncoderSource:
 
 
 def encoder_source(pretrain: dict[str, Any], data: DataConfig, workspace: WorkspaceConfig, *,
-                   run_dir: Path | None, checkpoint: Path | None, random_init: bool,
-                   stage: str, cross: str | None = None) -> EncoderSource:
+                   stage: str, run_dir: Path | None = None, checkpoint: Path | None = None,
+                   random_init: bool = False, cross: str | None = None) -> EncoderSource:
     """A checkpoint's encoder (results in `<checkpoint folder>/<stage>/`). With
     `random_init`, an untrained encoder with the settings of the run it is compared with
     (`random_init_checkpoint`; results in `<dataset>/random-init/<name>/<stage>/`).

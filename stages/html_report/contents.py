@@ -12,6 +12,7 @@ except that the folder must hold something a run writes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,9 @@ from stages.io.artifacts import (
     read_provenance,
     read_retrieval,
 )
+from stages.io.run_folder import RunFolder
 from stages.runtime.errors import ArtifactError
 from stages.training.monitor import MetricsLog
-
-# Files whose presence makes a folder a run (or baseline) folder.
-RUN_MARKERS = ("config.yaml", "metrics.jsonl", "best.pt", "checkpoint.pt")
 
 
 @dataclass
@@ -104,12 +103,13 @@ class RunContents:
     files: list[tuple[str, int]] = field(default_factory=list)
 
 
-def newest_folders(parent: Path, marker: str) -> list[Path]:
-    """Subfolders of `parent` holding `marker`, one per setting's name: where a `<name>`
-    link points to one of several `<name>-<tag>` folders, only the link (the newest)."""
+def newest_folders(parent: Path, marker: Callable[[RunFolder], Path]) -> list[Path]:
+    """Subfolders of `parent` holding their `marker` file (for example `RunFolder.results`),
+    one per setting's name: where a `<name>` link points to one of several `<name>-<tag>`
+    folders, only the link (the newest)."""
     if not parent.is_dir():
         return []
-    found = sorted(p for p in parent.iterdir() if (p / marker).is_file())
+    found = sorted(p for p in parent.iterdir() if marker(RunFolder(p)).is_file())
     linked = {p.resolve() for p in found if p.is_symlink()}
     return [p for p in found if p.is_symlink() or p.resolve() not in linked]
 
@@ -131,9 +131,9 @@ def _clusters_of(assignments: Path, video_ids: np.ndarray) -> np.ndarray:
 def _embedding(folder: Path, retrievals: list[Retrieval]) -> Embedding | None:
     """The run's final training embeddings (features.h5, clustered in assignments.h5), else
     those of its first retrieval (train and test videos, clustered if `slic cluster` ran)."""
-    candidates = [(folder / "features.h5", folder / "assignments.h5",
+    candidates = [(RunFolder(folder).features, RunFolder(folder).assignments,
                    "final projections of the training videos (centre clip)")]
-    candidates += [(r.folder / "features.h5", r.folder / "assignments.h5",
+    candidates += [(RunFolder(r.folder).features, RunFolder(r.folder).assignments,
                     f"retrieval features ({r.folder.name})") for r in retrievals]
     for features_path, assignments_path, description in candidates:
         if not features_path.is_file():
@@ -151,12 +151,13 @@ def _embedding(folder: Path, retrievals: list[Retrieval]) -> Embedding | None:
 
 def _retrievals(folder: Path) -> list[Retrieval]:
     found = []
-    for result in newest_folders(folder / "retrieval", "retrieval.h5"):
-        with open_artifact(result / "retrieval.h5", KIND_RETRIEVAL) as h5:
+    for result in newest_folders(folder / "retrieval", lambda files: files.retrieval):
+        files = RunFolder(result)
+        with open_artifact(files.retrieval, KIND_RETRIEVAL) as h5:
             table = read_retrieval(h5)
         frames = None
-        if (result / "features.h5").is_file():
-            source = _features(result / "features.h5").source
+        if files.features.is_file():
+            source = _features(files.features).source
             frames = Path(source["frames"]) if "frames" in source else None
         found.append(Retrieval(result, table, frames if frames and frames.is_file() else None))
     return found
@@ -164,29 +165,31 @@ def _retrievals(folder: Path) -> list[Retrieval]:
 
 def _evaluations(folder: Path) -> list[Evaluation]:
     found = []
-    for result in newest_folders(folder, "results.json"):
-        results = json.loads((result / "results.json").read_text())
-        found.append(Evaluation(result, results, MetricsLog(result / "metrics.jsonl").records()))
+    for result in newest_folders(folder, lambda files: files.results):
+        files = RunFolder(result)
+        results = json.loads(files.results.read_text())
+        found.append(Evaluation(result, results, MetricsLog(files.metrics).records()))
     return found
 
 
 def _provenance(folder: Path, evaluations: list[Evaluation]) -> dict[str, Any]:
     """How the run was made: the provenance of its newest HDF5 artifact, else the command
     an evaluation recorded."""
-    for name in ("features.h5", "assignments.h5"):
-        if (folder / name).is_file():
-            with open_artifact(folder / name) as h5:
-                return {"artifact": name, **read_provenance(h5)}
+    for path in (RunFolder(folder).features, RunFolder(folder).assignments):
+        if path.is_file():
+            with open_artifact(path) as h5:
+                return {"artifact": path.name, **read_provenance(h5)}
     for evaluation in evaluations:
         if "command" in evaluation.results:
-            return {"artifact": f"{evaluation.folder.name}/results.json",
+            results = RunFolder(evaluation.folder).results
+            return {"artifact": f"{evaluation.folder.name}/{results.name}",
                     "command": evaluation.results["command"]}
     return {}
 
 
 def _config(folder: Path, evaluations: list[Evaluation]) -> dict[str, Any]:
-    if (folder / "config.yaml").is_file():
-        return yaml.safe_load((folder / "config.yaml").read_text()) or {}
+    if RunFolder(folder).config.is_file():
+        return yaml.safe_load(RunFolder(folder).config.read_text()) or {}
     for evaluation in evaluations:
         if isinstance(evaluation.results.get("config"), dict):
             return evaluation.results["config"]
@@ -213,15 +216,17 @@ def read_run(folder: Path) -> RunContents:
         raise ArtifactError(f"{folder} is not a folder; pass a run folder such as "
                             "<workspace>/<dataset>/runs/<run>")
     evaluations = _evaluations(folder)
-    if not any((folder / name).is_file() for name in RUN_MARKERS) and not evaluations:
-        raise ArtifactError(f"{folder} holds none of {', '.join(RUN_MARKERS)} nor any "
-                            "evaluation results; pass a run folder such as "
+    files = RunFolder(folder)
+    if not files.is_run() and not evaluations:
+        markers = (files.config, files.metrics, files.best, files.checkpoint)
+        raise ArtifactError(f"{folder} holds none of {', '.join(p.name for p in markers)} nor "
+                            "any evaluation results; pass a run folder such as "
                             "<workspace>/<dataset>/runs/<run>")
     rounds: list[tuple[int, Assignments]] = []
-    if (folder / "assignments.h5").is_file():
-        with open_artifact(folder / "assignments.h5", KIND_ASSIGNMENTS) as h5:
+    if files.assignments.is_file():
+        with open_artifact(files.assignments, KIND_ASSIGNMENTS) as h5:
             rounds = read_assignment_rounds(h5)
     retrievals = _retrievals(folder)
     return RunContents(folder, _config(folder, evaluations), _provenance(folder, evaluations),
-                       MetricsLog(folder / "metrics.jsonl").records(), rounds,
+                       MetricsLog(files.metrics).records(), rounds,
                        _embedding(folder, retrievals), retrievals, evaluations, _files(folder))

@@ -1,6 +1,8 @@
-"""The files of a pretraining run folder, each written atomically by the main process:
-config.yaml, checkpoint.pt, best.pt, metrics.jsonl (see monitor.py), assignments.h5,
-features.h5 and the PNG plots."""
+"""The files of a folder slic writes results in, and the only place their names are spelled:
+a pretraining run (config.yaml, checkpoint.pt, best.pt, metrics.jsonl, assignments.h5,
+features.h5, the PNG plots, report.html) and the evaluation folders inside it (features.h5,
+retrieval.h5, results.json, metrics.jsonl and, for fine-tuning, checkpoints). Each is
+written atomically by the main process."""
 
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ from stages.runtime.context import RunContext, fingerprint, now
 
 @dataclass(frozen=True)
 class RunFolder:
+    """The files of one run or results folder at `path` (paths; they may not exist yet)."""
+
     path: Path
 
     @property
@@ -57,6 +61,36 @@ class RunFolder:
     @property
     def config(self) -> Path:
         return self.path / "config.yaml"
+
+    @property
+    def retrieval(self) -> Path:
+        return self.path / "retrieval.h5"
+
+    @property
+    def results(self) -> Path:
+        return self.path / "results.json"
+
+    @property
+    def report(self) -> Path:
+        return self.path / "report.html"
+
+    @property
+    def confusion(self) -> Path:
+        return self.path / "confusion.png"
+
+    def is_run(self) -> bool:
+        """Whether the folder holds what a run (or random-init baseline) leaves: its config,
+        metrics or a checkpoint."""
+        return any(p.is_file() for p in (self.config, self.metrics, self.best, self.checkpoint))
+
+    def saved_checkpoint(self) -> Path | None:
+        """best.pt, else checkpoint.pt, else None when the folder holds neither."""
+        return next((p for p in (self.best, self.checkpoint) if p.is_file()), None)
+
+
+def runs_with_checkpoints(folder: Path) -> list[Path]:
+    """The run folders directly under `folder` that hold a checkpoint.pt."""
+    return [p.parent for p in Path(folder).glob(f"*/{RunFolder(Path()).checkpoint.name}")]
 
 
 def write_config(folder: RunFolder, config: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from stages.io.artifacts import (
     read_failures,
     stream_info,
     stream_names,
+    video_count,
 )
 from stages.io.space import require_space
 from stages.io.staging import StagingArea
@@ -102,4 +103,4 @@ def _describe_existing(result: VideoStageResult) -> None:
         streams = stream_names(h5)
         result.num_images = stream_info(h5, streams[0])["num_images"] if streams else 0
         result.bytes = sum(stream_info(h5, s)["bytes"] for s in streams)
-        result.extra["num_written"] = int(h5["videos/video_id"].shape[0])
+        result.extra["num_written"] = video_count(h5)

@@ -10,21 +10,52 @@ from typing import Any
 
 from stages.runtime.sections import DataConfig, WorkspaceConfig
 
+FRAMES, FLOW = "frames.h5", "flow.h5"  # a dataset folder's artifacts
+RUNS, RANDOM_INIT = "runs", "random-init"  # its folders of runs and of baselines
+
 
 def dataset_folder(workspace: WorkspaceConfig, data: DataConfig) -> Path:
     return Path(workspace.root) / (data.name or data.dataset)
 
 
 def frames_path(workspace: WorkspaceConfig, data: DataConfig) -> Path:
-    return dataset_folder(workspace, data) / "frames.h5"
+    return dataset_folder(workspace, data) / FRAMES
 
 
 def flow_path(workspace: WorkspaceConfig, data: DataConfig) -> Path:
-    return dataset_folder(workspace, data) / "flow.h5"
+    return dataset_folder(workspace, data) / FLOW
 
 
 def runs_folder(workspace: WorkspaceConfig, data: DataConfig) -> Path:
-    return dataset_folder(workspace, data) / "runs"
+    return dataset_folder(workspace, data) / RUNS
+
+
+def random_init_folder(dataset: Path) -> Path:
+    """Where the random-init baselines of the dataset folder `dataset` live."""
+    return dataset / RANDOM_INIT
+
+
+def dataset_folder_of(checkpoint: Path) -> Path | None:
+    """The dataset folder a checkpoint belongs to (`<dataset>/runs/<run>/` or
+    `<dataset>/random-init/<name>/`), or None for a checkpoint kept anywhere else."""
+    folder = Path(checkpoint).parent
+    return folder.parent.parent if folder.parent.name in (RUNS, RANDOM_INIT) else None
+
+
+def frames_of_dataset(dataset: Path) -> Path:
+    """frames.h5 of the dataset folder `dataset`."""
+    return dataset / FRAMES
+
+
+def standalone_retrieval_folder(workspace: WorkspaceConfig, name: str) -> Path:
+    """`<workspace>/retrieval/<name>`: retrieval results of a features file from elsewhere."""
+    return Path(workspace.root) / "retrieval" / name
+
+
+def assignments_beside(features: Path) -> Path:
+    """`<stem>.assignments.h5` beside a features file: where `slic cluster` writes by
+    default."""
+    return Path(features).with_name(f"{Path(features).stem}.assignments.h5")
 
 
 def settings_folder(parent: Path, name: str, settings: dict[str, Any]) -> Path:

@@ -34,6 +34,7 @@ from stages.evaluation.classification import (
 )
 from stages.evaluation.sources import EncoderSource
 from stages.io.checkpoint import load_checkpoint, save_checkpoint
+from stages.io.run_folder import RunFolder
 from stages.runtime.context import RunContext
 from stages.runtime.errors import ConfigError, TrainingDiverged
 from stages.runtime.run_lock import run_folder_lock
@@ -175,7 +176,7 @@ class ClassifierTraining:
                 save_checkpoint({"model": self.model.state_dict(), "epoch": epoch,
                                  "classes": list(self.store.table.class_names),
                                  "config": self.recipe.config, "slic_version": __version__},
-                                self.folder / "best.pt")
+                                RunFolder(self.folder).best)
         return {"val_top1": accuracy}
 
     def summarise(self, totals: dict[str, float], steps: int, seconds: float
@@ -240,8 +241,9 @@ def train_classifier(recipe: ClassifierRecipe, source: EncoderSource, split: int
 def _train_and_test(task: ClassifierTraining, trainer: Trainer, test: np.ndarray,
                     num_train: int, resume: bool) -> ClassifierOutcome:
     source, context, recipe = task.source, task.context, task.recipe
-    log = MetricsLog(source.folder / "metrics.jsonl")
-    state = trainer.begin(resume, context.force, [source.folder / "best.pt", log.path],
+    files = RunFolder(source.folder)
+    log = MetricsLog(files.metrics)
+    state = trainer.begin(resume, context.force, [files.best, log.path],
                           context.progress)
     start = 0
     if state is not None:
@@ -258,7 +260,7 @@ def _train_and_test(task: ClassifierTraining, trainer: Trainer, test: np.ndarray
 def _test(task: ClassifierTraining, test: np.ndarray, status: str, num_train: int
           ) -> ClassifierOutcome:
     """Top-1/top-5 of best.pt on the test split, softmax averaged over windows x crops."""
-    task.model.load_state_dict(load_checkpoint(task.folder / "best.pt")["model"])
+    task.model.load_state_dict(load_checkpoint(RunFolder(task.folder).best)["model"])
     probabilities = task.probabilities(test, task.recipe.windows, task.recipe.crops)
     truth = task.labels[test]
     names = list(task.store.table.class_names)
@@ -272,10 +274,11 @@ def _test(task: ClassifierTraining, test: np.ndarray, status: str, num_train: in
 def write_results(folder: Path, summary: dict[str, Any], confusion: list[list[int]],
                   class_names: list[str], title: str, context: RunContext) -> None:
     """results.json and confusion.png of an evaluation (rank 0 only)."""
+    files = RunFolder(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    draw_confusion(np.asarray(confusion), class_names, folder / "confusion.png", title)
-    temporary = folder / ".results.json.writing"
+    draw_confusion(np.asarray(confusion), class_names, files.confusion, title)
+    temporary = files.results.with_name(f".{files.results.name}.writing")
     temporary.write_text(json.dumps({**summary, "confusion": confusion,
                                      "command": context.command, "config": context.config},
                                     indent=1))
-    os.replace(temporary, folder / "results.json")
+    os.replace(temporary, files.results)

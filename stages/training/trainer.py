@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from stages import __version__
 from stages.io.checkpoint import load_checkpoint, save_checkpoint
+from stages.io.run_folder import RunFolder
 from stages.runtime.errors import ConfigError, TrainingDiverged
 from stages.runtime.progress import Progress
 from stages.training import distributed as dist_tools
@@ -109,7 +110,7 @@ class Trainer:
 
     @property
     def checkpoint(self) -> Path:
-        return self.folder / "checkpoint.pt"
+        return RunFolder(self.folder).checkpoint
 
     @property
     def is_main(self) -> bool:

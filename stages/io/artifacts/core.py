@@ -35,6 +35,9 @@ from stages.runtime.errors import ArtifactError
 SCHEMA_VERSION = 1
 KIND_FRAMES, KIND_FLOW = "frames", "flow"
 STRING = h5py.string_dtype("utf-8")
+FRAME_STREAM = "images"  # frames.h5: the RGB frames, one image stream
+FLOW_STREAMS = {"u": "flow_u", "v": "flow_v"}  # flow.h5: a flow channel -> its image stream
+ArtifactFile = h5py.File  # an open artifact, as open_artifact and reopen_artifact return it
 
 # Column name -> dtype of the per-video index table.
 VIDEO_COLUMNS: dict[str, Any] = {
@@ -272,12 +275,64 @@ def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
     return h5
 
 
-def artifact_input(path: Path) -> dict[str, Any]:
-    """Provenance entry of an input artifact: its path, size and stored content digest (read
-    from its attrs, so a multi-gigabyte frames.h5 is not hashed again)."""
+def reopen_artifact(path: Path) -> h5py.File:
+    """A read handle on an artifact that `open_artifact` has already checked, without checking
+    it again: for worker processes, which must each open their own handle after the fork."""
+    return h5py.File(path, "r")
+
+
+def read_header(h5: h5py.File) -> dict[str, Any]:
+    """What every artifact's attributes say of it: kind, schema version, fingerprint (the
+    settings and inputs it was made from) and content digest ("" when it has none)."""
+    return {"kind": str(h5.attrs["kind"]), "schema_version": int(h5.attrs["schema_version"]),
+            "fingerprint": str(h5.attrs["fingerprint"]),
+            "content_digest": read_content_digest(h5)}
+
+
+def write_content_digest(h5: h5py.File, digest: str) -> None:
+    """Record the digest of what the artifact holds (its images or partitions), which later
+    stages quote as their input's checksum instead of hashing the whole file again."""
+    h5.attrs["content_digest"] = digest
+
+
+def read_content_digest(h5: h5py.File) -> str:
+    """The artifact's content digest, or "" for an artifact written without one."""
+    return str(h5.attrs.get("content_digest", ""))
+
+
+def write_flow_settings(h5: h5py.File, bound: float, method: str) -> None:
+    """flow.h5: the clipping bound (pixels) its uint8 images map onto 0..255, and the method."""
+    h5.attrs["bound"], h5.attrs["method"] = bound, method
+
+
+def read_flow_settings(h5: h5py.File) -> dict[str, Any]:
+    """{"bound": pixels, "method": name} of a flow artifact; {} for any other."""
+    if "bound" not in h5.attrs:
+        return {}
+    return {"bound": float(h5.attrs["bound"]), "method": str(h5.attrs["method"])}
+
+
+def stream_codec(h5: h5py.File, name: str) -> str:
+    """The image codec of stream `name` (jpeg, png or raw)."""
+    return str(h5[name].attrs["codec"])
+
+
+def video_count(h5: h5py.File) -> int:
+    """How many videos the artifact's index table holds."""
+    return int(h5["videos/video_id"].shape[0])
+
+
+def content_digest_of(path: Path) -> str:
+    """The content digest stored in the artifact at `path` ("" when it has none): read from
+    its attributes, so a multi-gigabyte frames.h5 is not hashed again."""
     with h5py.File(path, "r") as h5:
-        digest = str(h5.attrs.get("content_digest", ""))
-    return {"path": str(path), "size": Path(path).stat().st_size, "checksum": digest}
+        return read_content_digest(h5)
+
+
+def artifact_input(path: Path) -> dict[str, Any]:
+    """Provenance entry of an input artifact: its path, size and stored content digest."""
+    return {"path": str(path), "size": Path(path).stat().st_size,
+            "checksum": content_digest_of(path)}
 
 
 def artifact_fingerprint(path: Path) -> str | None:

@@ -44,8 +44,10 @@ from benchmarks._common import (  # noqa: E402
 )
 from stages.clips.augment import AugmentSettings, augment_clip, draw_augmentation  # noqa: E402
 from stages.clips.store import ClipStore  # noqa: E402
-from stages.clips.triplets import EpochSampler, TripletClips, TripletSettings  # noqa: E402
+from stages.clips.triplets import EpochSampler, TripletClips  # noqa: E402
 from stages.models.encoder import Encoder  # noqa: E402
+from stages.pretrain import triplet_settings  # noqa: E402
+from stages.pretrain_config import PretrainConfig  # noqa: E402
 from stages.training.compute import Compute  # noqa: E402
 from stages.training.embedding import configure_worker  # noqa: E402
 from stages.training.slic_step import LossSettings, slic_step, step_generator  # noqa: E402
@@ -64,7 +66,7 @@ def prepare(input_dir: Path, work: Path) -> tuple[Path, Path]:
 
 
 def triplet_data(store: ClipStore, size: int) -> TripletClips:
-    settings = TripletSettings(clip_length=16, p_beta=0.5, augment=AugmentSettings(size))
+    settings = triplet_settings(PretrainConfig(clip_length=16, p_beta=0.5, crop_size=size))
     data = TripletClips(store, np.arange(len(store.table)), settings, seed=0)
     data.set_clusters(np.arange(len(store.table)) % 4)
     return data

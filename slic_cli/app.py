@@ -45,7 +45,8 @@ from slic_cli.options import (
 from slic_cli.share_commands import export_command, report_command
 from slic_cli.stage_runner import run_stage
 from stages.config import load_config
-from stages.runtime.choices import ARCHITECTURES, MADE_DATASETS
+from stages.models.registry import ARCHITECTURES
+from stages.runtime.choices import MADE_DATASETS
 
 if TYPE_CHECKING:
     pass

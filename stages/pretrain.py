@@ -86,9 +86,10 @@ class SlicTraining:
         self.settings, self.context, self.compute = settings, context, compute
         self.videos, self.store, self.encoder = videos, store, encoder
         self.triplets, self.folder, self.inputs = triplets, folder, inputs
-        self.loss_settings = LossSettings(settings.margin, settings.temporal_loss,
-                                          settings.temporal_margin, settings.temporal_weight,
-                                          settings.official_fallback_bug)
+        self.loss_settings = LossSettings(
+            margin=settings.margin, temporal=settings.temporal_loss,
+            temporal_margin=settings.temporal_margin, temporal_weight=settings.temporal_weight,
+            official_fallback=settings.official_fallback_bug)
         self.clusters = (fixed_labels(settings.pseudo_labels, videos.train_labels)
                          if settings.pseudo_labels in ("none", "labels")
                          else np.arange(len(videos.train)))
@@ -276,13 +277,7 @@ def _build(settings: PretrainConfig, data: DataConfig, workspace: WorkspaceConfi
     steps = len(videos.train) // world // per_rank
     scheduler = build_schedule(optimizer, lr_factor(settings.epochs, steps, settings.schedule,
                                                     settings.warmup_epochs))
-    triplet_settings = TripletSettings(
-        settings.clip_length, settings.stride, settings.anchor, settings.p_alpha, settings.p_beta,
-        settings.multiview, settings.flow_channel,
-        AugmentSettings(settings.crop_size, settings.min_crop_area, settings.jitter,
-                        settings.hue, flow_augment=settings.flow_augment),
-        flow_replaces=settings.flow_replaces)
-    triplets = TripletClips(store, videos.train, triplet_settings, settings.seed)
+    triplets = TripletClips(store, videos.train, triplet_settings(settings), settings.seed)
     name = settings.run_name or f"{settings.arch}-{settings.pseudo_labels}"
     folder = RunFolder(runs_folder(workspace, data) / name)
     inputs = [artifact_input(p) for p in [frames, flow_file] if p is not None]
@@ -291,6 +286,17 @@ def _build(settings: PretrainConfig, data: DataConfig, workspace: WorkspaceConfi
     trainer = Trainer("pretrain", compute, encoder, optimizer, scheduler, [settings.lr],
                       output_relevant(settings), RESUMABLE_CHANGES, folder.path)
     return task, trainer
+
+
+def triplet_settings(settings: PretrainConfig) -> TripletSettings:
+    """How the pretrain section samples a training item: its clip, positives and views."""
+    return TripletSettings(
+        clip_length=settings.clip_length, stride=settings.stride, anchor=settings.anchor,
+        p_alpha=settings.p_alpha, p_beta=settings.p_beta, multiview=settings.multiview,
+        flow_channel=settings.flow_channel, flow_replaces=settings.flow_replaces,
+        augment=AugmentSettings(crop_size=settings.crop_size,
+                                min_crop_area=settings.min_crop_area, jitter=settings.jitter,
+                                hue=settings.hue, flow_augment=settings.flow_augment))
 
 
 def run(settings: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig, *,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stages.models.registry import ARCHITECTURES
 from stages.runtime.choices import (
     ANCHOR_MODES,
-    ARCHITECTURES,
     FLOW_AUGMENT_MODES,
     FLOW_CHANNELS,
     FLOW_REPLACEMENTS,

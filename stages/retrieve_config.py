@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stages.runtime.choices import EMBEDDED_FEATURES
 from stages.runtime.settings import setting
 
 
@@ -14,7 +15,7 @@ class RetrieveConfig:
     ks: str = setting("1,5,10,20,50", "the k of R@k, comma-separated")
     clips: int = setting(10, "evenly spaced clips per video, features averaged", minimum=1)
     feature: str = setting("projection", "projection head output (the paper) or the pooled "
-                           "backbone feature", choices=("projection", "backbone"))
+                           "backbone feature", choices=EMBEDDED_FEATURES)
     clip_length: int | None = setting(None, "frames per clip; null = the checkpoint's",
                                       minimum=1)
     stride: int | None = setting(None, "frame stride; null = the checkpoint's", minimum=1)

@@ -21,19 +21,20 @@ from stages.runtime.choices import FLOW_REPLACEMENTS
 # positive and, independently, aug(x) (the official code).
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TripletSettings:
-    """How a training item is sampled (see the pretrain config section for meanings)."""
+    """How a training item is sampled. No defaults here: `pretrain.triplet_settings` builds it
+    from the pretrain config section, the one place of every default and its meaning."""
 
-    clip_length: int = 16
-    stride: int = 1
-    anchor: str = "random"
-    p_alpha: float = 0.2
-    p_beta: float = 0.75
-    multiview: bool = True
-    flow_channel: str = "u"
-    augment: AugmentSettings = AugmentSettings()
-    flow_replaces: str = "positive"  # one of FLOW_REPLACEMENTS
+    clip_length: int
+    stride: int
+    anchor: str  # one of ANCHOR_MODES
+    p_alpha: float
+    p_beta: float
+    multiview: bool
+    flow_channel: str  # one of FLOW_CHANNELS
+    augment: AugmentSettings
+    flow_replaces: str  # one of FLOW_REPLACEMENTS
 
     def __post_init__(self) -> None:
         if self.flow_replaces not in FLOW_REPLACEMENTS:

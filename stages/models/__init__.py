@@ -1,4 +1,2 @@
-"""Video encoders: backbones (a registry), the projection head, and the two joined.
-
-The registry's names are `stages.runtime.choices.ARCHITECTURES`, importable without torch.
-"""
+"""Video encoders: backbones (the registry in `registry`, light to import), the projection
+head, and the two joined."""

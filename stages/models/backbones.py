@@ -114,11 +114,3 @@ def build_s3d(*, norm_layer: Callable[..., nn.Module] = nn.BatchNorm3d) -> nn.Mo
     running statistics lag far behind the weights, so eval-mode features are off.
     """
     return TorchvisionVideoBackbone(s3d(weights=None, norm_layer=norm_layer).features, 1024)
-
-
-BACKBONES: dict[str, Callable[[], nn.Module]] = {
-    "r3d_18": build_r3d_18,
-    "r2plus1d_18": build_r2plus1d_18,
-    "s3d": build_s3d,
-    "r3d_tiny": build_r3d_tiny,
-}

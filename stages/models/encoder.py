@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from stages.models.backbones import BACKBONES
+from stages.models.registry import BACKBONES, build_backbone
+from stages.runtime.choices import EMBEDDED_FEATURES
 from stages.runtime.errors import ConfigError
 
 
@@ -44,7 +45,7 @@ class Encoder(nn.Module):
         if arch not in BACKBONES:
             raise ConfigError(f"unknown backbone {arch!r}; choose one of {', '.join(BACKBONES)}")
         self.arch = arch
-        self.backbone = BACKBONES[arch]()
+        self.backbone = build_backbone(arch)
         feature_dim = self.backbone.feature_dim
         if arch == "s3d":
             self.head = ProjectionHead(feature_dim, feature_dim, out_dim, batch_norm=False)
@@ -56,7 +57,10 @@ class Encoder(nn.Module):
         return self.head(self.backbone(clips))
 
     def embed(self, clips: torch.Tensor, feature: str = "projection") -> torch.Tensor:
-        """(B, 3, T, H, W) -> (B, D): the projection, or the pooled backbone feature."""
+        """(B, 3, T, H, W) -> (B, D): the projection, or the pooled backbone feature; any
+        other `feature` is a ValueError, never silently the projection."""
+        if feature not in EMBEDDED_FEATURES:
+            raise ValueError(f"feature {feature!r}; use one of {', '.join(EMBEDDED_FEATURES)}")
         pooled = self.backbone(clips)
         return pooled if feature == "backbone" else self.head(pooled)
 

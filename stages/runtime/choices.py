@@ -9,7 +9,6 @@ from __future__ import annotations
 
 MADE_DATASETS = ("synthetic",)  # make_dataset.DATASET_MAKERS
 DATASET_LAYOUTS = ("ucf101", "hmdb51", "kinetics400", "folder", "synthetic")  # datasets.DATASETS
-ARCHITECTURES = ("r3d_18", "r2plus1d_18", "s3d", "r3d_tiny")  # models.backbones.BACKBONES
 FLOW_METHOD_NAMES = ("dis", "farneback", "tvl1", "tvl1-opencv")  # flow_methods.FLOW_METHODS
 DIS_PRESET_NAMES = ("ultrafast", "fast", "medium")  # flow_methods.DIS_PRESETS
 IMAGE_CODECS = ("jpeg", "png", "raw")  # how images are stored in frames.h5 and flow.h5
@@ -21,6 +20,7 @@ ANCHOR_MODES = ("random", "start")  # where a video's anchor window starts
 CROP_COUNTS = (1, 3, 10)  # test crops per window
 NEIGHBOUR_SEARCHES = ("exact", "ivf", "hnsw", "auto")  # FINCH's first-neighbour search
 CLUSTER_METHODS = ("finch", "kmeans")
+EMBEDDED_FEATURES = ("projection", "backbone")  # what an encoder embeds a clip as
 AMP_MODES = ("auto", "bf16", "fp16", "off")  # compute.amp
 CHANNELS_LAST_MODES = ("auto", "on", "off")  # compute.channels_last
 PSEUDO_LABEL_SOURCES = ("finch", "kmeans", "none", "labels")

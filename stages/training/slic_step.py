@@ -15,6 +15,9 @@ from stages.training.losses import cosine_distances, mine_triplets, temporal_los
 
 @dataclass(frozen=True)
 class LossSettings:
+    """The losses of a SLIC step. The defaults are the paper's, for tests and benchmarks; a
+    run takes every value from its pretrain section (`pretrain.SlicTraining`)."""
+
     margin: float = 0.2
     temporal: bool = True
     temporal_margin: float = 0.04

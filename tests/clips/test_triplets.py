@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +8,8 @@ from stages.clips.augment import AugmentSettings
 from stages.clips.store import ClipStore
 from stages.clips.triplets import EpochSampler, TripletClips, TripletSettings
 from stages.clips.windows import window_span
+from stages.pretrain import triplet_settings
+from stages.pretrain_config import PretrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -14,10 +18,15 @@ def store(motion_workspace):
     return ClipStore(folder / "frames.h5", folder / "flow.h5")
 
 
+def _settings(**changes) -> TripletSettings:
+    """The pretrain section's triplet settings at 4 frames and 32-pixel crops, changed."""
+    augment = changes.pop("augment", None)
+    settings = triplet_settings(PretrainConfig(clip_length=4, crop_size=32))
+    return replace(settings, **changes, **({"augment": augment} if augment else {}))
+
+
 def _dataset(store, **changes):
-    settings = TripletSettings(**{"clip_length": 4, "augment": AugmentSettings(crop_size=32),
-                                  **changes})
-    return TripletClips(store, np.arange(len(store.table)), settings, seed=5)
+    return TripletClips(store, np.arange(len(store.table)), _settings(**changes), seed=5)
 
 
 def test_items_depend_only_on_seed_epoch_and_video(store):
@@ -85,7 +94,7 @@ def test_flow_replaces_only_the_positive_by_default(store):
 
 def test_unknown_flow_replacement_is_refused():
     with pytest.raises(ValueError, match="flow_replaces"):
-        TripletSettings(flow_replaces="augmented")
+        _settings(flow_replaces="augmented")
 
 
 def test_flow_augment_changes_only_the_flow_views(store):

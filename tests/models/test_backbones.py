@@ -4,14 +4,22 @@ import pytest
 import torch
 from torch import nn
 
-from stages.models.backbones import BACKBONES, build_r3d_18, build_s3d
+from stages.models.backbones import build_r3d_18, build_s3d
 from stages.models.encoder import Encoder, load_encoder_weights
-from stages.runtime.choices import ARCHITECTURES
+from stages.models.registry import ARCHITECTURES, BACKBONES, build_backbone
 from stages.runtime.errors import ConfigError
 
 
-def test_architecture_names_match_the_registry():
-    assert ARCHITECTURES == tuple(BACKBONES)
+def test_the_registry_is_the_one_list_of_architectures():
+    from stages.pretrain_config import PretrainConfig
+    from stages.runtime.errors import ConfigError as RefusedArch
+    from stages.runtime.settings import build_section
+
+    assert ARCHITECTURES == tuple(BACKBONES)  # derived, not copied
+    assert build_section("pretrain", PretrainConfig, {"arch": "r3d_tiny"}).arch == "r3d_tiny"
+    with pytest.raises(RefusedArch, match="r3d_tiny"):
+        build_section("pretrain", PretrainConfig, {"arch": "r4d"})
+    assert build_backbone("r3d_tiny").feature_dim > 0
 
 
 # r3d_18 and r2plus1d_18 take seconds each on a CPU: slow; the others stay in the quick loop.
@@ -125,3 +133,16 @@ def test_s3d_checkpoint_loads_head_and_backbone(tmp_path):
     loaded = target.state_dict()
     for name, tensor in source.state_dict().items():
         assert torch.equal(tensor, loaded[name]), name
+
+
+def test_an_unknown_feature_is_refused_not_the_projection() -> None:
+    import pytest
+    import torch
+
+    from stages.models.encoder import Encoder
+
+    encoder = Encoder("r3d_tiny", 16, 8).eval()
+    clips = torch.zeros(1, 3, 4, 32, 32)
+    assert encoder.embed(clips, "backbone").shape[1] != encoder.embed(clips).shape[1]
+    with pytest.raises(ValueError, match="projection, backbone"):
+        encoder.embed(clips, "backbones")

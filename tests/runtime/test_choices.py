@@ -2,13 +2,8 @@
 
 from stages.datasets import DATASETS
 from stages.flow.methods import DIS_PRESETS, FLOW_METHODS
-from stages.models.backbones import BACKBONES
 from stages.runtime import choices
 from stages.synthetic.motion import MOTIONS
-
-
-def test_architectures_are_the_backbone_registry() -> None:
-    assert choices.ARCHITECTURES == tuple(BACKBONES)
 
 
 def test_flow_method_names_are_the_flow_registry() -> None:

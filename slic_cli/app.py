@@ -93,11 +93,25 @@ def _video_stage_tables(summary: dict[str, Any]) -> list:
     return tables
 
 
-def _classifier_table(what: str, summary: dict[str, Any]) -> Any:
-    """The key figures of a linear probe or fine-tuning, titled with the encoder evaluated."""
-    return key_value_table(f"{what} of {summary['encoder']}",
-                           {key: value for key, value in summary.items()
-                            if key not in ("per_class", "confusion")})
+def _classifier_stage(stage: Any, what: str, **where: Any) -> tuple[Any, Any]:
+    """The stage call and the summary table of linear-probe or finetune (`stage`, whose config
+    section shares its module's name), which evaluate an encoder chosen by `where` (run,
+    checkpoint, random_init, cross, resume) in the same way."""
+    section = stage.__name__.rsplit(".", 1)[-1]
+
+    def call(resolved: Any, context: Any) -> Any:
+        return stage.run(getattr(resolved, section), resolved.data, resolved.workspace,
+                         pretrain=resolved.pretrain, context=context,
+                         run_dir=where["run"], checkpoint=where["checkpoint"],
+                         random_init=where["random_init"], cross=where["cross"],
+                         resume=where["resume"], compute_settings=resolved.compute)
+
+    def tables(summary: dict[str, Any]) -> list:
+        return [key_value_table(f"{what} of {summary['encoder']}",
+                                {key: value for key, value in summary.items()
+                                 if key not in ("per_class", "confusion")})]
+
+    return call, tables
 
 
 @app.command("make-dataset")
@@ -113,7 +127,6 @@ def make_dataset_command(
 ) -> None:
     """Write the built-in demo dataset: real videos whose classes differ only by motion."""
     from stages import make_dataset  # each command imports only what it runs
-
 
     run_stage(lambda resolved, context: make_dataset.run(
         resolved.make_dataset, out, kind=kind, context=context),
@@ -139,7 +152,6 @@ def extract_frames_command(
     """Decode every video of a dataset, resize it, and store all frames in one frames.h5."""
     from stages import extract_frames
     from stages.per_video.jobs import Shard
-
 
     run_stage(lambda resolved, context: extract_frames.run(
         resolved.extract_frames, resolved.data, resolved.workspace, context=context, out=out,
@@ -170,7 +182,6 @@ def compute_flow_command(
     """Dense optical flow between consecutive frames of frames.h5, stored as uint8 u and v."""
     from stages import compute_flow
     from stages.per_video.jobs import Shard
-
 
     run_stage(lambda resolved, context: compute_flow.run(
         resolved.compute_flow, resolved.data, resolved.workspace, context=context,
@@ -205,7 +216,6 @@ def cluster_command(
 ) -> None:
     """FINCH partitions of video features, and their quality against true labels."""
     from stages import cluster
-
 
     run_stage(lambda resolved, context: cluster.run(resolved.cluster, features, out=out,
                                                     context=context),
@@ -248,7 +258,6 @@ def pretrain_command(
 ) -> None:
     """SLIC self-supervised training with iterative FINCH clustering; torchrun-ready."""
     from stages import pretrain  # torch loads only for the commands that train
-
 
     run_stage(lambda resolved, context: pretrain.run(
         resolved.pretrain, resolved.data, resolved.workspace, context=context, frames=frames,
@@ -293,7 +302,6 @@ def retrieve_command(
     """Test-to-train nearest-neighbour retrieval: R@k, per-class R@1, optional gallery."""
     from stages import retrieve  # torch loads only for the commands that embed
 
-
     run_stage(lambda resolved, context: retrieve.run(
         resolved.retrieve, resolved.data, resolved.workspace, context=context, run_dir=run,
         checkpoint=checkpoint, features=features, cross=cross, out=out, gallery=gallery,
@@ -336,18 +344,14 @@ def linear_probe_command(
     """Linear classifier on frozen backbone features: top-1/top-5, per class, confusion PNG."""
     from stages import linear_probe  # torch loads only for the commands that embed
 
-
-    run_stage(lambda resolved, context: linear_probe.run(
-        resolved.linear_probe, resolved.data, resolved.workspace, pretrain=resolved.pretrain,
-        context=context, run_dir=run, checkpoint=checkpoint, random_init=random_init,
-        cross=cross, resume=resume, compute_settings=resolved.compute),
-        lambda summary: [_classifier_table("linear probe", summary)],
-        config=config, options={
-            **_shared(dataset, None, name, split, workspace),
-            "linear_probe.protocol": protocol, "linear_probe.epochs": epochs,
-            "linear_probe.windows": windows, "linear_probe.crops": crops,
-            "linear_probe.workers": workers, "compute.device": device, "compute.amp": amp},
-        set_items=set_, force=force, quiet=quiet, as_json=json_)
+    run_stage(*_classifier_stage(linear_probe, "linear probe", run=run, checkpoint=checkpoint,
+                                 random_init=random_init, cross=cross, resume=resume),
+              config=config, options={
+                **_shared(dataset, None, name, split, workspace),
+                "linear_probe.protocol": protocol, "linear_probe.epochs": epochs,
+                "linear_probe.windows": windows, "linear_probe.crops": crops,
+                "linear_probe.workers": workers, "compute.device": device, "compute.amp": amp},
+              set_items=set_, force=force, quiet=quiet, as_json=json_)
 
 
 @app.command("finetune")
@@ -376,18 +380,14 @@ def finetune_command(
     """End-to-end fine-tuning for classification: top-1/top-5 on the test split."""
     from stages import finetune  # torch loads only for the commands that train
 
-
-    run_stage(lambda resolved, context: finetune.run(
-        resolved.finetune, resolved.data, resolved.workspace, pretrain=resolved.pretrain,
-        context=context, run_dir=run, checkpoint=checkpoint, random_init=random_init,
-        cross=cross, resume=resume, compute_settings=resolved.compute),
-        lambda summary: [_classifier_table("fine-tuning", summary)],
-        config=config, options={
-            **_shared(dataset, None, name, split, workspace),
-            "finetune.epochs": epochs, "finetune.batch_size": batch_size,
-            "finetune.crops": crops, "finetune.windows": windows,
-            "finetune.workers": workers, "compute.device": device, "compute.amp": amp},
-        set_items=set_, force=force, quiet=quiet, as_json=json_)
+    run_stage(*_classifier_stage(finetune, "fine-tuning", run=run, checkpoint=checkpoint,
+                                 random_init=random_init, cross=cross, resume=resume),
+              config=config, options={
+                **_shared(dataset, None, name, split, workspace),
+                "finetune.epochs": epochs, "finetune.batch_size": batch_size,
+                "finetune.crops": crops, "finetune.windows": windows,
+                "finetune.workers": workers, "compute.device": device, "compute.amp": amp},
+              set_items=set_, force=force, quiet=quiet, as_json=json_)
 
 
 @app.command("demo")
@@ -403,7 +403,6 @@ def demo_command(
 ) -> None:
     """The whole pipeline on built-in synthetic videos: SLIC against a random network."""
     from stages import demo  # torch loads only for the commands that train
-
 
     run_stage(lambda resolved, context: demo.run(resolved, workspace, quick=quick,
                                                  context=context),

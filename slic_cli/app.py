@@ -44,7 +44,6 @@ from slic_cli.options import (
 )
 from slic_cli.share_commands import export_command, report_command
 from slic_cli.stage_runner import run_stage
-from stages.config import load_config
 from stages.models.registry import ARCHITECTURES
 from stages.runtime.choices import MADE_DATASETS
 
@@ -439,6 +438,8 @@ app.command("export")(export_command)
 def config_command(config: ConfigOption = None, set_: SetOption = None) -> None:
     """Print the resolved config (defaults, then --config, then --set) as YAML."""
     import yaml
+
+    from stages.config import load_config
 
     with user_errors():
         resolved = load_config(config, None, set_)

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.table import Table
 
-from slic_cli.console import RichProgress, command_line, emit, user_errors
-from stages.config import load_config
+from slic_cli.console import command_line, emit, user_errors
 from stages.runtime.context import RunContext, launch_position
 
 if TYPE_CHECKING:
@@ -29,6 +28,9 @@ def run_stage(stage: Callable[[SlicConfig, RunContext], StageResult],
     """Resolve the config (defaults, `config`, the command's `options`, `--set`), run
     `stage(resolved, context)` under a progress display, and emit its summary as `tables`
     (or JSON). Under torchrun only rank 0 draws and prints; a user mistake is one line."""
+    from slic_cli.progress_bars import RichProgress  # only commands that run a stage draw
+    from stages.config import load_config
+
     with user_errors():
         resolved = load_config(config, options, set_items)
         main_process = launch_position()[0] == 0

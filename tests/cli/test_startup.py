@@ -27,8 +27,8 @@ print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]
 """
 
 
-def loaded_modules(*arguments: str) -> tuple[int, list[str]]:
-    command = [sys.executable, "-c", PROBE, json.dumps(arguments), json.dumps(HEAVY)]
+def loaded_modules(*arguments: str, watched: tuple[str, ...] = HEAVY) -> tuple[int, list[str]]:
+    command = [sys.executable, "-c", PROBE, json.dumps(arguments), json.dumps(watched)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     report = json.loads(done.stderr.strip().splitlines()[-1])
     return report["code"], report["loaded"]
@@ -39,6 +39,14 @@ def loaded_modules(*arguments: str) -> tuple[int, list[str]]:
                                        ["export", "--help"], ["config"]])
 def test_help_and_config_import_nothing_heavy(arguments):
     code, loaded = loaded_modules(*arguments)
+    assert code == 0
+    assert loaded == []
+
+
+@pytest.mark.parametrize("arguments", [["--help"], ["inspect", "--help"]])
+def test_help_loads_no_progress_bars_and_no_pipeline_config(arguments):
+    code, loaded = loaded_modules(*arguments, watched=("rich.progress", "stages.config",
+                                                       "stages.pretrain_config"))
     assert code == 0
     assert loaded == []
 

@@ -72,12 +72,13 @@ class DemoResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step
     seconds: float = 0.0
     reports: list[Path] = field(default_factory=list)  # report.html of SLIC and the baseline
+    budget: str = FULL.name  # "quick": a smoke test of the pipeline, its numbers mean nothing
 
     def summary(self) -> dict[str, Any]:
         return {"stage": "demo", "workspace": str(self.workspace), "results": self.rows,
                 "reports": [str(path) for path in self.reports],
                 "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "budget": self.budget}
 
 
 class StageClock:
@@ -171,4 +172,4 @@ def run(config: SlicConfig, workspace: Path, *, quick: bool = False,
             for name, key in (("R@1", "r1"), ("R@5", "r5"), ("NMI (FINCH finest)", "nmi"),
                               ("linear probe top-1 (cached)", "linear_probe_top1"))]
     return DemoResult(Path(workspace), rows, stages.seconds, time.perf_counter() - clock,
-                      reports)
+                      reports, budget.name)

@@ -66,6 +66,7 @@ def test_quick_demo_runs_every_stage(quick_demo):
     assert [path.stat().st_mtime_ns for path in trained] == before  # nothing retrained
     table = again.stdout
     assert "SLIC" in table and "random init" in table and "time per step" in table
+    assert summary["budget"] == "quick" and "smoke test" in table  # its numbers mean nothing
     second = run_slic_json("demo", "--quick", cwd=tmp_path)
     assert second["results"] == summary["results"]  # the same table from the stored results
 

@@ -71,3 +71,19 @@ def test_an_unreadable_feature_file_is_one_line(tmp_path, content):
     assert result.exit_code == 2
     assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
     assert "cannot be read as .npz" in result.stderr
+
+
+def test_the_demo_table_says_which_numbers_are_a_smoke_test() -> None:
+    from rich.console import Console
+
+    from slic_cli.inspect_view import demo_table
+
+    rows = [{"metric": "R@1", "slic": 0.8, "random_init": 0.3}]
+
+    def shown(budget: str) -> str:
+        console = Console(width=200, record=True)
+        console.print(demo_table({"seconds": 1.0, "results": rows, "budget": budget}))
+        return " ".join(console.export_text().split())  # the caption wraps at the table
+
+    assert "smoke test" in shown("quick") and "smoke test" not in shown("full")
+    assert "not the paper's numbers" in shown("full")

@@ -14,8 +14,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "stages"
 ARTIFACTS = LIBRARY / "io" / "artifacts"
@@ -68,27 +66,29 @@ def where(path: Path, node: ast.AST) -> str:
     return f"{path.relative_to(ROOT)}:{node.lineno}"
 
 
-@pytest.mark.parametrize("path", OUTSIDE_ARTIFACTS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_only_the_artifact_package_speaks_hdf5(path: Path) -> None:
-    tree = parsed(path)
-    assert not [name for name in imported(tree) if name.split(".")[0] == "h5py"]
-    attributes = [where(path, n) for n in ast.walk(tree)
+def test_only_the_artifact_package_speaks_hdf5() -> None:
+    found = []
+    for path in OUTSIDE_ARTIFACTS:
+        tree = parsed(path)
+        found += [f"{path.relative_to(ROOT)} imports h5py" for name in imported(tree)
+                  if name.split(".")[0] == "h5py"]
+        found += [f"{where(path, n)} touches HDF5 attributes" for n in ast.walk(tree)
                   if isinstance(n, ast.Attribute) and n.attr == "attrs"]
-    assert not attributes, f"HDF5 attributes read or written outside io/artifacts: {attributes}"
-    names = [where(path, n) for n in code_strings(tree)
-             if n.value in HDF5_NAMES or n.value.startswith(HDF5_GROUPS)]
-    assert not names, f"HDF5 names spelled outside io/artifacts: {names}"
+        found += [f"{where(path, n)} spells {n.value!r}" for n in code_strings(tree)
+                  if n.value in HDF5_NAMES or n.value.startswith(HDF5_GROUPS)]
+    assert not found, "HDF5 outside io/artifacts: " + "; ".join(found)
 
 
-@pytest.mark.parametrize("path", [p for p in modules(LIBRARY, ROOT / "slic_cli")
-                                  if p not in FILE_NAME_OWNERS],
-                         ids=lambda p: str(p.relative_to(ROOT)))
-def test_only_the_owners_spell_file_names(path: Path) -> None:
-    spelled = [where(path, n) for n in code_strings(parsed(path))
-               if not any(c.isspace() for c in n.value)
-               and n.value.rsplit("/", 1)[-1].lstrip(".").endswith(FILE_NAMES)]
-    assert not spelled, (f"file names spelled outside runtime/workspace.py and "
-                         f"io/run_folder.py: {spelled}")
+def test_only_the_owners_spell_file_names() -> None:
+    found = []
+    for path in modules(LIBRARY, ROOT / "slic_cli"):
+        if path in FILE_NAME_OWNERS:
+            continue
+        found += [f"{where(path, n)} spells {n.value!r}" for n in code_strings(parsed(path))
+                  if not any(c.isspace() for c in n.value)
+                  and n.value.rsplit("/", 1)[-1].lstrip(".").endswith(FILE_NAMES)]
+    assert not found, ("file names outside runtime/workspace.py and io/run_folder.py: "
+                       + "; ".join(found))
 
 
 def test_the_checks_catch_what_they_ban() -> None:

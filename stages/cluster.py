@@ -37,6 +37,9 @@ from stages.runtime.workspace import assignments_beside
 
 @dataclass
 class ClusterResult:
+    """What `cluster.run` did: the assignments written (or found up to date), the clusters of each
+    partition and, where labels were known, their quality."""
+
     output: Path
     num_videos: int
     num_clusters: list[int]
@@ -47,6 +50,9 @@ class ClusterResult:
     status: str = "written"  # or "up to date": the same features and settings made it before
 
     def summary(self) -> dict[str, Any]:
+        """The JSON-ready summary the CLI prints: `output`, `status`, `num_clusters` (one per
+        partition), `chosen_from`, `num_chosen_clusters` and `quality` (one dict per partition, then
+        one for the chosen labels)."""
         return {"stage": "cluster", "output": str(self.output), "status": self.status,
                 "num_videos": self.num_videos,
                 "num_clusters": self.num_clusters, "chosen_from": self.chosen_from,

@@ -42,6 +42,7 @@ class SlicConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def as_dict(self) -> dict[str, Any]:
+        """Every section as nested plain dicts: the resolved config that provenance records."""
         return dataclasses.asdict(self)
 
 

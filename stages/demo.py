@@ -67,6 +67,9 @@ QUICK = DemoBudget(name="quick", num_classes=4, groups_per_class=3, clips_per_gr
 
 @dataclass
 class DemoResult:
+    """What the demo did: its workspace, the SLIC-against-random-init rows, the wall time of each
+    step and the two reports."""
+
     workspace: Path
     rows: list[dict[str, Any]] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step
@@ -75,6 +78,8 @@ class DemoResult:
     budget: str = FULL.name  # "quick": a smoke test of the pipeline, its numbers mean nothing
 
     def summary(self) -> dict[str, Any]:
+        """The JSON-ready summary the CLI prints: `results` (one row per metric, `slic` against
+        `random_init`), `reports`, `stage_seconds` per step and the total `seconds`."""
         return {"stage": "demo", "workspace": str(self.workspace), "results": self.rows,
                 "reports": [str(path) for path in self.reports],
                 "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},

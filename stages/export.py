@@ -73,6 +73,9 @@ LOADERS = {"torchvision": "state = torch.load(WEIGHTS, map_location='cpu', weigh
 
 @dataclass
 class ExportResult:
+    """What `export` wrote: the weights file, its `<file>.json` description, and the largest feature
+    difference against slic's backbone (None when no torchvision recipe was run)."""
+
     weights: Path
     description: Path
     format: str
@@ -82,6 +85,8 @@ class ExportResult:
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
+        """The JSON-ready summary the CLI prints: `weights`, `description`, `format`, `arch`,
+        `tensors`, `bytes` (size of the weights file) and `verified_max_difference`."""
         return {"stage": "export", "weights": str(self.weights),
                 "description": str(self.description), "format": self.format,
                 "arch": self.arch, "tensors": self.tensors, "bytes": self.weights.stat().st_size,

@@ -30,6 +30,9 @@ __all__ = ["FinetuneConfig", "FinetuneResult", "run"]
 
 @dataclass
 class FinetuneResult:
+    """What `finetune.run` did: the results folder, test top-1/top-5 of best.pt, the epoch it came
+    from and accuracy per class."""
+
     folder: Path
     encoder: str  # the checkpoint fine-tuned (a random-init baseline's best.pt included)
     status: str
@@ -40,6 +43,8 @@ class FinetuneResult:
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
+        """The JSON-ready summary the CLI prints and results.json holds: `folder`, `encoder`,
+        `status`, `top1`, `top5` (shares, 0..1), `best_epoch`, `per_class` and `seconds`."""
         return {"stage": "finetune", "folder": str(self.folder), "encoder": self.encoder,
                 "status": self.status,
                 "top1": round(self.top1, 6), "top5": round(self.top5, 6),
@@ -48,11 +53,13 @@ class FinetuneResult:
 
 
 def recipe(settings: FinetuneConfig) -> ClassifierRecipe:
+    """The `ClassifierRecipe` of `settings`: the whole model trains, the backbone at its own lr."""
     return ClassifierRecipe(
-        "finetune", False, settings.epochs, settings.batch_size, settings.lr,
-        settings.backbone_lr, settings.weight_decay, settings.dropout, settings.val_fraction,
-        settings.windows, settings.crops, settings.seed, settings.workers,
-        output_relevant(settings), FINETUNE_RESUMABLE)
+        stage="finetune", frozen=False, epochs=settings.epochs, batch_size=settings.batch_size,
+        lr=settings.lr, backbone_lr=settings.backbone_lr, weight_decay=settings.weight_decay,
+        dropout=settings.dropout, val_fraction=settings.val_fraction, windows=settings.windows,
+        crops=settings.crops, seed=settings.seed, workers=settings.workers,
+        config=output_relevant(settings), resumable=FINETUNE_RESUMABLE)
 
 
 def run(settings: FinetuneConfig, data: DataConfig, workspace: WorkspaceConfig, *,

@@ -14,7 +14,7 @@ cached in features.h5, and the classifier trains on the cache.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,9 @@ __all__ = ["LinearProbeConfig", "LinearProbeResult", "run"]
 
 @dataclass
 class LinearProbeResult:
+    """What `linear_probe.run` did: the results folder, test top-1/top-5, accuracy per class, the
+    video counts and whether cached features were reused."""
+
     folder: Path
     protocol: str
     top1: float
@@ -70,9 +73,11 @@ class LinearProbeResult:
     features_reused: bool = False
     best_epoch: int | None = None
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
+        """The JSON-ready summary the CLI prints and results.json holds: `folder`, `protocol`,
+        `encoder`, `top1`, `top5` (shares, 0..1), `num_train`, `num_test`, `features_reused`,
+        `best_epoch` (None for the cached protocol) and `per_class`."""
         return {"stage": "linear-probe", "folder": str(self.folder), "protocol": self.protocol,
                 "encoder": self.encoder, "top1": round(self.top1, 6),
                 "top5": round(self.top5, 6), "num_train": self.num_train,
@@ -104,26 +109,28 @@ def run(settings: LinearProbeConfig, data: DataConfig, workspace: WorkspaceConfi
                                             output_relevant(settings))
         frozen.encoder.to(compute.device, memory_format=compute.memory_format)
         if settings.protocol == "windows":
-            result = _windows_protocol(settings, frozen, data.split, compute, context, resume)
-        else:
-            result = _cached_protocol(settings, frozen, data.split, compute, context)
-        result.seconds = time.perf_counter() - clock
-        return result
+            return _windows_protocol(settings, frozen, data.split, compute, context, resume,
+                                     clock)
+        return _cached_protocol(settings, frozen, data.split, compute, context, clock)
     finally:
         stop_compute(compute)
 
 
 def _windows_protocol(settings: LinearProbeConfig, frozen: EncoderSource, split: int,
-                      compute: Compute, context: RunContext, resume: bool
+                      compute: Compute, context: RunContext, resume: bool, started: float
                       ) -> LinearProbeResult:
     recipe = ClassifierRecipe(
-        "linear-probe", True, settings.epochs, settings.batch_size, settings.lr, 0.0,
-        settings.weight_decay, 0.0, settings.val_fraction, settings.windows, settings.crops,
-        settings.seed, settings.workers, output_relevant(settings), LINEAR_PROBE_RESUMABLE)
+        stage="linear-probe", frozen=True, epochs=settings.epochs,
+        batch_size=settings.batch_size, lr=settings.lr, backbone_lr=0.0,
+        weight_decay=settings.weight_decay, dropout=0.0, val_fraction=settings.val_fraction,
+        windows=settings.windows, crops=settings.crops, seed=settings.seed,
+        workers=settings.workers, config=output_relevant(settings),
+        resumable=LINEAR_PROBE_RESUMABLE)
     outcome = train_classifier(recipe, frozen, split, compute, context, resume)
     result = LinearProbeResult(frozen.folder, "windows", outcome.top1, outcome.top5,
                                outcome.per_class, outcome.num_train, outcome.num_test,
-                               frozen.description, best_epoch=outcome.best_epoch)
+                               frozen.description, best_epoch=outcome.best_epoch,
+                               seconds=time.perf_counter() - started)
     if compute.distribution.is_main:
         write_results(frozen.folder, result.summary(), outcome.confusion, outcome.class_names,
                       f"linear probe, top-1 {result.top1:.3f}", context)
@@ -131,7 +138,8 @@ def _windows_protocol(settings: LinearProbeConfig, frozen: EncoderSource, split:
 
 
 def _cached_protocol(settings: LinearProbeConfig, frozen: EncoderSource, split: int,
-                     compute: Compute, context: RunContext) -> LinearProbeResult:
+                     compute: Compute, context: RunContext, started: float
+                     ) -> LinearProbeResult:
     stored, reused = _clip_features(frozen, settings, split, compute, context)
     train = stored.split == "train"
     classes = len(stored.class_names)
@@ -149,11 +157,12 @@ def _cached_protocol(settings: LinearProbeConfig, frozen: EncoderSource, split: 
                                top_k_accuracy(probabilities, test_labels, min(5, classes)),
                                per_class_accuracy(matrix, stored.class_names),
                                int(train.sum() // settings.train_clips), len(test_labels),
-                               frozen.description, reused)
+                               frozen.description, reused,
+                               seconds=time.perf_counter() - started)
     if compute.distribution.is_main:
         frozen.folder.mkdir(parents=True, exist_ok=True)
         torch.save({"weight": classifier.weight.detach(), "bias": classifier.bias.detach()},
-                   frozen.folder / "classifier.pt")
+                   RunFolder(frozen.folder).classifier)
         write_results(frozen.folder, result.summary(), matrix.tolist(), stored.class_names,
                       f"linear probe (cached), top-1 {result.top1:.3f}", context)
         point_latest(frozen.folder, frozen.folder.name.rsplit("-", 1)[0])

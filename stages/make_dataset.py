@@ -29,6 +29,8 @@ MARKER = "slic-synthetic.json"  # written last: the settings a complete dataset 
 
 @dataclass
 class MakeDatasetResult:
+    """What make-dataset did: the dataset folder, its class names and its video counts."""
+
     output: Path
     class_names: list[str]
     status: str = "written"  # or "up to date"
@@ -37,6 +39,8 @@ class MakeDatasetResult:
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
+        """The JSON-ready summary the CLI prints: `output`, `status`, `num_classes`, `num_videos`,
+        `num_train`, `num_test` and `seconds`."""
         return {"stage": "make-dataset", "output": str(self.output), "status": self.status,
                 "num_classes": len(self.class_names), "num_videos": self.num_train + self.num_test,
                 "num_train": self.num_train, "num_test": self.num_test,

@@ -64,6 +64,9 @@ PLOT_EVERY_SECONDS = 60.0
 
 @dataclass
 class PretrainResult:
+    """What `pretrain.run` did: the run folder, whether it trained or was up to date, its epochs and
+    its final metrics."""
+
     run_folder: Path
     status: str  # "trained", "up to date"
     epochs: int
@@ -71,6 +74,9 @@ class PretrainResult:
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
+        """The JSON-ready summary the CLI prints: `run_folder`, `status`, `epochs`, the final
+        metrics (`loss`, `r1`, `r5`, `val_r1`, `nmi`, `ami`, `num_clusters` where recorded,
+        `train_videos`, `short_videos_skipped`) and `seconds`."""
         return {"stage": "pretrain", "run_folder": str(self.run_folder), "status": self.status,
                 "epochs": self.epochs, **self.final, "seconds": round(self.seconds, 3)}
 
@@ -99,6 +105,8 @@ class SlicTraining:
 
     # -- the TrainingTask protocol --------------------------------------------------------
     def batches(self, epoch: int) -> DataLoader:
+        """This rank's triplet batches of `epoch` (batch_size // world items, partial batch
+        dropped), with positives drawn from the current pseudo-labels."""
         s, d = self.settings, self.compute.distribution
         self.triplets.set_clusters(self.clusters)
         self.triplets.set_epoch(epoch)
@@ -111,6 +119,8 @@ class SlicTraining:
 
     def step(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], epoch: int,
              step: int) -> StepResult:
+        """The SLIC loss of one triplet batch, with its triplet and temporal parts, mining counts
+        and the false positives and negatives against true labels."""
         outcome = slic_step(model, batch, self.videos.train_labels, self.loss_settings,
                             step_generator(self.settings.seed, epoch, step,
                                            self.compute.distribution.rank), self.compute)
@@ -122,6 +132,8 @@ class SlicTraining:
             "alignment": outcome.alignment})
 
     def before_epoch(self, epoch: int) -> dict[str, Any]:
+        """Run a clustering round when one is due (FINCH or k-means, after the warm-up, every
+        `cluster_every` epochs); returns its metrics."""
         s = self.settings
         due = (s.pseudo_labels in ("finch", "kmeans") and epoch >= s.cluster_warmup_epochs
                and (epoch - s.cluster_warmup_epochs) % s.cluster_every == 0)
@@ -131,6 +143,8 @@ class SlicTraining:
         return found.metrics if found is not None else {}
 
     def after_epoch(self, epoch: int, record: dict[str, Any]) -> dict[str, Any]:
+        """Evaluate kNN recall at every evaluation interval and the last epoch, and save best.pt
+        when validation R@1 improves (best_by val); returns the figures."""
         s = self.settings
         every = evaluation_interval(s)
         if epoch != s.epochs - 1 and not (every and (epoch + 1) % every == 0):
@@ -146,6 +160,8 @@ class SlicTraining:
 
     def summarise(self, totals: dict[str, float], steps: int, seconds: float
                   ) -> dict[str, Any]:
+        """The epoch's record: mean losses and alignment per batch, triplets per step, fallback and
+        false positive/negative rates (None without labels) and clips a second (3 an item)."""
         batches = max(steps * self.compute.distribution.world, 1)
         labelled = totals.get("labelled", 0.0)
         return {
@@ -156,15 +172,19 @@ class SlicTraining:
             "positive_fp_rate": totals["false_positives"] / labelled if labelled else None,
             "negative_fn_rate": totals["false_negatives"] / labelled if labelled else None,
             "seconds": seconds,
-            "clips_per_second": 3 * steps * self.settings.batch_size / max(seconds, 1e-9),
+            # Three clips an item; each of the world's ranks loads batch_size // world items.
+            "clips_per_second": 3 * steps * self.compute.distribution.world
+            * (self.settings.batch_size // self.compute.distribution.world) / max(seconds, 1e-9),
         }
 
     def extra_state(self) -> dict[str, Any]:
+        """The pseudo-labels, best epoch, finished flag, arch and run config, for checkpoint.pt."""
         return {"clusters": torch.from_numpy(np.asarray(self.clusters)), "best": self.best,
                 "finished": self.finished, "arch": self.settings.arch,
                 "run_config": self.context.config}
 
     def restore(self, state: dict[str, Any]) -> None:
+        """Take back the pseudo-labels, best epoch and finished flag of a resumed checkpoint."""
         self.clusters, self.best = state["clusters"].numpy(), state["best"]
         self.finished = bool(state["finished"])
 
@@ -242,6 +262,8 @@ class SlicTraining:
         return record
 
     def weights(self, epoch: int, criterion: str, value: float | None) -> dict[str, Any]:
+        """best.pt's contents: the encoder's weights with the epoch, arch, settings, run config, and
+        the criterion (`val_r1` or `last`) with its value."""
         s = self.settings
         return {"model": self.encoder.state_dict(), "epoch": epoch, "arch": s.arch,
                 "config": output_relevant(s), "run_config": self.context.config,

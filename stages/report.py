@@ -19,12 +19,16 @@ GALLERY_QUERIES = 12
 
 @dataclass
 class ReportResult:
+    """What `write_report` wrote: the page, the anchors of its sections and its size in bytes."""
+
     path: Path
     sections: list[str]
     size: int
     seconds: float
 
     def summary(self) -> dict[str, Any]:
+        """The JSON-ready summary the CLI prints: `report` (the path), `open` (a file:// URI),
+        `sections`, `bytes` and `seconds`."""
         return {"stage": "report", "report": str(self.path), "open": self.path.resolve().as_uri(),
                 "sections": self.sections, "bytes": self.size, "seconds": round(self.seconds, 3)}
 

@@ -67,6 +67,9 @@ __all__ = ["RetrieveConfig", "RetrieveResult", "run"]
 
 @dataclass
 class RetrieveResult:
+    """What `retrieve.run` did: retrieval.h5, the features it used, R@k (k -> share of queries),
+    recall per class and the gallery page when one was drawn."""
+
     retrieval: Path
     features: Path | None
     recall: dict[int, float]
@@ -79,6 +82,8 @@ class RetrieveResult:
     source: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
+        """The JSON-ready summary the CLI prints: `retrieval`, `features`, `features_reused`,
+        `num_queries`, `num_gallery`, one `r<k>` per k, `per_class` and `gallery`."""
         return {"stage": "retrieve", "retrieval": str(self.retrieval),
                 "features": str(self.features) if self.features else None,
                 "features_reused": self.features_reused,

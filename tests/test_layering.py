@@ -20,7 +20,7 @@ ARTIFACTS = LIBRARY / "io" / "artifacts"
 FILE_NAME_OWNERS = {LIBRARY / "runtime" / "workspace.py", LIBRARY / "io" / "run_folder.py"}
 FILE_NAMES = ("frames.h5", "flow.h5", "features.h5", "assignments.h5", "retrieval.h5",
               "checkpoint.pt", "best.pt", "metrics.jsonl", "results.json", "config.yaml",
-              "report.html", "confusion.png")
+              "report.html", "confusion.png", "classifier.pt")
 HDF5_NAMES = ("flow_u", "flow_v")  # stream names; attributes are caught as `.attrs`
 HDF5_GROUPS = ("videos/", "classes/", "failures/", "images/", "partitions/", "rounds/")
 

@@ -49,6 +49,7 @@ def test_cached_probe_of_a_run_and_a_random_encoder(training_workspace, pretrain
         assert summary["protocol"] == "cached"
     assert trained["encoder"].endswith("best.pt") and "random-init" in baseline["encoder"]
     results = json.loads((run_dir / "linear-probe-cached" / "results.json").read_text())
+    assert results["seconds"] > 0  # the time is set before results.json is written
     confusion = np.array(results["confusion"])
     assert confusion.sum() == 8
     assert trained["top1"] == pytest.approx(np.trace(confusion) / 8, abs=1e-6)

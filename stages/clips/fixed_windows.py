@@ -30,6 +30,8 @@ class EvaluationClips(Dataset):
         return len(self.videos) * self.clips_per_video
 
     def frames_of(self, position: int, window: int) -> np.ndarray:
+        """(T,) int frame indices of window `window` of the video at `position` in `videos`: the
+        centre clip when there is one window, else the window-th of evenly spaced ones."""
         count = self.store.frame_count(int(self.videos[position]))
         if self.windows == 1:
             return centre_window(count, self.clip_length, self.stride)

@@ -18,7 +18,8 @@ FINETUNE_AUGMENT = dict(min_crop_area=0.2, jitter=0.4, hue=0.1, jitter_probabili
 
 
 class LabelledClips(Dataset):
-    """Item i -> (clip (3, T, S, S) float32, label int). Seeded by (seed, epoch, video)."""
+    """Item i -> (clip (3, T, S, S) float32, label int) of video `videos[i]`, its window and
+    augmentation seeded by (seed, epoch, i)."""
 
     def __init__(self, store: ClipStore, videos: np.ndarray, clip_length: int, stride: int,
                  crop_size: int, seed: int) -> None:
@@ -29,6 +30,7 @@ class LabelledClips(Dataset):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Seed every item with `epoch` too, so each epoch draws new windows and augmentations."""
         self.epoch = epoch
 
     def __len__(self) -> int:

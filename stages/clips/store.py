@@ -97,10 +97,12 @@ class ClipStore:
         return self._handles[key]
 
     def has_flow(self, video: int) -> bool:
+        """Whether flow.h5 holds at least one flow field for `video` (a frames-table row)."""
         return self.flow_layout is not None and self.flow_rows[video] >= 0 and \
             self.flow_layout.num_images[self.flow_rows[video]] > 0
 
     def frame_count(self, video: int) -> int:
+        """Number of frames of `video` (a frames-table row) stored in frames.h5."""
         return int(self.frames_layout.num_images[video])
 
     def _decode_run(self, h5: ArtifactFile, stream: str, layout: StreamLayout, row: int,

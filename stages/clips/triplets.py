@@ -63,6 +63,7 @@ class TripletClips(Dataset):
         self.set_clusters(np.arange(len(videos)))
 
     def set_epoch(self, epoch: int) -> None:
+        """Seed every item with `epoch` too (call before each epoch's DataLoader is built)."""
         self.epoch = epoch
 
     def set_clusters(self, clusters: np.ndarray) -> None:
@@ -144,6 +145,7 @@ class EpochSampler(Sampler[int]):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Seed the permutation with `epoch`, so every epoch visits the items in a new order."""
         self.epoch = epoch
 
     def __iter__(self):

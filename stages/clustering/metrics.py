@@ -36,6 +36,7 @@ class ClusterQuality:
     pair_false_positive_rate: float
 
     def as_dict(self) -> dict[str, float]:
+        """The five scores as a plain dict of floats, as stored in assignments.h5's quality JSON."""
         return asdict(self)
 
 

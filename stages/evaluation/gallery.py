@@ -93,6 +93,7 @@ def _cell(video: int, caption: str, video_id: str, kind: str) -> str:
 
 
 def legend_html() -> str:
+    """The paragraph that explains the border colours and the animated thumbnails."""
     return ('<p class="legend">Borders:<span class="swatch query"></span>query (a test video)'
             '<span class="swatch hit"></span>neighbour of the query\'s class'
             '<span class="swatch miss"></span>neighbour of another class. Each thumbnail '
@@ -132,6 +133,7 @@ def gallery_html(store: ClipStore, query_rows: np.ndarray, gallery_rows: np.ndar
 
 
 def recall_table_html(recall: dict[int, float]) -> str:
+    """A one-row table of R@k, k ascending, each to 3 decimals."""
     header = "".join(f"<th>R@{k}</th>" for k in sorted(recall))
     values = "".join(f"<td>{recall[k]:.3f}</td>" for k in sorted(recall))
     return f'<table class="numbers"><tr>{header}</tr><tr>{values}</tr></table>'

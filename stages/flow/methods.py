@@ -29,11 +29,14 @@ TVL1_OPENCV_INSTALL_HINT = (
 
 
 def make_dis(preset: str) -> FlowFunction:
+    """DIS flow at `preset` (ultrafast, fast, medium); one OpenCV instance serves every pair."""
     dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
     return lambda previous, current: dis.calc(previous, current, None)
 
 
 def make_farneback(preset: str) -> FlowFunction:
+    """Farneback flow with fixed parameters (3 levels at scale 0.5, window 15); `preset` is ignored,
+    as it is a DIS setting."""
     def farneback(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
         return cv2.calcOpticalFlowFarneback(previous, current, None, 0.5, 3, 15, 3, 5, 1.2, 0)
 
@@ -65,6 +68,8 @@ def make_tvl1_video(preset: str, device: str = "cpu") -> VideoFlowFunction:
 
 
 def make_tvl1_opencv(preset: str) -> FlowFunction:
+    """OpenCV contrib's Dual TV-L1 at its defaults; `preset` is ignored. Raises SlicError with the
+    install hint when opencv-contrib is missing."""
     if not hasattr(cv2, "optflow"):
         raise SlicError(TVL1_OPENCV_INSTALL_HINT)
     tvl1 = cv2.optflow.DualTVL1OpticalFlow_create()
@@ -77,8 +82,7 @@ FLOW_METHODS: dict[str, Callable[[str], FlowFunction]] = {
     "tvl1": make_tvl1,
     "tvl1-opencv": make_tvl1_opencv,
 }
-# The methods that also take a video's pairs at once (batched, faster than pair by pair).
-# The methods that batch a video's pairs, each also on any torch device.
+# The methods that batch a video's pairs (faster than pair by pair), on any torch device.
 VIDEO_FLOW_METHODS: dict[str, Callable[[str, str], VideoFlowFunction]] = {
     "tvl1": make_tvl1_video,
 }

@@ -49,12 +49,14 @@ class Evaluation:
 
     @property
     def title(self) -> str:
+        """'Linear probe' or 'Fine-tuning', with the protocol when results.json names it."""
         stage, protocol = self.results.get("stage", ""), self.results.get("protocol")
         name = {"linear-probe": "Linear probe", "finetune": "Fine-tuning"}.get(stage, stage)
         return f"{name} ({protocol} protocol)" if protocol else name
 
     @property
     def confusion(self) -> np.ndarray | None:
+        """The (C, C) int64 confusion matrix of results.json (row = true class), or None."""
         matrix = self.results.get("confusion")
         return None if matrix is None else np.asarray(matrix, dtype=np.int64)
 
@@ -92,6 +94,9 @@ class Embedding:
 
 @dataclass
 class RunContents:
+    """Everything a report shows of one folder: config, provenance, metrics records, clustering
+    rounds, the embedding to map, retrievals, evaluations, and every file with its bytes."""
+
     folder: Path
     config: dict[str, Any]
     provenance: dict[str, Any]

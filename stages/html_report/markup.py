@@ -47,6 +47,7 @@ class Section:
 
 
 def escape(value: Any) -> str:
+    """`value` as text, HTML-escaped (quotes included)."""
     return html.escape(str(value))
 
 
@@ -88,6 +89,7 @@ def figure(made: Figure, caption: str, image_format: str = "svg") -> str:
 
 
 def details(summary: str, body: str) -> str:
+    """A collapsed block: `summary` (escaped) as its label, the HTML `body` inside."""
     return f"<details><summary>{escape(summary)}</summary>{body}</details>"
 
 

@@ -41,6 +41,8 @@ def _last(records: list[dict[str, Any]], key: str) -> Any:
 
 
 def summary(contents: RunContents) -> Section:
+    """The Summary section: epochs trained, final loss, R@k of each retrieval, the final clusters
+    and their NMI, and each classifier's top-1 (rows without a value left out)."""
     records = contents.records
     trained = [r["epoch"] for r in records if not r.get("final")]
     rows: dict[str, Any] = {"run folder": str(contents.folder),
@@ -60,6 +62,8 @@ def summary(contents: RunContents) -> Section:
 
 
 def configuration(contents: RunContents) -> Section | None:
+    """How the run was made (command, version, times, inputs), its pretraining settings and the
+    whole resolved config; None when neither config nor provenance is known."""
     if not contents.config and not contents.provenance:
         return None
     found = contents.provenance
@@ -82,6 +86,8 @@ def configuration(contents: RunContents) -> Section | None:
 
 
 def curves(contents: RunContents) -> Section | None:
+    """One figure per CURVES entry with data, and one per other numeric key of metrics.jsonl; None
+    without records."""
     records = contents.records
     if not records:
         return None
@@ -102,6 +108,8 @@ def curves(contents: RunContents) -> Section | None:
 
 
 def clusters(contents: RunContents) -> Section | None:
+    """A table and a figure of every clustering round (counts, purity, NMI, AMI, kept, split and
+    merged clusters); None without rounds."""
     if not contents.rounds:
         return None
     summaries = summarise_rounds(contents.rounds)
@@ -121,6 +129,8 @@ def clusters(contents: RunContents) -> Section | None:
 
 
 def embedding(contents: RunContents) -> Section | None:
+    """A PCA map of the embeddings coloured by true class and by cluster (PNG, as it is dense); None
+    without embeddings."""
     found = contents.embedding
     if found is None:
         return None
@@ -152,6 +162,8 @@ def _gallery(found: Retrieval, frames: Path, queries: int) -> str:
 
 
 def retrieval(contents: RunContents, queries: int) -> Section | None:
+    """R@k and recall per class of each retrieval, and a gallery of `queries` test queries for the
+    first whose frames.h5 is at hand; None without retrievals."""
     if not contents.retrievals:
         return None
     parts, shown = [], False
@@ -206,6 +218,8 @@ def _classifier(evaluation: Evaluation) -> str:
 
 
 def classifiers(contents: RunContents) -> Section | None:
+    """Each linear-probe and fine-tuning result: its numbers, training curve, confusion matrix and
+    accuracy per class; None without any."""
     if not contents.evaluations:
         return None
     note = ('<p class="note">Top-k: share of test videos whose class is among the k most '
@@ -216,6 +230,8 @@ def classifiers(contents: RunContents) -> Section | None:
 
 
 def files(contents: RunContents, page_folder: Path) -> Section:
+    """Every file of the run with its size in bytes, linked relative to `page_folder`, the folder
+    the page is written to."""
     base = os.path.relpath(contents.folder, page_folder)
     rows = [(f'<a href="{escape(Path(base, name).as_posix())}">{escape(name)}</a>', size)
             for name, size in contents.files]

@@ -39,6 +39,7 @@ class TensorInfo:
 
     @property
     def numel(self) -> int:
+        """Number of elements: the product of `shape` (1 for a scalar)."""
         count = 1
         for size in self.shape:
             count *= size

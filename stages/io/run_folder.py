@@ -40,42 +40,57 @@ class RunFolder:
 
     @property
     def checkpoint(self) -> Path:
+        """checkpoint.pt: the latest state, to resume from."""
         return self.path / "checkpoint.pt"
 
     @property
     def best(self) -> Path:
+        """best.pt: the weights chosen by the run's criterion."""
         return self.path / "best.pt"
 
     @property
     def metrics(self) -> Path:
+        """metrics.jsonl: one JSON record per epoch."""
         return self.path / "metrics.jsonl"
 
     @property
     def assignments(self) -> Path:
+        """assignments.h5: cluster assignments (every round, for a pretraining run)."""
         return self.path / "assignments.h5"
 
     @property
     def features(self) -> Path:
+        """features.h5: per-video features."""
         return self.path / "features.h5"
 
     @property
     def config(self) -> Path:
+        """config.yaml: the run's resolved config."""
         return self.path / "config.yaml"
 
     @property
     def retrieval(self) -> Path:
+        """retrieval.h5: test-to-train neighbours and R@k."""
         return self.path / "retrieval.h5"
 
     @property
     def results(self) -> Path:
+        """results.json: an evaluation's summary, confusion matrix, command and config."""
         return self.path / "results.json"
 
     @property
     def report(self) -> Path:
+        """report.html: the folder's self-contained report."""
         return self.path / "report.html"
 
     @property
+    def classifier(self) -> Path:
+        """The cached linear probe's classifier weights."""
+        return self.path / "classifier.pt"
+
+    @property
     def confusion(self) -> Path:
+        """confusion.png: an evaluation's confusion matrix."""
         return self.path / "confusion.png"
 
     def is_run(self) -> bool:
@@ -94,6 +109,7 @@ def runs_with_checkpoints(folder: Path) -> list[Path]:
 
 
 def write_config(folder: RunFolder, config: dict[str, Any]) -> None:
+    """Write `config` as the folder's config.yaml (keys in their order), atomically."""
     folder.path.mkdir(parents=True, exist_ok=True)
     temporary = folder.config.with_name(".config.yaml.writing")
     temporary.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -122,6 +138,8 @@ def record_round(folder: RunFolder, epoch: int, assignments: Assignments, contex
 
 def record_features(folder: RunFolder, stored: StoredFeatures, context: RunContext,
                     inputs: list[dict[str, Any]]) -> None:
+    """Write the run's features.h5 with provenance, atomically; its fingerprint covers the features'
+    source and video ids."""
     started = now()
     key = fingerprint({"source": stored.source, "videos": list(map(str, stored.video_ids))})
     with write_artifact(folder.features, KIND_FEATURES, key) as h5:

@@ -21,6 +21,7 @@ def free_bytes(path: Path) -> int:
 
 
 def describe(size: int) -> str:
+    """`size` bytes as text: in GB (2**30 bytes) from 1 GB up, else in MB (2**20 bytes)."""
     return f"{size / 2**30:.2f} GB" if size >= 2**30 else f"{size / 2**20:.1f} MB"
 
 
@@ -46,6 +47,8 @@ def disk_full_cause(error: BaseException) -> OSError | None:
 
 
 def disk_full_message(error: OSError, fallback: Path | None = None) -> str:
+    """One line for a disk found full midway: the path being written (the error's, else `fallback`),
+    the space free there, and the fix."""
     path = Path(error.filename) if error.filename else fallback
     where = f" while writing {path}" if path else ""
     free = f" ({describe(free_bytes(path))} free there)" if path else ""

@@ -42,6 +42,8 @@ class StagingArea:
         self.folder = self.root / fingerprint[:16]
 
     def prepare(self) -> None:
+        """Create the parts folder (SlicError naming it when it cannot be written) and remove the
+        temporaries of writers that died."""
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -58,11 +60,13 @@ class StagingArea:
         return self.folder / f"{position:08d}.npz"
 
     def done_positions(self) -> set[int]:
+        """Positions of the videos whose parts are finished (empty before the folder exists)."""
         if not self.folder.is_dir():
             return set()
         return {int(p.stem) for p in self.folder.glob("*.npz") if p.stem.isdigit()}
 
     def write(self, position: int, streams: dict[str, EncodedStream], meta: dict[str, Any]) -> None:
+        """Store one video's encoded streams and metadata as `<position>.npz`, atomically."""
         arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
         for name, (data, offsets) in streams.items():
             arrays[f"{name}.data"], arrays[f"{name}.offsets"] = data, offsets
@@ -72,6 +76,7 @@ class StagingArea:
         os.replace(temporary, self._path(position))
 
     def read(self, position: int) -> tuple[dict[str, EncodedStream], dict[str, Any]]:
+        """One video's encoded streams, name -> (bytes, offsets), and its metadata."""
         with np.load(self._path(position)) as archive:
             meta = json.loads(archive["meta"].tobytes().decode())
             names = {key.split(".")[0] for key in archive.files if key != "meta"}
@@ -79,6 +84,7 @@ class StagingArea:
         return streams, meta
 
     def remove_positions(self, positions: list[int]) -> None:
+        """Delete the parts of `positions` (parts already gone are fine)."""
         for position in positions:
             self._path(position).unlink(missing_ok=True)
 
@@ -105,4 +111,5 @@ class StagingArea:
         return sum(part.stat().st_size for part in self.folder.glob("*.npz"))
 
     def clear(self) -> None:
+        """Delete the output's whole parts folder, the parts of every fingerprint included."""
         shutil.rmtree(self.root, ignore_errors=True)

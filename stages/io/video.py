@@ -75,6 +75,8 @@ class _StderrWatcher(threading.Thread):
         self.ready = threading.Event()
 
     def run(self) -> None:
+        """Read ffmpeg's log to its end, noting the source's size and fps and the output's size;
+        `ready` is set once the output size is known, or when the log ends."""
         in_output = False
         for raw in iter(self.pipe.readline, b""):
             line = raw.decode("utf-8", errors="replace").rstrip()

@@ -48,6 +48,7 @@ class Shard:
         return cls(rank, world) if world > 1 else cls()
 
     def owns(self, position: int) -> bool:
+        """Whether the video at `position` belongs to this shard."""
         return position % self.count == self.index
 
     def __str__(self) -> str:

@@ -43,6 +43,9 @@ class VideoStageResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
+        """The JSON-ready summary the CLI prints: `status`, `shard`, videos `reused`, `processed`,
+        `num_failed` and `num_missing`, `num_images`, `bytes`, the failures, the first 10 missing
+        names (`missing_first`) and the stage's `extra` keys."""
         return {
             "stage": self.stage, "output": str(self.output), "status": self.status,
             "shard": self.shard, "num_videos": self.num_videos,

@@ -28,16 +28,21 @@ class SilentProgress:
     """A `Progress` that ignores everything: the default for library use and `--quiet`."""
 
     def start(self, description: str, total: int) -> None:
+        """Ignore the start of a loop."""
         pass
 
     def advance(self, steps: int = 1) -> None:
+        """Ignore the steps done."""
         pass
 
     def message(self, text: str) -> None:
+        """Drop the note."""
         pass
 
     def finish(self) -> None:
+        """Ignore the end of a loop."""
         pass
 
     def row(self, values: dict[str, Any]) -> None:
+        """Drop the row."""
         pass

@@ -15,18 +15,22 @@ RUNS, RANDOM_INIT = "runs", "random-init"  # its folders of runs and of baseline
 
 
 def dataset_folder(workspace: WorkspaceConfig, data: DataConfig) -> Path:
+    """`<workspace>/<data.name, else data.dataset>`: one dataset's artifacts and runs."""
     return Path(workspace.root) / (data.name or data.dataset)
 
 
 def frames_path(workspace: WorkspaceConfig, data: DataConfig) -> Path:
+    """The dataset's frames.h5."""
     return dataset_folder(workspace, data) / FRAMES
 
 
 def flow_path(workspace: WorkspaceConfig, data: DataConfig) -> Path:
+    """The dataset's flow.h5."""
     return dataset_folder(workspace, data) / FLOW
 
 
 def runs_folder(workspace: WorkspaceConfig, data: DataConfig) -> Path:
+    """The dataset's runs/ folder: one folder per pretraining run."""
     return dataset_folder(workspace, data) / RUNS
 
 

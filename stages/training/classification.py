@@ -66,6 +66,8 @@ class VideoClassifier(nn.Module):
             super().train(False)
 
     def train(self, mode: bool = True) -> VideoClassifier:
+        """Set training mode, except that a frozen classifier stays in eval mode (BatchNorm
+        statistics fixed, no dropout)."""
         return super().train(mode and not self.frozen)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
@@ -77,12 +79,14 @@ class VideoClassifier(nn.Module):
         return self.fc(self.dropout(self.backbone(clips)))
 
     def embed(self, clips: torch.Tensor, feature: str = "probabilities") -> torch.Tensor:
+        """(B, C) float32 class probabilities of (B, 3, T, H, W) clips; `feature` is accepted for
+        `embed_clips` and ignored."""
         return torch.softmax(self(clips).float(), dim=-1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ClassifierRecipe:
-    """What a stage decides about training its classifier."""
+    """What a stage decides about training its classifier (built with keywords only)."""
 
     stage: str  # config section and folder name: finetune, linear-probe
     frozen: bool
@@ -103,6 +107,9 @@ class ClassifierRecipe:
 
 @dataclass
 class ClassifierOutcome:
+    """What training and testing a classifier gave: status, test top-1/top-5 of best.pt, its epoch,
+    accuracy per class, video counts, class names and the (C, C) confusion matrix."""
+
     status: str
     top1: float
     top5: float
@@ -138,6 +145,8 @@ class ClassifierTraining:
         self.best: dict[str, Any] = {"epoch": -1, "accuracy": -1.0}
 
     def batches(self, epoch: int) -> DataLoader:
+        """This rank's labelled batches of `epoch`; torch's global generator is seeded per (seed,
+        epoch, rank) so dropout repeats on resume."""
         d = self.compute.distribution
         self.dataset.set_epoch(epoch)
         sampler = EpochSampler(len(self.dataset), self.recipe.seed, d.rank, d.world)
@@ -153,6 +162,7 @@ class ClassifierTraining:
 
     def step(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], epoch: int,
              step: int) -> StepResult:
+        """Float32 cross-entropy of one (clips, labels) batch, the forward pass under autocast."""
         clips, targets = batch
         with self.compute.autocast():
             logits = model(self.compute.to_device(clips))
@@ -160,9 +170,12 @@ class ClassifierTraining:
         return StepResult(loss)
 
     def before_epoch(self, epoch: int) -> dict[str, Any]:
+        """Nothing happens before an epoch here; no figures."""
         return {}
 
     def after_epoch(self, epoch: int, record: dict[str, Any]) -> dict[str, Any]:
+        """Validation top-1 on the val share's centre clips; saves best.pt when it improves and
+        raises TrainingDiverged on NaN/Inf predictions."""
         probabilities = self.probabilities(self.val, 1, 1)
         if not np.isfinite(probabilities).all():
             raise TrainingDiverged(
@@ -181,20 +194,25 @@ class ClassifierTraining:
 
     def summarise(self, totals: dict[str, float], steps: int, seconds: float
                   ) -> dict[str, Any]:
+        """The epoch's record: the mean loss per batch and the seconds taken."""
         return {"loss": totals.get("loss", 0.0) / max(steps * self.compute.distribution.world, 1),
                 "seconds": seconds}
 
     def extra_state(self) -> dict[str, Any]:
+        """The best epoch and its validation top-1, for checkpoint.pt."""
         return {"best": self.best}
 
     def restore(self, state: dict[str, Any]) -> None:
+        """Take back the best epoch and its validation top-1 of a resumed checkpoint."""
         self.best = state["best"]
 
     def epoch_written(self, records: list[dict[str, Any]]) -> None:
+        """Nothing to do after an epoch is written: a classifier draws no plots."""
         return None
 
     @property
     def folder(self) -> Path:
+        """The results folder, which is the encoder source's."""
         return self.source.folder
 
     def probabilities(self, rows: np.ndarray, windows: int, crops: int) -> np.ndarray:

@@ -34,6 +34,7 @@ class Compute:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
+        """torch.bfloat16 or torch.float16 under amp, None when amp is off."""
         return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -52,6 +53,7 @@ class Compute:
         return clips.contiguous(memory_format=self.memory_format)
 
     def describe(self) -> dict[str, Any]:
+        """The resolved policy for display: device, amp, channels-last 3D on or off, world size."""
         return {"device": str(self.device), "amp": self.amp,
                 "channels_last": self.memory_format is torch.channels_last_3d,
                 "world_size": self.distribution.world}
@@ -96,6 +98,7 @@ def resolve_amp(choice: str, device: torch.device) -> str:
 
 
 def resolve_memory_format(choice: str, device: torch.device) -> torch.memory_format:
+    """channels_last_3d when `compute.channels_last` is on (or auto on CUDA), else contiguous."""
     on = choice == "on" or (choice == "auto" and device.type == "cuda")
     return torch.channels_last_3d if on else torch.contiguous_format
 
@@ -120,4 +123,5 @@ def start_compute(settings: ComputeConfig) -> Compute:
 
 
 def stop_compute(compute: Compute) -> None:
+    """Leave the torchrun process group, if this process joined one."""
     dist_tools.stop_distribution(compute.distribution)

@@ -49,6 +49,7 @@ class Curve:
 
     @property
     def keys(self) -> list[str]:
+        """Every metrics.jsonl key the figure draws, panel by panel."""
         return [s.key for panel in self.panels for s in panel.series]
 
 

@@ -27,10 +27,12 @@ class Distribution:
 
     @property
     def is_main(self) -> bool:
+        """Whether this is rank 0, the one process that writes files."""
         return self.rank == 0
 
     @property
     def active(self) -> bool:
+        """Whether the job has more than one process (DDP is on)."""
         return self.world > 1
 
 
@@ -55,11 +57,13 @@ def start_distribution(device_kind: str, timeout: timedelta = timedelta(minutes=
 
 
 def stop_distribution(distribution: Distribution) -> None:
+    """Destroy the process group of a multi-process job; a no-op otherwise."""
     if distribution.active and dist.is_initialized():
         dist.destroy_process_group()
 
 
 def barrier(distribution: Distribution) -> None:
+    """Wait for every rank; a no-op for a single process."""
     if distribution.active:
         dist.barrier()
 

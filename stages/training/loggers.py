@@ -54,13 +54,16 @@ class NullLogger:
     """Logs nothing: metrics.jsonl and the PNG plots are the whole record."""
 
     def log_epoch(self, record: dict[str, Any]) -> None:
+        """Discard the record."""
         return None
 
     def log_final(self, hyperparameters: dict[str, Any], metrics: dict[str, Any],
                   embeddings: LoggedEmbeddings | None) -> None:
+        """Discard the final metrics and embeddings."""
         return None
 
     def close(self) -> None:
+        """Nothing to release."""
         return None
 
 
@@ -101,6 +104,8 @@ class TensorBoardLogger:
         self.writer = SummaryWriter(log_dir=str(folder), purge_step=start)
 
     def log_epoch(self, record: dict[str, Any]) -> None:
+        """Write every finite number of `record` (NOT_PLOTTED keys aside) as a scalar at step
+        `record["epoch"]`, then flush."""
         step = int(record["epoch"])
         for key, value in record.items():
             number = _number(value)
@@ -110,6 +115,8 @@ class TensorBoardLogger:
 
     def log_final(self, hyperparameters: dict[str, Any], metrics: dict[str, Any],
                   embeddings: LoggedEmbeddings | None) -> None:
+        """Write the hyperparameters with the finite final metrics (`final/<key>`), and the
+        embeddings with class, cluster and video id for the projector."""
         numbers = {f"final/{key}": _number(value) for key, value in metrics.items()}
         self.writer.add_hparams({key: _hparam(value) for key, value in hyperparameters.items()},
                                 {key: value for key, value in numbers.items()
@@ -124,6 +131,7 @@ class TensorBoardLogger:
         self.writer.flush()
 
     def close(self) -> None:
+        """Flush and close the event files."""
         self.writer.close()
 
 

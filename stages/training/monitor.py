@@ -25,6 +25,7 @@ class MetricsLog:
         self.mirror = mirror or NullLogger()
 
     def records(self) -> list[dict[str, Any]]:
+        """Every record of metrics.jsonl, in order ([] when the file does not exist)."""
         if not self.path.is_file():
             return []
         return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
@@ -38,6 +39,7 @@ class MetricsLog:
         os.replace(temporary, self.path)
 
     def append(self, record: dict[str, Any]) -> None:
+        """Append `record` as one line, fsynced so a kill keeps it, then pass it to the mirror."""
         with open(self.path, "a") as handle:
             handle.write(json.dumps(record) + "\n")
             handle.flush()

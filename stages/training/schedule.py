@@ -41,6 +41,7 @@ def lr_factor(epochs: int, steps_per_epoch: int, kind: str = "constant",
 
 def build_schedule(optimizer: torch.optim.Optimizer, factor: Callable[[int], float]
                    ) -> torch.optim.lr_scheduler.LambdaLR:
+    """A LambdaLR scaling each group's base lr by `factor(step)`, stepped per optimiser step."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 

@@ -110,10 +110,12 @@ class Trainer:
 
     @property
     def checkpoint(self) -> Path:
+        """checkpoint.pt in the run's folder."""
         return RunFolder(self.folder).checkpoint
 
     @property
     def is_main(self) -> bool:
+        """Whether this process is rank 0, the one that writes."""
         return self.compute.distribution.is_main
 
     def begin(self, resume: bool, force: bool, outputs: Sequence[Path],
@@ -167,6 +169,8 @@ class Trainer:
                 "config": self.config, "slic_version": __version__, **extra}
 
     def save(self, next_epoch: int, **extra: Any) -> None:
+        """Write checkpoint.pt atomically, to continue at `next_epoch` with the task's `extra`
+        entries (rank 0 only)."""
         if self.is_main:
             save_checkpoint(self.state(next_epoch, **extra), self.checkpoint)
 

@@ -33,18 +33,22 @@ class TrainingVideos:
 
     @property
     def train_labels(self) -> np.ndarray:
+        """(len(train),) int64 true labels of the training videos (-1 unknown)."""
         return self.labels[self.train]
 
     @property
     def test_labels(self) -> np.ndarray:
+        """(len(test),) int64 true labels of the test videos (-1 unknown)."""
         return self.labels[self.test]
 
     @property
     def val_labels(self) -> np.ndarray:
+        """(len(val),) int64 true labels of the validation videos (-1 unknown)."""
         return self.labels[self.val]
 
     @property
     def train_ids(self) -> np.ndarray:
+        """Video ids of the training videos, in `train` order."""
         return self.video_ids[self.train]
 
 

@@ -91,6 +91,8 @@ class VideoTable:
         cls, rows: list[dict[str, Any]], class_names: list[str], split_names: list[str],
         splits: list[tuple[int, ...]],
     ) -> VideoTable:
+        """A table from one dict per video (every VIDEO_COLUMNS key) and each video's split codes,
+        one per split name (0 unused, 1 train, 2 test)."""
         columns = {
             name: np.array([row[name] for row in rows],
                            dtype=object if dtype is STRING else dtype)
@@ -204,11 +206,14 @@ def check_output(path: Path, kind: str, inputs: Sequence[Path | None] = ()) -> N
 
 
 def write_provenance(h5: h5py.File, provenance: Provenance) -> None:
+    """Store `provenance` as JSON in `/provenance` (values JSON cannot hold become strings)."""
     h5.create_dataset("provenance", data=json.dumps(provenance.__dict__, default=str),
                       dtype=STRING)
 
 
 def write_video_table(h5: h5py.File, table: VideoTable) -> None:
+    """Write `/classes/name`, one `/videos/<col>` per VIDEO_COLUMNS entry in its dtype, and
+    `/videos/splits` (N, S) int8 with the split names in its attrs."""
     h5.create_dataset("classes/name", data=np.array(table.class_names, dtype=object),
                       dtype=STRING)
     for name, dtype in VIDEO_COLUMNS.items():
@@ -218,6 +223,8 @@ def write_video_table(h5: h5py.File, table: VideoTable) -> None:
 
 
 def write_failures(h5: h5py.File, failures: list[Failure], missing: list[str]) -> None:
+    """Write the videos that failed as `/failures/<col>` (F,) strings, and the names listed but
+    absent on disk as `/missing` (M,)."""
     for name in FAILURE_COLUMNS:
         values = np.array([getattr(f, name) for f in failures], dtype=object)
         h5.create_dataset(f"failures/{name}", data=values, shape=(len(failures),), dtype=STRING)
@@ -350,10 +357,13 @@ def _strings(dataset: h5py.Dataset) -> np.ndarray:
 
 
 def read_provenance(h5: h5py.File) -> dict[str, Any]:
+    """The `/provenance` JSON as a dict (command, config, slic_version, inputs, times, extra)."""
     return json.loads(h5["provenance"].asstr()[()])
 
 
 def read_video_table(h5: h5py.File) -> VideoTable:
+    """The per-video index: string columns as object arrays, the others in their stored dtype, and
+    splits (N, S) int8."""
     columns = {
         name: _strings(h5[f"videos/{name}"]) if dtype is STRING else h5[f"videos/{name}"][()]
         for name, dtype in VIDEO_COLUMNS.items()
@@ -364,6 +374,7 @@ def read_video_table(h5: h5py.File) -> VideoTable:
 
 
 def read_failures(h5: h5py.File) -> tuple[list[Failure], list[str]]:
+    """The failed videos and the names missing on disk, as `write_failures` stored them."""
     columns = [_strings(h5[f"failures/{name}"]) for name in FAILURE_COLUMNS]
     return [Failure(*values) for values in zip(*columns)], list(_strings(h5["missing"]))
 
@@ -374,6 +385,7 @@ def stream_names(h5: h5py.File) -> list[str]:
 
 
 def stream_info(h5: h5py.File, name: str) -> dict[str, Any]:
+    """Codec, channels, number of images and bytes of encoded data of image stream `name`."""
     group = h5[name]
     return {"codec": str(group.attrs["codec"]), "channels": int(group.attrs["channels"]),
             "num_images": len(group["offsets"]) - 1, "bytes": int(group["data"].shape[0])}

@@ -44,6 +44,8 @@ class Assignments:
 
 
 def write_assignments(h5: h5py.Group, assignments: Assignments) -> None:
+    """Write `assignments` into `h5` (a file or a round's group): `/partitions/{labels, chosen,
+    num_clusters, quality}` and `/videos/{video_id, label}`."""
     partitions = h5.create_dataset("partitions/labels", data=assignments.partitions)
     partitions.attrs["method"] = assignments.method
     chosen = h5.create_dataset("partitions/chosen", data=assignments.chosen)
@@ -57,6 +59,7 @@ def write_assignments(h5: h5py.Group, assignments: Assignments) -> None:
 
 
 def read_assignments(h5: h5py.Group) -> Assignments:
+    """The assignments in `h5` (a file or a round's group), as `write_assignments` wrote them."""
     partitions = h5["partitions/labels"]
     chosen = h5["partitions/chosen"]
     return Assignments(
@@ -104,6 +107,8 @@ class StoredFeatures:
 
 
 def write_features(h5: h5py.File, stored: StoredFeatures) -> None:
+    """Write the (N, D) features as float32, the videos' ids, int64 labels and split, and the
+    dataset's class names."""
     data = h5.create_dataset("features", data=stored.features.astype(np.float32))
     data.attrs["feature"] = stored.feature
     data.attrs["source"] = json.dumps(stored.source, default=str)
@@ -152,6 +157,8 @@ class RetrievalTable:
 
 
 def write_retrieval(h5: h5py.File, table: RetrievalTable) -> None:
+    """Write neighbours (Q, K) int64, similarities (Q, K) float32, ids and labels of queries and
+    gallery, and recall and per_class as JSON."""
     h5.create_dataset("neighbours", data=table.neighbours.astype(np.int64))
     h5.create_dataset("similarities", data=table.similarities.astype(np.float32))
     for group, ids, labels in (("queries", table.query_ids, table.query_labels),
@@ -164,6 +171,7 @@ def write_retrieval(h5: h5py.File, table: RetrievalTable) -> None:
 
 
 def read_retrieval(h5: h5py.File) -> RetrievalTable:
+    """The table of retrieval.h5, with the k of `recall` back as ints (JSON keeps strings)."""
     return RetrievalTable(
         neighbours=h5["neighbours"][()], similarities=h5["similarities"][()],
         query_ids=_strings(h5["queries/video_id"]), query_labels=h5["queries/label"][()],

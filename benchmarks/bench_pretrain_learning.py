@@ -151,6 +151,15 @@ def paired_rows(results: dict[str, list[dict]], seeds: list[int]) -> list[list[s
     return rows
 
 
+def logged_runs(path: Path | None) -> dict[tuple[str, int], dict]:
+    """(variant, seed) -> the run's record, of every run already in the JSONL log at `path`
+    (a benchmark stopped part-way, or extended by more seeds, resumes from it)."""
+    if path is None or not path.is_file():
+        return {}
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["variant"], r["seed"]): r for r in records}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=25)
@@ -166,27 +175,32 @@ def main() -> None:
     parser.add_argument("--linear-probe", action="store_true",
                         help="add the cached linear probe's top-1 of every run")
     parser.add_argument("--log", type=Path, default=None,
-                        help="append every finished run to this JSONL file as it ends")
+                        help="append every finished run to this JSONL file as it ends; runs "
+                             "(variant, seed) already in it are read back, not run again")
     args = parser.parse_args()
     print_machine(machine_info())
     workspace = args.workspace or Path(tempfile.mkdtemp(prefix="slic-bench-learning-"))
     prepare(workspace, args.shape_probability)
     schedule = {"cluster_warmup_epochs": args.warmup, "cluster_every": args.cluster_every}
     results: dict[str, list[dict]] = {}
+    logged = logged_runs(args.log)
 
     def record(name: str, seed: int, found: dict) -> None:
         results.setdefault(name, []).append(found)
         print(f"{name} seed {seed}: " + " ".join(
             f"{key} {found[key]:.3f}" for key in METRICS if found.get(key) is not None)
             + (f" ({found['seconds']:.0f} s)" if "seconds" in found else ""), flush=True)
-        if args.log is not None:
+        if args.log is not None and (name, seed) not in logged:
             with open(args.log, "a") as log:
                 log.write(json.dumps({"variant": name, "seed": seed, **{
                     k: v for k, v in found.items() if isinstance(v, (int, float, str))}}) + "\n")
 
     for seed in args.seeds:
-        baseline = random_init(workspace, seed)
+        baseline = logged.get(("random init", seed)) or random_init(workspace, seed)
         for variant in args.variants:
+            if (variant, seed) in logged:
+                record(variant, seed, logged[(variant, seed)])
+                continue
             summary = pretrain(workspace, variant, seed, args.epochs, schedule)
             if args.linear_probe:
                 run = f"{variant}-seed{seed}"

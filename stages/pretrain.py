@@ -129,7 +129,10 @@ class SlicTraining:
             "triplets": outcome.triplets, "fallbacks": outcome.fallbacks,
             "false_positives": outcome.false_positives,
             "false_negatives": outcome.false_negatives, "labelled": outcome.labelled,
-            "alignment": outcome.alignment})
+            "alignment": outcome.alignment,
+            # weighted by the step's triplets, so the epoch's figure is a mean over triplets
+            "positive_distance_sum": outcome.positive_distance * outcome.triplets,
+            "negative_distance_sum": outcome.negative_distance * outcome.triplets})
 
     def before_epoch(self, epoch: int) -> dict[str, Any]:
         """Run a clustering round when one is due (FINCH or k-means, after the warm-up, every
@@ -168,6 +171,10 @@ class SlicTraining:
             **{key: totals.get(key, 0.0) / batches
                for key in ("loss", "triplet_loss", "temporal_loss", "alignment")},
             "triplets_per_step": totals.get("triplets", 0.0) / batches,
+            # d(a, p) and d(a, n) of the mined triplets: against pretrain.margin they show
+            # whether the triplet loss can still fall (the loss alone cannot show progress)
+            **{key: totals.get(f"{key}_sum", 0.0) / max(totals.get("triplets", 0.0), 1)
+               for key in ("positive_distance", "negative_distance")},
             "fallback_rate": totals.get("fallbacks", 0.0) / max(totals.get("triplets", 0.0), 1),
             "positive_fp_rate": totals["false_positives"] / labelled if labelled else None,
             "negative_fn_rate": totals["false_negatives"] / labelled if labelled else None,
@@ -270,9 +277,12 @@ class SlicTraining:
                 "criterion": criterion, "value": value, "slic_version": __version__}
 
 
-def _build(settings: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig,
-           context: RunContext, compute: Compute, frames: Path | None, flow: Path | None
-           ) -> tuple[SlicTraining, Trainer]:
+def build_training(settings: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig, *,
+                   context: RunContext, compute: Compute, frames: Path | None,
+                   flow: Path | None) -> tuple[SlicTraining, Trainer]:
+    """The SLIC task (items, step, rounds) and the trainer (optimiser, schedule, checkpoints)
+    of a run, ready for `Trainer.fit`; public so that benchmarks can drive or observe the
+    very training `run` does."""
     frames = Path(frames) if frames else frames_path(workspace, data)
     flow_file = None
     if settings.multiview:
@@ -333,7 +343,8 @@ def run(settings: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig, 
     require_logger(settings.logger)
     compute = start_compute(compute_settings or ComputeConfig())
     try:
-        task, trainer = _build(settings, data, workspace, context, compute, frames, flow)
+        task, trainer = build_training(settings, data, workspace, context=context,
+                                       compute=compute, frames=frames, flow=flow)
         with run_folder_lock(task.folder.path, compute.distribution.is_main):
             return _run(task, trainer, resume, clock)
     finally:

@@ -60,6 +60,8 @@ def test_a_run_writes_every_artifact(training_workspace, tmp_path):
     assert health <= set(found[0])  # collapse measures: every evaluated epoch
     assert -1 <= found[0]["mean_cosine"] <= 1 and 1 <= found[0]["effective_rank"] <= 32
     assert (folder / "collapse.png").is_file()
+    mined = [(r["positive_distance"], r["negative_distance"]) for r in found[:-1]]
+    assert all(0 < d_ap < 2 and 0 < d_an < 2 for d_ap, d_an in mined)  # cosine distances
     split = {"embed_seconds", "cluster_seconds", "quality_seconds", "broadcast_seconds"}
     assert split <= set(found[0]) and all(found[0][key] >= 0 for key in split)
     with h5py.File(folder / "assignments.h5") as h5:

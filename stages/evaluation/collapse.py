@@ -68,6 +68,8 @@ def collapse_warning(health: dict[str, float], dim: int) -> str | None:
     if cosine < COLLAPSED_COSINE and (rank >= COLLAPSED_RANK or dim < 2 * COLLAPSED_RANK):
         return None
     return (f"the embeddings are collapsing (mean cosine {cosine:.3f}, effective rank "
-            f"{rank:.1f} of {dim}): clusters and neighbours from them carry little; try a "
-            "lower pretrain.lr, more pretrain.cluster_warmup_epochs, or pretrain.margin "
-            "closer to the distances in metrics.jsonl")
+            f"{rank:.1f} of {dim}): clusters and neighbours from them carry little; before "
+            "any training step this is BatchNorm at its initial statistics (give "
+            "pretrain.cluster_warmup_epochs a few epochs); later, check the pseudo-labels "
+            "(pos FP in metrics.jsonl) and positive_distance/negative_distance against "
+            "pretrain.margin")

@@ -34,7 +34,7 @@ def test_one_direction_is_collapse_and_orthogonal_rows_are_not():
     assert collapsed["uniformity"] == pytest.approx(0.0, abs=1e-12)
     assert collapsed["effective_rank"] == pytest.approx(1.0)
     warning = collapse_warning(collapsed, 4)
-    assert warning is not None and "pretrain.lr" in warning
+    assert warning is not None and "pretrain.cluster_warmup_epochs" in warning
     spread = embedding_health(np.eye(8))
     assert spread["mean_cosine"] == pytest.approx(0.0, abs=1e-12)
     assert spread["uniformity"] == pytest.approx(-4.0)  # every pair at squared distance 2

@@ -155,3 +155,26 @@ def test_alignment_is_the_mean_squared_gap_of_unit_anchor_positive_pairs():
     outcome = slic_step(encoder, same, np.full(4, -1), LossSettings(), step_generator(0, 0, 0, 0),
                         CPU)
     assert outcome.alignment == pytest.approx(0.0, abs=1e-10)
+
+
+def test_mined_distances_are_those_of_the_step_triplets():
+    from stages.training.losses import cosine_distances, mine_triplets
+
+    torch.manual_seed(1)
+    encoder = LinearEncoder()
+    batch = batch_of(torch.randn(3, *CLIP), [0, 0, 1, 1, 2, 2], noise=0.5)
+    settings = LossSettings()
+    outcome = slic_step(encoder, batch, np.full(6, -1), settings, step_generator(0, 0, 0, 0),
+                        CPU)
+    with torch.no_grad():
+        mined = torch.cat([encoder(batch["anchor"]), encoder(batch["positive"])])
+    distances = cosine_distances(mined)
+    clusters = torch.cat([batch["cluster"], batch["cluster"]])
+    triplets = mine_triplets(distances, clusters, settings.margin, step_generator(0, 0, 0, 0),
+                             settings.official_fallback)
+    assert len(triplets.anchors) == outcome.triplets > 0
+    assert outcome.positive_distance == pytest.approx(
+        distances[triplets.anchors, triplets.positives].mean().item(), rel=1e-5)
+    assert outcome.negative_distance == pytest.approx(
+        distances[triplets.anchors, triplets.negatives].mean().item(), rel=1e-5)
+    assert outcome.positive_distance != outcome.negative_distance

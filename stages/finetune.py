@@ -23,7 +23,7 @@ from stages.runtime.context import RunContext
 from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
 from stages.runtime.settings import output_relevant
 from stages.training.classification import ClassifierRecipe, train_classifier, write_results
-from stages.training.compute import start_compute, stop_compute
+from stages.training.compute import computing
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "run"]
 
@@ -72,8 +72,7 @@ def run(settings: FinetuneConfig, data: DataConfig, workspace: WorkspaceConfig, 
         finetune=settings, pretrain=pretrain, data=data, workspace=workspace,
         compute=compute_settings or ComputeConfig())
     clock = time.perf_counter()
-    compute = start_compute(compute_settings or ComputeConfig())
-    try:
+    with computing(compute_settings or ComputeConfig()) as compute:
         source = encoder_source(output_relevant(pretrain or PretrainConfig()), data, workspace,
                                 run_dir=run_dir, checkpoint=checkpoint,
                                 random_init=random_init, stage="finetune", cross=cross)
@@ -88,5 +87,3 @@ def run(settings: FinetuneConfig, data: DataConfig, workspace: WorkspaceConfig, 
                           outcome.class_names,
                           f"fine-tuned, top-1 {result.top1:.3f}", context)
         return result
-    finally:
-        stop_compute(compute)

@@ -50,7 +50,7 @@ from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
 from stages.runtime.settings import output_relevant
 from stages.runtime.workspace import point_latest, settings_folder
 from stages.training.classification import ClassifierRecipe, train_classifier, write_results
-from stages.training.compute import Compute, start_compute, stop_compute
+from stages.training.compute import Compute, computing
 from stages.training.embedding import embed_clips
 from stages.training.video_split import split_rows
 
@@ -97,9 +97,8 @@ def run(settings: LinearProbeConfig, data: DataConfig, workspace: WorkspaceConfi
         linear_probe=settings, pretrain=pretrain, data=data, workspace=workspace,
         compute=compute_settings or ComputeConfig())
     clock = time.perf_counter()
-    compute = start_compute(compute_settings or ComputeConfig())
     stage = "linear-probe" if settings.protocol == "windows" else "linear-probe-cached"
-    try:
+    with computing(compute_settings or ComputeConfig()) as compute:
         frozen = encoder_source(output_relevant(pretrain or PretrainConfig()), data, workspace,
                                 run_dir=run_dir, checkpoint=checkpoint,
                                 random_init=random_init, stage=stage, cross=cross)
@@ -112,8 +111,6 @@ def run(settings: LinearProbeConfig, data: DataConfig, workspace: WorkspaceConfi
             return _windows_protocol(settings, frozen, data.split, compute, context, resume,
                                      clock)
         return _cached_protocol(settings, frozen, data.split, compute, context, clock)
-    finally:
-        stop_compute(compute)
 
 
 def _windows_protocol(settings: LinearProbeConfig, frozen: EncoderSource, split: int,

@@ -42,7 +42,7 @@ from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
 from stages.runtime.settings import output_relevant
 from stages.runtime.workspace import flow_path, frames_path, runs_folder
 from stages.training import distributed as dist_tools
-from stages.training.compute import Compute, start_compute, stop_compute, training_workers
+from stages.training.compute import Compute, computing, training_workers
 from stages.training.embedding import configure_worker, embed_clips
 from stages.training.loggers import LoggedEmbeddings, open_logger, require_logger
 from stages.training.monitor import MetricsLog, draw_plots
@@ -341,14 +341,11 @@ def run(settings: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig, 
                                                 compute=compute_settings or ComputeConfig())
     clock = time.perf_counter()
     require_logger(settings.logger)
-    compute = start_compute(compute_settings or ComputeConfig())
-    try:
+    with computing(compute_settings or ComputeConfig()) as compute:
         task, trainer = build_training(settings, data, workspace, context=context,
                                        compute=compute, frames=frames, flow=flow)
         with run_folder_lock(task.folder.path, compute.distribution.is_main):
             return _run(task, trainer, resume, clock)
-    finally:
-        stop_compute(compute)
 
 
 def _run(task: SlicTraining, trainer: Trainer, resume: bool, clock: float) -> PretrainResult:

@@ -58,7 +58,7 @@ from stages.runtime.workspace import (
     settings_folder,
     standalone_retrieval_folder,
 )
-from stages.training.compute import Compute, start_compute, stop_compute
+from stages.training.compute import Compute, computing
 from stages.training.embedding import embed_clips
 from stages.training.video_split import split_rows
 
@@ -151,8 +151,7 @@ def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig, 
     context = (context or RunContext()).running(
         retrieve=settings, data=data, workspace=workspace,
         compute=compute_settings or ComputeConfig())
-    compute = start_compute(compute_settings or ComputeConfig())
-    try:
+    with computing(compute_settings or ComputeConfig()) as compute:
         if random_init:
             if features is not None:
                 raise ConfigError("--random-init and --features exclude each other: features "
@@ -163,8 +162,6 @@ def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig, 
         return _run(settings, data, workspace, context=context, run_dir=run_dir,
                     checkpoint=checkpoint, features=features, cross=cross, out=out,
                     gallery=gallery, compute=compute)
-    finally:
-        stop_compute(compute)
 
 
 def _run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig, *,

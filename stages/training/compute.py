@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -125,3 +127,20 @@ def start_compute(settings: ComputeConfig) -> Compute:
 def stop_compute(compute: Compute) -> None:
     """Leave the torchrun process group, if this process joined one."""
     dist_tools.stop_distribution(compute.distribution)
+
+
+@contextmanager
+def computing(settings: ComputeConfig) -> Iterator[Compute]:
+    """`start_compute` for the length of a stage. When the stage ends normally every rank
+    waits for the others before leaving the process group: a rank that tore down and exited
+    while another was still finishing was seen to abort at exit (SIGABRT, "terminate called
+    without an active exception") on a loaded 2-core machine. After an error it leaves at
+    once, never waiting on ranks that may be gone."""
+    compute = start_compute(settings)
+    try:
+        yield compute
+    except BaseException:
+        stop_compute(compute)
+        raise
+    dist_tools.barrier(compute.distribution)
+    stop_compute(compute)

@@ -68,3 +68,21 @@ def test_training_workers_are_capped_by_the_usable_cores(monkeypatch):
     assert compute_module.training_workers(4) == 2
     assert compute_module.training_workers(1) == 1
     assert compute_module.training_workers(0) == 0
+
+
+def test_computing_leaves_after_success_and_after_an_error(monkeypatch):
+    from stages.training import compute as compute_module
+    from stages.training.compute import computing
+
+    calls = []
+    monkeypatch.setattr(compute_module.dist_tools, "barrier", lambda d: calls.append("barrier"))
+    monkeypatch.setattr(compute_module.dist_tools, "stop_distribution",
+                        lambda d: calls.append("stop"))
+    with computing(ComputeConfig(device="cpu")) as compute:
+        assert compute.device.type == "cpu"
+    assert calls == ["barrier", "stop"]  # a normal end waits for every rank, then leaves
+    calls.clear()
+    with pytest.raises(RuntimeError, match="boom"):
+        with computing(ComputeConfig(device="cpu")):
+            raise RuntimeError("boom")
+    assert calls == ["stop"]  # an error leaves at once: the other ranks may be gone

@@ -82,6 +82,14 @@ def _shared(dataset: str | None, root: str | None, name: str | None, split: int 
             "workspace.root": workspace}
 
 
+def _learning_options(section: str, dataset: str | None, name: str | None,
+                      split: int | None, workspace: str | None, workers: int | None,
+                      device: str | None, amp: str | None) -> dict[str, Any]:
+    """The options every learning stage shares, as dotted config keys of `section`."""
+    return {**_shared(dataset, None, name, split, workspace), f"{section}.workers": workers,
+            "compute.device": device, "compute.amp": amp}
+
+
 def _video_stage_tables(summary: dict[str, Any]) -> list:
     rows = {key: summary[key] for key in ("output", "status", "shard", "num_videos", "reused",
                                           "processed", "num_failed", "num_missing",
@@ -346,10 +354,10 @@ def linear_probe_command(
     run_stage(*_classifier_stage(linear_probe, "linear probe", run=run, checkpoint=checkpoint,
                                  random_init=random_init, cross=cross, resume=resume),
               config=config, options={
-                **_shared(dataset, None, name, split, workspace),
+                **_learning_options("linear_probe", dataset, name, split, workspace, workers,
+                                    device, amp),
                 "linear_probe.protocol": protocol, "linear_probe.epochs": epochs,
-                "linear_probe.windows": windows, "linear_probe.crops": crops,
-                "linear_probe.workers": workers, "compute.device": device, "compute.amp": amp},
+                "linear_probe.windows": windows, "linear_probe.crops": crops},
               set_items=set_, force=force, quiet=quiet, as_json=json_)
 
 
@@ -382,10 +390,10 @@ def finetune_command(
     run_stage(*_classifier_stage(finetune, "fine-tuning", run=run, checkpoint=checkpoint,
                                  random_init=random_init, cross=cross, resume=resume),
               config=config, options={
-                **_shared(dataset, None, name, split, workspace),
+                **_learning_options("finetune", dataset, name, split, workspace, workers,
+                                    device, amp),
                 "finetune.epochs": epochs, "finetune.batch_size": batch_size,
-                "finetune.crops": crops, "finetune.windows": windows,
-                "finetune.workers": workers, "compute.device": device, "compute.amp": amp},
+                "finetune.crops": crops, "finetune.windows": windows},
               set_items=set_, force=force, quiet=quiet, as_json=json_)
 
 

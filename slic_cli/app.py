@@ -100,18 +100,19 @@ def _video_stage_tables(summary: dict[str, Any]) -> list:
     return tables
 
 
-def _classifier_stage(stage: Any, what: str, **where: Any) -> tuple[Any, Any]:
+def _classifier_stage(stage: Any, what: str, *, run: Path | None, checkpoint: Path | None,
+                      random_init: bool, cross: str | None, resume: bool
+                      ) -> tuple[Any, Any]:
     """The stage call and the summary table of linear-probe or finetune (`stage`, whose config
-    section shares its module's name), which evaluate an encoder chosen by `where` (run,
-    checkpoint, random_init, cross, resume) in the same way."""
+    section shares its module's name): both evaluate the encoder of `run`, `checkpoint` or
+    `random_init` in the same way."""
     section = stage.__name__.rsplit(".", 1)[-1]
 
     def call(resolved: Any, context: Any) -> Any:
         return stage.run(getattr(resolved, section), resolved.data, resolved.workspace,
-                         pretrain=resolved.pretrain, context=context,
-                         run_dir=where["run"], checkpoint=where["checkpoint"],
-                         random_init=where["random_init"], cross=where["cross"],
-                         resume=where["resume"], compute_settings=resolved.compute)
+                         pretrain=resolved.pretrain, context=context, run_dir=run,
+                         checkpoint=checkpoint, random_init=random_init, cross=cross,
+                         resume=resume, compute_settings=resolved.compute)
 
     def tables(summary: dict[str, Any]) -> list:
         return [key_value_table(f"{what} of {summary['encoder']}",

@@ -105,7 +105,9 @@ class RunFolder:
 
 def runs_with_checkpoints(folder: Path) -> list[Path]:
     """The run folders directly under `folder` that hold a checkpoint.pt."""
-    return [p.parent for p in Path(folder).glob(f"*/{RunFolder(Path()).checkpoint.name}")]
+    if not Path(folder).is_dir():
+        return []
+    return [p for p in Path(folder).iterdir() if RunFolder(p).checkpoint.is_file()]
 
 
 def write_config(folder: RunFolder, config: dict[str, Any]) -> None:

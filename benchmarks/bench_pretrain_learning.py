@@ -58,6 +58,11 @@ VARIANTS = {
     "no-multiview": {"multiview": False},
     "no-temporal": {"temporal_loss": False},
     "supervised": {"pseudo_labels": "labels"},  # an upper bound: true classes as clusters
+    # Not the paper's: the flow view shows u, v and magnitude instead of u alone, and/or each
+    # flow view's contrast is stretched (pretrain.flow_contrast: clip).
+    "full-uvm": {"flow_channel": "uvm"},
+    "full-stretch": {"flow_contrast": "clip"},
+    "full-uvm-stretch": {"flow_channel": "uvm", "flow_contrast": "clip"},
 }
 
 

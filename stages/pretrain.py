@@ -325,7 +325,8 @@ def triplet_settings(settings: PretrainConfig) -> TripletSettings:
     return TripletSettings(
         clip_length=settings.clip_length, stride=settings.stride, anchor=settings.anchor,
         p_alpha=settings.p_alpha, p_beta=settings.p_beta, multiview=settings.multiview,
-        flow_channel=settings.flow_channel, flow_replaces=settings.flow_replaces,
+        flow_channel=settings.flow_channel, flow_contrast=settings.flow_contrast,
+        flow_replaces=settings.flow_replaces,
         augment=AugmentSettings(crop_size=settings.crop_size,
                                 min_crop_area=settings.min_crop_area, jitter=settings.jitter,
                                 hue=settings.hue, flow_augment=settings.flow_augment))

@@ -9,6 +9,7 @@ from stages.runtime.choices import (
     ANCHOR_MODES,
     FLOW_AUGMENT_MODES,
     FLOW_CHANNELS,
+    FLOW_CONTRASTS,
     FLOW_REPLACEMENTS,
     LOGGER_NAMES,
     NEIGHBOUR_SEARCHES,
@@ -55,7 +56,13 @@ class PretrainConfig:
     p_beta: float = setting(0.75, "probability that a positive / augmented anchor stays RGB",
                             minimum=0.0, maximum=1.0)
     flow_channel: str = setting("u", "flow view: u (official), v or magnitude, replicated to "
-                                "3 channels", choices=FLOW_CHANNELS)
+                                "3 channels, or uvm (u, v and magnitude as the 3 channels: "
+                                "vertical motion too)", choices=FLOW_CHANNELS)
+    flow_contrast: str = setting(
+        "stored", "flow view contrast: stored (as compute-flow quantised it, +-bound over 0..255: "
+        "the official images, where slow motion is nearly flat gray) or clip (each view "
+        "stretched around zero motion so its fastest 1% of pixels reach 3/4 of the range, gain "
+        "1-16x)", choices=FLOW_CONTRASTS)
     flow_augment: str = setting(
         "consistent", "flow view augmentation: consistent (crop and flip only; a flip negates "
         "u) or official (also colour jitter, grayscale and blur, and u not negated on a flip, "

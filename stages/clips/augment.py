@@ -151,15 +151,42 @@ def negate_flow(stored: np.ndarray) -> np.ndarray:
     return 255 - stored
 
 
+# flow_contrast "clip": the level the fastest 1% of a flow view's pixels are stretched to (of
+# the 127.5 levels on either side of zero motion), and the most it may be amplified, so that a
+# nearly still clip does not become amplified estimation noise.
+STRETCH_TARGET_LEVELS = 96.0
+STRETCH_MAX_GAIN = 16.0
+
+
+def stretch_flow_view(stored: np.ndarray, channel: str) -> np.ndarray:
+    """Stretch a flow view's contrast around zero motion, by one gain for the whole clip.
+
+    `stored` is (T, H, W) uint8 for channel u, v or magnitude, or (T, H, W, 3) for uvm (u, v,
+    magnitude). Zero motion is 127.5 for u and v and 0 for the magnitude; the gain makes the
+    99th percentile of the clip's motion reach STRETCH_TARGET_LEVELS levels from zero (at
+    most STRETCH_MAX_GAIN, at least 1), so slow motion shows as much as fast motion and the
+    direction and the shape of what moves stay. Same shape and dtype out.
+    """
+    signed = stored[..., :2] if channel == "uvm" else stored
+    zero = 0.0 if channel == "magnitude" else 127.5
+    spread = float(np.percentile(np.abs(signed.astype(np.float32) - zero), 99))
+    gain = min(STRETCH_MAX_GAIN, max(1.0, STRETCH_TARGET_LEVELS / max(spread, 1e-6)))
+    zeros = np.full(stored.shape[-1:] if channel == "uvm" else (), zero, dtype=np.float32)
+    if channel == "uvm":
+        zeros[2] = 0.0
+    stretched = (stored.astype(np.float32) - zeros) * gain + zeros
+    return np.clip(np.rint(stretched), 0, 255).astype(np.uint8)
+
+
 def augment_clip(frames: np.ndarray, augmentation: ClipAugmentation, size: int, *,
                  flow: str | None = None, flow_augment: str = "consistent") -> torch.Tensor:
     """Apply one augmentation draw to a clip. (T, H, W[, 3]) uint8 -> (3, T, S, S) float32.
 
-    Gray input is replicated to three channels first. `flow` names the stored channel (u, v or
-    magnitude) when the input is a flow view: with `flow_augment="consistent"` it takes only
-    the crop and the flip, and a flip negates u (mirrored motion runs the other way; v and the
-    magnitude keep their values). With `"official"`, or `flow=None`, gray input takes every
-    operation, as RGB does.
+    Gray input is replicated to three channels first. `flow` names what a flow view shows (u,
+    v, magnitude, or uvm: (T, H, W, 3) with u, v and magnitude as its channels): with
+    `flow_augment="consistent"` it takes only the crop and the flip, and a flip negates u
+    (mirrored motion runs the other way; v and the magnitude keep their values). With
+    `"official"`, or `flow=None`, the input takes every operation, as RGB does.
     """
     top, left, h, w = augmentation.box
     clip = resize_clip(frames[:, top:top + h, left:left + w], size, size)
@@ -167,6 +194,8 @@ def augment_clip(frames: np.ndarray, augmentation: ClipAugmentation, size: int, 
         augmentation = replace(augmentation, jitter=(), grayscale=False, blur=False)
         if augmentation.flip and flow == "u":
             clip = negate_flow(clip)
+        elif augmentation.flip and flow == "uvm":
+            clip = np.concatenate([negate_flow(clip[..., :1]), clip[..., 1:]], axis=-1)
     clip = _as_rgb(clip)
     count = clip.shape[0]
     tall = clip.reshape(count * size, size, 3)

@@ -134,22 +134,23 @@ class ClipStore:
         return self._decode_run(h5, FRAME_STREAM, self.frames_layout, video, frames, 3)
 
     def flow(self, video: int, frames: np.ndarray, channel: str = "u") -> np.ndarray:
-        """(T, H, W) uint8 flow images (0..255, 128 = no motion) for the frames of `video`."""
+        """Flow images (0..255, 128 = no motion) for the frames of `video`: (T, H, W) uint8 for
+        one channel (u, v or magnitude), (T, H, W, 3) uint8 for "uvm" (u, v, magnitude)."""
         assert self.flow_layout is not None and self.flow_path is not None
         row = int(self.flow_rows[video])
         count = int(self.flow_layout.num_images[row])
         fields = np.minimum(frames, count - 1)
         h5 = self._file("flow", self.flow_path)
+        stored = {name: self._decode_run(h5, FLOW_STREAMS[name], self.flow_layout, row, fields, 1)
+                  for name in (("u", "v") if channel in ("magnitude", "uvm") else (channel,))}
         if channel in ("u", "v"):
-            return self._decode_run(h5, FLOW_STREAMS[channel], self.flow_layout, row, fields,
-                                     1)
-        u = dequantise_flow(self._decode_run(h5, FLOW_STREAMS["u"], self.flow_layout, row,
-                                             fields, 1),
-                            self.flow_bound)
-        v = dequantise_flow(self._decode_run(h5, FLOW_STREAMS["v"], self.flow_layout, row,
-                                             fields, 1),
-                            self.flow_bound)
+            return stored[channel]
+        u = dequantise_flow(stored["u"], self.flow_bound)
+        v = dequantise_flow(stored["v"], self.flow_bound)
         # Magnitude in 0..bound mapped onto the same 0..255 range as a signed component.
         magnitude = np.sqrt(u * u + v * v) * 2.0 - self.flow_bound
         flat = magnitude.astype(np.float32).reshape(len(frames), -1)
-        return quantise_flow(flat, self.flow_bound).reshape(magnitude.shape)
+        quantised = quantise_flow(flat, self.flow_bound).reshape(magnitude.shape)
+        if channel == "magnitude":
+            return quantised
+        return np.stack([stored["u"], stored["v"], quantised], axis=-1)

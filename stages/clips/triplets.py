@@ -12,10 +12,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from stages.clips.augment import AugmentSettings, augment_clip, draw_augmentation
+from stages.clips.augment import (
+    AugmentSettings,
+    augment_clip,
+    draw_augmentation,
+    stretch_flow_view,
+)
 from stages.clips.store import ClipStore
 from stages.clips.windows import anchor_and_positive_starts, random_start, window
-from stages.runtime.choices import FLOW_REPLACEMENTS
+from stages.runtime.choices import FLOW_CONTRASTS, FLOW_REPLACEMENTS
 
 # Which clips of an item may become the flow view: the positive only (the poster), or the
 # positive and, independently, aug(x) (the official code).
@@ -33,6 +38,7 @@ class TripletSettings:
     p_beta: float
     multiview: bool
     flow_channel: str  # one of FLOW_CHANNELS
+    flow_contrast: str  # one of FLOW_CONTRASTS
     augment: AugmentSettings
     flow_replaces: str  # one of FLOW_REPLACEMENTS
 
@@ -40,6 +46,9 @@ class TripletSettings:
         if self.flow_replaces not in FLOW_REPLACEMENTS:
             raise ValueError(f"flow_replaces is {self.flow_replaces!r}; use one of "
                              f"{', '.join(FLOW_REPLACEMENTS)}")
+        if self.flow_contrast not in FLOW_CONTRASTS:
+            raise ValueError(f"flow_contrast is {self.flow_contrast!r}; use one of "
+                             f"{', '.join(FLOW_CONTRASTS)}")
 
 
 def item_generator(seed: int, epoch: int, video: int) -> np.random.Generator:
@@ -92,6 +101,8 @@ class TripletClips(Dataset):
         augmentation = draw_augmentation(height, width, self.settings.augment, rng)
         if use_flow:
             pixels = self.store.flow(video, frames, self.settings.flow_channel)
+            if self.settings.flow_contrast == "clip":
+                pixels = stretch_flow_view(pixels, self.settings.flow_channel)
         else:
             pixels = rgb if rgb is not None else self.store.rgb(video, frames)
         return augment_clip(pixels, augmentation, self.settings.augment.crop_size,

@@ -10,7 +10,10 @@ from stages.clips.augment import (
     augment_clip,
     centre_crop_clip,
     draw_augmentation,
+    STRETCH_MAX_GAIN,
+    STRETCH_TARGET_LEVELS,
     negate_flow,
+    stretch_flow_view,
 )
 from stages.flow.methods import dequantise_flow
 
@@ -79,6 +82,50 @@ def test_flip_mirrors_and_negates_u_only():
     for channel in ("v", "magnitude"):
         values = _stored(augment_clip(planes, flipped, 8, flow=channel))
         assert np.array_equal(values, planes[:, :, ::-1]), channel
+
+
+def test_flip_of_a_uvm_view_negates_its_u_channel_only():
+    planes = _flow_planes()
+    uvm = np.stack([planes, planes, planes], axis=-1)  # (T, H, W, 3): u, v, magnitude
+    flipped = ClipAugmentation((0, 0, 8, 8), True, (), False, False)
+    out = (_unnormalise(augment_clip(uvm, flipped, 8, flow="uvm")) * 255).round()
+    channels = out.to(torch.uint8).numpy()  # (3, T, S, S)
+    assert (channels[0][:, :, 4:] == 95).all() and (channels[0][:, :, :4] == 127).all()
+    for kept in (1, 2):
+        assert np.array_equal(channels[kept], planes[:, :, ::-1]), kept
+
+
+def test_stretch_brings_slow_motion_to_the_target_contrast():
+    planes = _flow_planes()  # u 160 (32.5 levels of motion) on the left half, 128 elsewhere
+    stretched = stretch_flow_view(planes, "u")
+    gain = STRETCH_TARGET_LEVELS / 32.5
+    assert stretched.dtype == np.uint8 and stretched.shape == planes.shape
+    assert (stretched[:, :, :4] == np.rint(127.5 + STRETCH_TARGET_LEVELS)).all()
+    assert (stretched[:, :, 4:] == np.rint(127.5 + 0.5 * gain)).all()
+    mirrored = stretch_flow_view(negate_flow(planes), "u")  # the same motion, leftwards
+    assert (mirrored[:, :, :4] == np.rint(127.5 - STRETCH_TARGET_LEVELS)).all()
+
+
+def test_stretch_keeps_fast_motion_and_caps_the_gain_of_still_clips():
+    fast = np.full((2, 8, 8), 250, dtype=np.uint8)
+    assert np.array_equal(stretch_flow_view(fast, "u"), fast)  # gain stays 1
+    still = np.full((2, 8, 8), 129, dtype=np.uint8)  # 1.5 levels: estimation noise
+    assert (stretch_flow_view(still, "u") == round(127.5 + 1.5 * STRETCH_MAX_GAIN)).all()
+
+
+def test_stretch_of_uvm_uses_one_gain_and_zero_magnitude_at_zero():
+    u = np.full((2, 8, 8), 127, dtype=np.uint8)
+    u[:, :, :4] = 143  # 15.5 levels
+    v = np.full((2, 8, 8), 127, dtype=np.uint8)
+    v[:, :, :4] = 111  # -16.5 levels: the percentile takes the larger
+    magnitude = np.zeros((2, 8, 8), dtype=np.uint8)
+    magnitude[:, :, :4] = 20
+    stretched = stretch_flow_view(np.stack([u, v, magnitude], axis=-1), "uvm")
+    gain = STRETCH_TARGET_LEVELS / 16.5
+    assert (stretched[:, :, :4, 0] == round(127.5 + 15.5 * gain)).all()
+    assert (stretched[:, :, :4, 1] == round(127.5 - 16.5 * gain)).all()
+    assert (stretched[:, :, :4, 2] == round(20 * gain)).all()
+    assert (stretched[:, :, 4:, 2] == 0).all()
 
 
 def test_colour_operations_leave_consistent_flow_alone():

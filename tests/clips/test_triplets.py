@@ -115,6 +115,10 @@ def test_store_reads_flow_channels(store):
     magnitude = store.flow(0, frames, "magnitude")
     assert u.shape == v.shape == magnitude.shape == (4, *store.rgb(0, frames).shape[1:3])
     assert u.dtype == magnitude.dtype == np.uint8
+    uvm = store.flow(0, frames, "uvm")
+    assert uvm.shape == (*u.shape, 3) and uvm.dtype == np.uint8
+    for index, single in enumerate((u, v, magnitude)):
+        assert np.array_equal(uvm[..., index], single)
     last = store.frame_count(0) - 1
     assert np.array_equal(store.flow(0, np.array([last]), "u"),
                           store.flow(0, np.array([last - 1]), "u"))
@@ -128,3 +132,23 @@ def test_sampler_splits_one_permutation_across_ranks():
     again = EpochSampler(11, seed=1, rank=0, world=3)
     again.set_epoch(1)
     assert list(again) != parts[0]
+
+
+def test_uvm_flow_view_shows_three_different_channels(store):
+    item = _dataset(store, p_beta=0.0, flow_channel="uvm")[0]
+    assert item["positive_flow"]
+    positive = item["positive"]  # (3, T, S, S)
+    assert positive.shape == item["anchor"].shape
+    assert not torch.equal(positive[0], positive[1]) or not torch.equal(positive[1], positive[2])
+
+
+def test_clip_contrast_changes_only_the_flow_views(store):
+    stored = _dataset(store, p_beta=0.0)
+    stretched = _dataset(store, p_beta=0.0, flow_contrast="clip")
+    changed = False
+    for index in range(4):
+        a, b = stored[index], stretched[index]
+        assert torch.equal(a["anchor"], b["anchor"]) and torch.equal(a["augmented"],
+                                                                     b["augmented"])
+        changed |= not torch.equal(a["positive"], b["positive"])
+    assert changed

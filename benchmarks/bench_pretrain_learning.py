@@ -66,11 +66,12 @@ VARIANTS = {
 }
 
 
-def prepare(workspace: Path, shape_probability: float) -> None:
+def prepare(workspace: Path, shape_probability: float, group_look: str) -> None:
     data = workspace / "demo-data"
     subprocess.run(slic_command() + [
         "make-dataset", "synthetic", "--out", str(data), "-q",
-        f"--set=make_dataset.class_shape_probability={shape_probability}"], check=True)
+        f"--set=make_dataset.class_shape_probability={shape_probability}",
+        f"--set=make_dataset.group_look={group_look}"], check=True)
     common = ["--dataset", "synthetic", "--workspace", str(workspace / "ws"), "-q"]
     subprocess.run(slic_command() + ["extract-frames", "--root", str(data), *common],
                    check=True)
@@ -174,6 +175,10 @@ def main() -> None:
                         help="keep data and runs here (default: a temporary folder)")
     parser.add_argument("--shape-probability", type=float, default=1.0,
                         help="make_dataset.class_shape_probability: 0 = motion only")
+    parser.add_argument("--group-look", default="independent",
+                        choices=("independent", "shared"),
+                        help="make_dataset.group_look: shared = a group's videos look alike, "
+                             "as UCF101's")
     parser.add_argument("--warmup", type=int, default=BASE["cluster_warmup_epochs"],
                         help="pretrain.cluster_warmup_epochs")
     parser.add_argument("--cluster-every", type=int, default=BASE["cluster_every"])
@@ -185,7 +190,7 @@ def main() -> None:
     args = parser.parse_args()
     print_machine(machine_info())
     workspace = args.workspace or Path(tempfile.mkdtemp(prefix="slic-bench-learning-"))
-    prepare(workspace, args.shape_probability)
+    prepare(workspace, args.shape_probability, args.group_look)
     schedule = {"cluster_warmup_epochs": args.warmup, "cluster_every": args.cluster_every}
     results: dict[str, list[dict]] = {}
     logged = logged_runs(args.log)
@@ -221,7 +226,7 @@ def main() -> None:
                              for key in METRICS),
                      f"{statistics.mean(seconds):.0f}" if seconds else "-"])
     print(f"\n{args.epochs} epochs, seeds {args.seeds}, class shape probability "
-          f"{args.shape_probability} (mean ± standard error):")
+          f"{args.shape_probability}, group look {args.group_look} (mean ± standard error):")
     print(table(["variant", "R@1", "R@5", "NMI (FINCH finest)", "linear probe top-1", "s/run"],
                 rows))
     paired = paired_rows(results, args.seeds)

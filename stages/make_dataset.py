@@ -66,17 +66,22 @@ def render_video(settings: MakeDatasetConfig, class_index: int, group: int,
     start pose, so what the clips of one video share is the object and how it moves.
     """
     rng = np.random.default_rng([settings.seed, class_index, group, clip])
-    height, width = (int(rng.integers(settings.min_size // 2, settings.max_size // 2 + 1)) * 2
+    # With group_look "independent" the look is drawn from the video's own generator, in the
+    # same order as every other draw; with "shared" from the group's, so a group's videos
+    # look alike and differ in length, start poses and (for several shots) shot lengths.
+    look = (np.random.default_rng([settings.seed, class_index, group])
+            if settings.group_look == "shared" else rng)
+    height, width = (int(look.integers(settings.min_size // 2, settings.max_size // 2 + 1)) * 2
                      for _ in range(2))
     seconds = rng.uniform(settings.min_seconds, settings.max_seconds)
     num_frames = max(2, int(round(seconds * settings.fps)))
     motion = list(MOTIONS.values())[class_index]
-    speed, direction = draw_video_motion(rng)
-    subject = video_object(rng, height, width, class_index, settings.class_shape_probability)
+    speed, direction = draw_video_motion(look)
+    subject = video_object(look, height, width, class_index, settings.class_shape_probability)
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     first = 0
     for length in _shot_lengths(rng, num_frames, settings.fps, settings):
-        appearance = shot_appearance(rng, subject, height, width)
+        appearance = shot_appearance(look, subject, height, width)
         shot_seconds = (length - 1) / settings.fps
         parameters = draw_shot_motion(rng, height, width, speed, direction, shot_seconds,
                                       motion)

@@ -31,5 +31,10 @@ class MakeDatasetConfig:
         1.0, "probability that a video's object has its class's shape (else a random shape): "
         "the class shows in the object, as real actions come with their objects; 0 leaves "
         "motion alone to tell the classes apart", minimum=0.0, maximum=1.0)
+    group_look: str = setting(
+        "independent", "what the videos of one group share: independent (nothing but the "
+        "class) or shared (object, background, frame size, speed and direction, as UCF101's "
+        "groups are clips of one performance; each video still draws its own length and start "
+        "poses)", choices=("independent", "shared"))
     fps: float = setting(25.0, "frame rate of the written videos", minimum=1.0, maximum=120.0)
     seed: int = setting(0, "seed: the same seed writes the same videos", minimum=0)

@@ -76,6 +76,18 @@ def test_every_video_has_its_own_background():
     assert len(corners) == len(first_frames)
 
 
+def test_shared_group_look_repeats_the_look_within_a_group_only():
+    from dataclasses import replace
+    shared = replace(SETTINGS, group_look="shared", min_seconds=0.6, max_seconds=1.4)
+    first, second = render_video(shared, 0, 1, 1), render_video(shared, 0, 1, 2)
+    assert first.shape[1:] == second.shape[1:]  # one frame size for the group
+    assert len(first) != len(second)  # each video draws its own length
+    assert np.array_equal(first[0, :8, :8], second[0, :8, :8])  # the group's background
+    assert not np.array_equal(first[0], second[0])  # its own start pose
+    other_group = render_video(shared, 0, 2, 1)
+    assert not np.array_equal(first[0, :8, :8], other_group[0, :8, :8])
+
+
 @pytest.mark.slow
 def test_written_dataset_splits_by_group_and_is_cached(synthetic_root):
     from stages.make_dataset import run

@@ -5,13 +5,13 @@ import torch
 from stages.clips.augment import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    STRETCH_MAX_GAIN,
+    STRETCH_TARGET_LEVELS,
     AugmentSettings,
     ClipAugmentation,
     augment_clip,
     centre_crop_clip,
     draw_augmentation,
-    STRETCH_MAX_GAIN,
-    STRETCH_TARGET_LEVELS,
     negate_flow,
     stretch_flow_view,
 )

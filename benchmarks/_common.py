@@ -124,6 +124,26 @@ def run_slic(args: Sequence[str], env: dict[str, str] | None = None) -> tuple[fl
     return wall, json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def spread(values: list[float]) -> str:
+    """mean ± standard error (one value: the value)."""
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {standard_error(values):.3f}"
+
+
+def standard_error(values: list[float]) -> float:
+    return statistics.stdev(values) / len(values) ** 0.5
+
+
+def logged_runs(path: Path | None) -> dict[tuple[str, int], dict]:
+    """(variant, seed) -> the run's record, of every run already in the JSONL log at `path`
+    (a benchmark stopped part-way, or extended by more seeds, resumes from it)."""
+    if path is None or not path.is_file():
+        return {}
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["variant"], r["seed"]): r for r in records}
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 

@@ -34,7 +34,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._common import machine_info, print_machine, slic_command, table  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    logged_runs,
+    machine_info,
+    print_machine,
+    slic_command,
+    spread,
+    standard_error,
+    table,
+)
 from stages.clips.fixed_windows import EvaluationClips  # noqa: E402
 from stages.clips.store import ClipStore  # noqa: E402
 from stages.clustering.metrics import cluster_quality  # noqa: E402
@@ -122,17 +130,6 @@ def random_init(workspace: Path, seed: int) -> dict:
     return {"r1": recall[1], "r5": recall[5], "nmi": cluster_quality(labels[train], finest).nmi}
 
 
-def spread(values: list[float]) -> str:
-    """mean ± standard error (one value: the value)."""
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {standard_error(values):.3f}"
-
-
-def standard_error(values: list[float]) -> float:
-    return statistics.stdev(values) / len(values) ** 0.5
-
-
 METRICS = ("r1", "r5", "nmi", "probe")
 
 
@@ -155,15 +152,6 @@ def paired_rows(results: dict[str, list[dict]], seeds: list[int]) -> list[list[s
             cells.append(f"{statistics.mean(gaps):+.3f} ± {error:.3f}{' (>2 SE)' if ahead else ''}")
         rows.append(cells)
     return rows
-
-
-def logged_runs(path: Path | None) -> dict[tuple[str, int], dict]:
-    """(variant, seed) -> the run's record, of every run already in the JSONL log at `path`
-    (a benchmark stopped part-way, or extended by more seeds, resumes from it)."""
-    if path is None or not path.is_file():
-        return {}
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {(r["variant"], r["seed"]): r for r in records}
 
 
 def main() -> None:

@@ -34,13 +34,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._common import (  # noqa: E402
     default_real_clips,
+    logged_runs,
     machine_info,
     prepare_folder_input,
     print_machine,
     slic_command,
+    spread,
     table,
 )
-from stages.clips.augment import STRETCH_MAX_GAIN, STRETCH_TARGET_LEVELS  # noqa: E402
+from stages.clips.augment import stretch_gain  # noqa: E402
 from stages.clips.fixed_windows import EvaluationClips  # noqa: E402
 from stages.clips.store import ClipStore  # noqa: E402
 from stages.clips.windows import centre_window  # noqa: E402
@@ -79,10 +81,8 @@ def flow_contrast(store: ClipStore, clip_length: int, stride: int) -> list[tuple
     found = []
     for video in range(len(store.table)):
         frames = centre_window(store.frame_count(video), clip_length, stride)
-        u = store.flow(video, frames, "u").astype(np.float32)
-        spread = float(np.percentile(np.abs(u - 127.5), 99))
-        gain = min(STRETCH_MAX_GAIN, max(1.0, STRETCH_TARGET_LEVELS / max(spread, 1e-6)))
-        found.append((float(u.std()), gain))
+        u = store.flow(video, frames, "u")
+        found.append((float(u.astype(np.float32).std()), stretch_gain(u, "u")))
     return found
 
 
@@ -119,14 +119,6 @@ def pretrain(workspace: Path, variant: str, seed: int, epochs: int) -> Path:
     return workspace / "ws" / "folder" / "runs" / run / "best.pt"
 
 
-def spread(values: list[float]) -> str:
-    """mean ± standard error (one value: the value)."""
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return (f"{statistics.mean(values):.3f} ± "
-            f"{statistics.stdev(values) / len(values) ** 0.5:.3f}")
-
-
 METRICS = ("instance_r1_projection", "instance_r1_backbone", "mean_cosine", "effective_rank")
 
 
@@ -152,11 +144,7 @@ def main() -> None:
     print(f"{len(store.table)} videos; stored u std per centre window: median "
           f"{statistics.median(stds):.1f} levels (range {min(stds):.1f}-{max(stds):.1f}); "
           f"clip-contrast gain median {statistics.median(gains):.1f}x")
-    logged = {}
-    if args.log is not None and args.log.is_file():
-        for line in args.log.read_text().splitlines():
-            record = json.loads(line)
-            logged[(record["variant"], record["seed"])] = record
+    logged = logged_runs(args.log)
     results: dict[str, list[dict]] = {}
     for seed in args.seeds:
         runs = [("random init", None)] + [(v, v) for v in args.variants]

@@ -158,23 +158,33 @@ STRETCH_TARGET_LEVELS = 96.0
 STRETCH_MAX_GAIN = 16.0
 
 
+def _zero_motion(channel: str) -> float | np.ndarray:
+    """The stored level of no motion: 127.5 for u and v, 0 for the magnitude; per channel
+    (u, v, magnitude) for uvm."""
+    if channel == "uvm":
+        return np.array([127.5, 127.5, 0.0], dtype=np.float32)
+    return 0.0 if channel == "magnitude" else 127.5
+
+
+def stretch_gain(stored: np.ndarray, channel: str) -> float:
+    """The gain `stretch_flow_view` gives a flow view: its 99th percentile of motion (levels
+    from zero motion) brought to STRETCH_TARGET_LEVELS, within 1..STRETCH_MAX_GAIN. For uvm
+    the signed channels u and v set it."""
+    signed = stored[..., :2] if channel == "uvm" else stored
+    zero = 127.5 if channel == "uvm" else _zero_motion(channel)
+    spread = float(np.percentile(np.abs(signed.astype(np.float32) - zero), 99))
+    return min(STRETCH_MAX_GAIN, max(1.0, STRETCH_TARGET_LEVELS / max(spread, 1e-6)))
+
+
 def stretch_flow_view(stored: np.ndarray, channel: str) -> np.ndarray:
     """Stretch a flow view's contrast around zero motion, by one gain for the whole clip.
 
     `stored` is (T, H, W) uint8 for channel u, v or magnitude, or (T, H, W, 3) for uvm (u, v,
-    magnitude). Zero motion is 127.5 for u and v and 0 for the magnitude; the gain makes the
-    99th percentile of the clip's motion reach STRETCH_TARGET_LEVELS levels from zero (at
-    most STRETCH_MAX_GAIN, at least 1), so slow motion shows as much as fast motion and the
+    magnitude). The gain (`stretch_gain`) makes slow motion show as much as fast motion; the
     direction and the shape of what moves stay. Same shape and dtype out.
     """
-    signed = stored[..., :2] if channel == "uvm" else stored
-    zero = 0.0 if channel == "magnitude" else 127.5
-    spread = float(np.percentile(np.abs(signed.astype(np.float32) - zero), 99))
-    gain = min(STRETCH_MAX_GAIN, max(1.0, STRETCH_TARGET_LEVELS / max(spread, 1e-6)))
-    zeros = np.full(stored.shape[-1:] if channel == "uvm" else (), zero, dtype=np.float32)
-    if channel == "uvm":
-        zeros[2] = 0.0
-    stretched = (stored.astype(np.float32) - zeros) * gain + zeros
+    zero = _zero_motion(channel)
+    stretched = (stored.astype(np.float32) - zero) * stretch_gain(stored, channel) + zero
     return np.clip(np.rint(stretched), 0, 255).astype(np.uint8)
 
 

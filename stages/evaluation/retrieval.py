@@ -18,12 +18,15 @@ def unit_rows(features: np.ndarray) -> np.ndarray:
 def nearest_neighbours(queries: np.ndarray, gallery: np.ndarray, k: int
                        ) -> tuple[np.ndarray, np.ndarray]:
     """Exact cosine search. (Q, D), (G, D) -> similarities (Q, k) float32, indices (Q, k) int64,
-    best first; ties are broken by the smaller gallery index."""
+    best first; equal similarities among the k are ordered by gallery index (faiss's heap
+    leaves their order to chance, which would make R@k depend on it)."""
     k = min(k, len(gallery))
     index = faiss.IndexFlatIP(gallery.shape[1])
     index.add(unit_rows(gallery))
     similarities, indices = index.search(unit_rows(queries), k)
-    return similarities, indices
+    order = np.lexsort((indices, -similarities), axis=1)
+    return (np.take_along_axis(similarities, order, axis=1),
+            np.take_along_axis(indices, order, axis=1))
 
 
 def recall_at_k(query_labels: np.ndarray, neighbour_labels: np.ndarray,

@@ -12,6 +12,12 @@ def blobs(seed: int, n: int, dim: int, centres: int) -> np.ndarray:
         np.float32)
 
 
+def same_grouping(first: np.ndarray, second: np.ndarray) -> bool:
+    """Whether two labellings group the points alike, whatever the cluster numbers."""
+    pairs = set(zip(first.tolist(), second.tolist()))
+    return len(pairs) == len(set(first.tolist())) == len(set(second.tolist()))
+
+
 def test_components_of_a_successor_graph():
     successor = np.array([1, 0, 1, 4, 3, 3, 6])
     assert successor_components(successor).tolist() == [0, 0, 0, 1, 1, 1, 2]
@@ -73,3 +79,21 @@ def test_approximate_neighbours_agree_with_exact(method):
     approximate = finch(data, neighbours=method)
     assert adjusted_rand_score(exact, approximate.partitions[0]) >= 0.95
     assert np.array_equal(approximate.partitions[0], finch(data, neighbours=method).partitions[0])
+
+
+def test_early_exit_drops_coarse_links_longer_than_the_finest_partitions_longest():
+    """Pairs of points on a circle (degrees); each point's first neighbour is its mate, so the
+    finest partition is the 6 pairs, and its longest link is pair A's 20°. One level up, the
+    pair means link 100.5-104.5-109.5 (4° and 5°), 10 -> 100.5 (90.5°) and 200.5 <-> 250.5
+    (50°). Without early exit that makes 2 clusters; with it only the links under 20° stay,
+    leaving 4 clusters, and the next level (all links over 20°) merges nothing."""
+    pairs = [(0, 20), (100, 101), (104, 105), (109, 110), (200, 201), (250, 251)]
+    angles = np.radians([angle for pair in pairs for angle in pair])
+    points = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    mates = np.repeat(np.arange(6), 2)
+    plain, pruned = finch(points), finch(points, ensure_early_exit=True)
+    assert plain.num_clusters == [6, 2] and pruned.num_clusters == [6, 4]
+    for result in (plain, pruned):
+        assert same_grouping(result.partitions[0], mates)
+    assert same_grouping(plain.partitions[1], np.array([0, 0, 0, 0, 1, 1])[mates])
+    assert same_grouping(pruned.partitions[1], np.array([0, 1, 1, 1, 2, 3])[mates])

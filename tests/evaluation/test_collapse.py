@@ -49,3 +49,15 @@ def test_large_sets_use_a_seeded_sample_for_the_pairwise_measures(monkeypatch):
     assert first == again
     full_cosine, _ = brute_force(features[:200])
     assert abs(first["mean_cosine"] - full_cosine) < 0.1
+
+
+def test_the_sample_is_drawn_from_every_part_of_the_rows(monkeypatch):
+    """The first half of the rows share one direction, the second half are spread: a sample
+    from all rows sees both (mean cosine near a quarter); the first rows alone would read 1."""
+    monkeypatch.setattr(collapse, "PAIR_SAMPLE", 200)
+    spread = np.random.default_rng(0).normal(size=(400, 16))
+    features = np.concatenate([np.ones((400, 16)), spread])
+    health = embedding_health(features, seed=1)
+    assert 0.1 < health["mean_cosine"] < 0.45
+    samples = {embedding_health(features, seed=seed)["mean_cosine"] for seed in range(4)}
+    assert len(samples) == 4  # the seed picks the sample

@@ -1,6 +1,8 @@
 """One SLIC step's loss on tiny synthetic batches: it learns, it reaches every weight, and the
 true labels feed only its statistics."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -178,3 +180,74 @@ def test_mined_distances_are_those_of_the_step_triplets():
     assert outcome.negative_distance == pytest.approx(
         distances[triplets.anchors, triplets.negatives].mean().item(), rel=1e-5)
     assert outcome.positive_distance != outcome.negative_distance
+
+
+# A step worked out on paper. The encoder is the identity, so each "clip" is its own
+# embedding. Cluster 1's clips all sit at the pole B = (0, 0, 1); cluster 0's on the circle 30°
+# from B, at the azimuths below. So every negative of an anchor is equally far from it,
+# whichever one the step draws, and the losses have one value:
+#   d(B, x) = 1 - cos 30° for x on the circle;
+#   d(x, y) = sin² 30° (1 - cos Δazimuth) for x, y on the circle.
+POLAR = math.radians(30)
+
+
+def on_circle(azimuth_degrees: float) -> list[float]:
+    azimuth = math.radians(azimuth_degrees)
+    return [math.sin(POLAR) * math.cos(azimuth), math.sin(POLAR) * math.sin(azimuth),
+            math.cos(POLAR)]
+
+
+POLE = [0.0, 0.0, 1.0]
+HAND_BATCH = {
+    # items 0 and 1 in cluster 0, items 2 and 3 in cluster 1
+    "anchor": torch.tensor([on_circle(0), on_circle(60), POLE, POLE]),
+    "positive": torch.tensor([on_circle(20), on_circle(150), POLE, POLE]),
+    "augmented": torch.tensor([on_circle(10), on_circle(200), POLE, on_circle(0)]),
+    "cluster": torch.tensor([0, 0, 1, 1]), "index": torch.arange(4),
+    "positive_index": torch.arange(4),
+}
+
+
+def circle_distance(first: float, second: float) -> float:
+    return math.sin(POLAR) ** 2 * (1 - math.cos(math.radians(first - second)))
+
+
+def hand_triplets(margin: float) -> tuple[list[float], list[float], int]:
+    """(d(a, p), d(a, n)) of the 12 mined triplets, and how many fall back to the hardest.
+
+    The mined batch is the 4 anchors then the 4 positives; its same-cluster pairs are the 6
+    pairs of {a0, a1, p0, p1} (azimuths 0, 60, 20, 150) and the 6 of {a2, a3, p2, p3} (at B)."""
+    pole_distance = 1 - math.cos(POLAR)
+    circle = [0, 60, 20, 150]
+    positives = [circle_distance(circle[i], circle[j])
+                 for i in range(4) for j in range(i + 1, 4)] + [0.0] * 6
+    negatives = [pole_distance] * 12
+    # A negative is drawn among those with d(a, n) < d(a, p) + margin, else the hardest.
+    fallbacks = sum(not n < p + margin for p, n in zip(positives, negatives))
+    return positives, negatives, fallbacks
+
+
+@pytest.mark.parametrize("margin", [0.2, 0.05])
+def test_one_step_equals_a_case_worked_by_hand(margin):
+    settings = LossSettings(margin=margin, temporal_margin=0.04)
+    outcome = slic_step(nn.Identity(), HAND_BATCH, np.array([0, 0, 1, 1]), settings,
+                        step_generator(0, 0, 0, 0), CPU)
+    positives, negatives, fallbacks = hand_triplets(margin)
+    triplet = np.mean([max(0.0, p - n + margin) for p, n in zip(positives, negatives)])
+    # aug(x) must be nearer to x than x's positive is, by the temporal margin:
+    # d(x, aug x) and d(x, x+) of the four items.
+    own = [circle_distance(0, 10), circle_distance(60, 200), 0.0, 1 - math.cos(POLAR)]
+    other = [circle_distance(0, 20), circle_distance(60, 150), 0.0, 0.0]
+    temporal = np.mean([max(0.0, a - p + 0.04) for a, p in zip(own, other)])
+    assert (outcome.triplets, outcome.fallbacks) == (12, fallbacks)
+    assert outcome.triplet == pytest.approx(triplet, abs=1e-6)
+    assert outcome.temporal == pytest.approx(temporal, abs=1e-6)
+    assert float(outcome.loss) == pytest.approx(triplet + temporal, abs=1e-6)
+    assert outcome.positive_distance == pytest.approx(np.mean(positives), abs=1e-6)
+    assert outcome.negative_distance == pytest.approx(np.mean(negatives), abs=1e-6)
+    # The clusters are the classes: no mined pair joins two classes, no negative shares one.
+    assert (outcome.false_positives, outcome.false_negatives, outcome.labelled) == (0, 0, 12)
+
+
+def test_the_hand_case_has_fallbacks_only_at_the_small_margin():
+    assert hand_triplets(0.2)[2] == 0 and hand_triplets(0.05)[2] == 8

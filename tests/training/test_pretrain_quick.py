@@ -1,0 +1,90 @@
+"""Tiny pretraining runs in the quick loop (r3d_tiny, 4-frame 32-px clips, 16 training
+videos, 2 steps an epoch): a run stopped after an epoch's checkpoint and resumed ends where an
+uninterrupted one does, and pseudo-labels reach the videos they belong to."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import stages.pretrain
+from stages.io.checkpoint import load_checkpoint
+from stages.io.run_folder import RunFolder
+from stages.pretrain import PretrainConfig, SlicTraining
+from stages.pretrain import run as pretrain
+from stages.runtime.sections import DataConfig, WorkspaceConfig
+from stages.training.monitor import MetricsLog
+from tests.conftest import TINY_PRETRAIN
+
+# A clustering round before each epoch, so the resumed epoch clusters the resumed weights.
+ROUNDS_EVERY_EPOCH = {**TINY_PRETRAIN, "cluster_every": 1, "cluster_warmup_epochs": 0}
+
+
+class Stopped(Exception):
+    """Stands for a kill right after an epoch's checkpoint and record were written."""
+
+
+@pytest.fixture(autouse=True)
+def no_plots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The PNG curves cost 4x the training here; tests/test_pretrain_plots.py draws them."""
+    monkeypatch.setattr(stages.pretrain, "draw_plots", lambda records, folder: None)
+
+
+@pytest.fixture(scope="module")
+def workspace(motion_workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A writable copy of the motion workspace's frames.h5 and flow.h5."""
+    root = tmp_path_factory.mktemp("quick-pretrain")
+    (root / "synthetic").mkdir()
+    for name in ("frames.h5", "flow.h5"):
+        shutil.copy(motion_workspace / "synthetic" / name, root / "synthetic" / name)
+    return root
+
+
+def train(workspace: Path, resume: bool = False, **settings) -> Path:
+    config = PretrainConfig(**{**ROUNDS_EVERY_EPOCH, **settings})
+    return pretrain(config, DataConfig(dataset="synthetic"),
+                    WorkspaceConfig(root=str(workspace)), resume=resume).run_folder
+
+
+def test_a_run_stopped_after_an_epoch_resumes_to_the_uninterrupted_weights(workspace,
+                                                                            monkeypatch):
+    straight = train(workspace, epochs=2, run_name="straight")
+    written = SlicTraining.epoch_written
+
+    def stop_after_first_epoch(task: SlicTraining, records: list) -> None:
+        written(task, records)
+        raise Stopped
+
+    monkeypatch.setattr(SlicTraining, "epoch_written", stop_after_first_epoch)
+    with pytest.raises(Stopped):
+        train(workspace, epochs=2, run_name="resumed")
+    stopped = load_checkpoint(RunFolder(straight.parent / "resumed").checkpoint)
+    assert stopped["epoch"] == 1  # the next epoch to train
+    monkeypatch.setattr(SlicTraining, "epoch_written", written)
+    resumed = train(workspace, resume=True, epochs=2, run_name="resumed")
+
+    first, second = (load_checkpoint(RunFolder(f).checkpoint) for f in (straight, resumed))
+    assert first["epoch"] == second["epoch"] == 2
+    assert first["model"].keys() == second["model"].keys()
+    for name, weights in first["model"].items():
+        assert torch.equal(weights, second["model"][name]), name
+    assert torch.equal(first["clusters"], second["clusters"])
+    records = [MetricsLog(RunFolder(f).metrics).records() for f in (straight, resumed)]
+    assert [r["epoch"] for r in records[1]] == [0, 1, 2]  # no epoch trained twice
+    for mine, theirs in zip(*records):
+        assert mine.get("loss") == theirs.get("loss")
+        assert mine.get("num_clusters") == theirs.get("num_clusters")
+
+
+def test_true_classes_as_clusters_mine_no_false_pair(workspace):
+    """With the true classes as pseudo-labels and every positive from a cluster-mate, a
+    positive of another class or a negative of the anchor's class can only come from labels
+    handed to the wrong videos."""
+    folder = train(workspace, epochs=1, run_name="supervised", pseudo_labels="labels",
+                   p_alpha=0.0)
+    (record,) = [r for r in MetricsLog(RunFolder(folder).metrics).records() if r["epoch"] == 0]
+    assert record["triplets_per_step"] > 0
+    assert record["positive_fp_rate"] == 0.0 and record["negative_fn_rate"] == 0.0

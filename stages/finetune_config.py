@@ -23,10 +23,13 @@ class FinetuneConfig:
     backbone_lr: float = setting(1e-4, "Adam learning rate of the backbone", minimum=0.0)
     weight_decay: float = setting(1e-3, "Adam weight decay", minimum=0.0)
     dropout: float = setting(0.9, "dropout before the classifier", minimum=0.0, maximum=0.99)
-    val_fraction: float = setting(0.1, "share of training videos held out to choose best.pt "
-                                  "(never the test split)", minimum=0.01, maximum=0.5)
+    val_fraction: float = setting(0.1, "share of training videos held out to choose best.pt, "
+                                  "whole groups (UCF101's gXX) at a time, never the test split; "
+                                  "0 trains on every training video and keeps the last epoch",
+                                  minimum=0.0, maximum=0.5)
     windows: int = setting(10, "test windows per video", minimum=1)
-    crops: int = setting(1, "test crops per window: 1, 3 or 10", choices=CROP_COUNTS)
+    crops: int = setting(10, "test crops per window: 10 (the paper's protocol), or 3 or 1 "
+                         "(faster)", choices=CROP_COUNTS)
     seed: int = setting(0, "seed of sampling, augmentation and dropout", minimum=0)
     workers: int = setting(2, "DataLoader worker processes (test passes on CPU: "
                           "at most the cores the model's threads leave free)",

@@ -21,7 +21,8 @@ class LinearProbeConfig:
                             "augmented windows through the frozen model in eval mode, lr x0.1 "
                             "at epochs 60 and 100 of 150, best epoch on a validation share; "
                             "cached: fast, the classifier trains on cached features of "
-                            "train_clips fixed centre clips a video, no augmentation",
+                            "train_clips evenly spaced, centre-cropped clips a video, no "
+                            "augmentation",
                             choices=PROBE_PROTOCOLS)
     epochs: int = setting(150, "classifier epochs", minimum=1)
     batch_size: int = setting(32, "clips (or cached features) per step, all ranks together",
@@ -29,8 +30,9 @@ class LinearProbeConfig:
     lr: float = setting(1e-3, "Adam learning rate", minimum=0.0)
     weight_decay: float = setting(1e-3, "Adam weight decay", minimum=0.0)
     val_fraction: float = setting(0.1, "windows protocol: share of training videos held out to "
-                                  "choose the best epoch (never the test split)",
-                                  minimum=0.01, maximum=0.5)
+                                  "choose the best epoch, whole groups (UCF101's gXX) at a time, "
+                                  "never the test split; 0 trains on every training video and "
+                                  "keeps the last epoch", minimum=0.0, maximum=0.5)
     windows: int = setting(10, "test windows per video; softmax averaged", minimum=1)
     crops: int = setting(10, "windows protocol: test crops per window, 1, 3 or 10 (cached: "
                          "the centre crop)", choices=CROP_COUNTS)

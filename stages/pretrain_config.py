@@ -108,7 +108,8 @@ class PretrainConfig:
     best_by: str = setting("last", "best.pt: the last epoch, or the best val R@1 on a "
                            "validation share carved from train (never the test split)",
                            choices=("last", "val"))
-    val_fraction: float = setting(0.1, "share of training videos held out when best_by is val",
+    val_fraction: float = setting(0.1, "share of training videos held out when best_by is val, "
+                                  "whole groups (UCF101's gXX) at a time",
                                   minimum=0.01, maximum=0.5)
     seed: int = setting(7, "seed of initialisation, sampling and mining", minimum=0)
     workers: int = setting(4, "DataLoader worker processes", minimum=0, affects_output=False)

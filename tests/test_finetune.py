@@ -16,7 +16,7 @@ from tests.conftest import TINY_PRETRAIN, run_slic, run_slic_json, slic_executab
 pytestmark = pytest.mark.slow  # every test here trains through the `slic` command
 
 TINY = [*(f"--set=pretrain.{key}={value}" for key, value in TINY_PRETRAIN.items()),
-        "--set=finetune.workers=0", "--batch-size", "4", "--windows", "2"]
+        "--set=finetune.workers=0", "--batch-size", "4", "--windows", "2", "--crops", "1"]
 
 
 def test_finetune_resumes_after_sigkill_with_the_same_weights(training_workspace,

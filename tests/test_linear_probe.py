@@ -94,3 +94,16 @@ def test_paper_probe_trains_only_the_linear_layer_on_a_frozen_model(training_wor
     refused = run_slic(*args, check=False)
     assert refused.returncode == 2 and "--resume" in refused.stderr
     assert run_slic_json(*args, "--resume")["top1"] == summary["top1"]
+
+
+@pytest.mark.slow
+def test_no_validation_share_trains_on_every_video_and_keeps_the_last_epoch(
+        training_workspace, pretrained_run):
+    run_dir = copy_run(pretrained_run, "probed-all")
+    summary = run_slic_json(
+        "linear-probe", "--dataset", "synthetic", "--workspace", str(training_workspace),
+        "--quiet", *TINY, "--run", str(run_dir), "--epochs", "2", "--windows", "1",
+        "--crops", "1", "--set=linear_probe.batch_size=4", "--set=linear_probe.val_fraction=0")
+    assert summary["num_train"] == 16 and summary["best_epoch"] == 1
+    lines = (run_dir / "linear-probe" / "metrics.jsonl").read_text().splitlines()
+    assert all("val_top1" not in json.loads(line) for line in lines)

@@ -43,7 +43,7 @@ from stages.training.embedding import configure_worker, embed_clips
 from stages.training.monitor import MetricsLog
 from stages.training.schedule import build_schedule, lr_factor, paper_drop_epochs
 from stages.training.trainer import StepResult, Trainer
-from stages.training.video_split import split_rows
+from stages.training.video_split import hold_out_groups, split_rows
 
 
 class VideoClassifier(nn.Module):
@@ -121,14 +121,6 @@ class ClassifierOutcome:
     confusion: list[list[int]] = field(default_factory=list)
 
 
-def carve_validation(train: np.ndarray, fraction: float, seed: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Split training rows into (train, val) by a seeded permutation."""
-    order = np.random.Generator(np.random.PCG64([seed, 2])).permutation(len(train))
-    count = max(1, int(round(fraction * len(train))))
-    return np.sort(train[order[count:]]), np.sort(train[order[:count]])
-
-
 class ClassifierTraining:
     """The TrainingTask of a classifier: labelled clips, cross-entropy, validation after each
     epoch and best.pt by validation top-1."""
@@ -175,7 +167,12 @@ class ClassifierTraining:
 
     def after_epoch(self, epoch: int, record: dict[str, Any]) -> dict[str, Any]:
         """Validation top-1 on the val share's centre clips; saves best.pt when it improves and
-        raises TrainingDiverged on NaN/Inf predictions."""
+        raises TrainingDiverged on NaN/Inf predictions. Without a val share (val_fraction 0)
+        best.pt is the last epoch's."""
+        if len(self.val) == 0:
+            self.best = {"epoch": epoch, "accuracy": None}
+            self._save_best(epoch)
+            return {}
         probabilities = self.probabilities(self.val, 1, 1)
         if not np.isfinite(probabilities).all():
             raise TrainingDiverged(
@@ -185,12 +182,16 @@ class ClassifierTraining:
         accuracy = top_k_accuracy(probabilities, self.labels[self.val], 1)
         if accuracy > self.best["accuracy"]:
             self.best = {"epoch": epoch, "accuracy": accuracy}
-            if self.compute.distribution.is_main:
-                save_checkpoint({"model": self.model.state_dict(), "epoch": epoch,
-                                 "classes": list(self.store.table.class_names),
-                                 "config": self.recipe.config, "slic_version": __version__},
-                                RunFolder(self.folder).best)
+            self._save_best(epoch)
         return {"val_top1": accuracy}
+
+    def _save_best(self, epoch: int) -> None:
+        """best.pt: the classifier's weights after `epoch` (rank 0 writes)."""
+        if self.compute.distribution.is_main:
+            save_checkpoint({"model": self.model.state_dict(), "epoch": epoch,
+                             "classes": list(self.store.table.class_names),
+                             "config": self.recipe.config, "slic_version": __version__},
+                            RunFolder(self.folder).best)
 
     def summarise(self, totals: dict[str, float], steps: int, seconds: float
                   ) -> dict[str, Any]:
@@ -225,14 +226,24 @@ class ClassifierTraining:
                            progress=self.context.progress)
 
 
+def classifier_split(store: ClipStore, split: int, val_fraction: float, seed: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows (train, val, test) of official split `split`: val is a seeded share of the
+    training videos, whole groups at a time (`hold_out_groups`); empty for val_fraction 0."""
+    train, test = split_rows(store, split)
+    if len(test) == 0:
+        raise ConfigError(f"{store.frames_path} has no test videos in split {split}; set "
+                          "data.split")
+    train, val = hold_out_groups(train, store.table.columns["video_id"], val_fraction,
+                                 np.random.Generator(np.random.PCG64([seed, 2])))
+    return train, val, test
+
+
 def train_classifier(recipe: ClassifierRecipe, source: EncoderSource, split: int,
                      compute: Compute, context: RunContext, resume: bool) -> ClassifierOutcome:
     """Train (or resume) the classifier of `recipe` on `source`, then test best.pt."""
     store = ClipStore(source.frames)
-    train, test = split_rows(store, split)
-    if len(test) == 0:
-        raise ConfigError(f"{source.frames} has no test videos in split {split}; set data.split")
-    train, val = carve_validation(train, recipe.val_fraction, recipe.seed)
+    train, val, test = classifier_split(store, split, recipe.val_fraction, recipe.seed)
     world = compute.distribution.world
     if recipe.batch_size // world < 1 or recipe.batch_size > len(train):
         raise ConfigError(f"{recipe.stage.replace('-', '_')}.batch_size {recipe.batch_size} "

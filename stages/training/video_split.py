@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,42 @@ class TrainingVideos:
         return self.video_ids[self.train]
 
 
+# UCF101's names (and the synthetic data's): v_<Class>_g<group>_c<clip>. The clips of one group
+# are cut from one performance, so they are near-duplicates of each other.
+GROUPED_NAME = re.compile(r"^(?P<group>.+_g\d+)_c\d+$")
+
+
+def video_group(video_id: str) -> str:
+    """The group a video belongs to: `v_Run_g08` for `v_Run_g08_c03` (UCF101's naming: the
+    class and the performance), the video itself where the name shows no group (HMDB51,
+    Kinetics-400, own folders)."""
+    found = GROUPED_NAME.match(str(video_id))
+    return found["group"] if found else str(video_id)
+
+
+def hold_out_groups(rows: np.ndarray, video_ids: np.ndarray, fraction: float,
+                    generator: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Split `rows` (N,) into (kept, held out), both sorted, holding out whole groups
+    (`video_group` of `video_ids[rows]`) in a random order until they hold at least
+    round(fraction x N) videos (at least one when fraction > 0), and keeping at least one
+    group. A group never has videos on both sides; `fraction` 0 holds out nothing."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if fraction <= 0 or len(rows) == 0:
+        return np.sort(rows), np.zeros(0, dtype=np.int64)
+    groups = np.array([video_group(v) for v in np.asarray(video_ids)[rows]], dtype=object)
+    names, members = np.unique(groups, return_inverse=True)
+    wanted = max(1, int(round(fraction * len(rows))))
+    held_groups: list[int] = []
+    held = 0
+    for group in generator.permutation(len(names))[:max(len(names) - 1, 0)]:
+        if held >= wanted:
+            break
+        held_groups.append(int(group))
+        held += int((members == group).sum())
+    out = np.isin(members, held_groups)
+    return np.sort(rows[~out]), np.sort(rows[out])
+
+
 def split_rows(store: ClipStore, split: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the train and of the test videos of official split `split`."""
     names = [str(n) for n in store.table.split_names]
@@ -86,9 +123,8 @@ def select_training_videos(store: ClipStore, split: int, settings: Any,
                              "positives overlap the anchor (pretrain.short_videos)")
     val = np.zeros(0, dtype=np.int64)
     if settings.best_by == "val":
-        order = np.random.Generator(np.random.PCG64([settings.seed, 1])).permutation(len(train))
-        count = max(1, int(round(settings.val_fraction * len(train))))
-        val, train = np.sort(train[order[:count]]), np.sort(train[order[count:]])
+        train, val = hold_out_groups(train, table.columns["video_id"], settings.val_fraction,
+                                     np.random.Generator(np.random.PCG64([settings.seed, 1])))
     if len(train) < 2:
         hint = (f" ({skipped} shorter than two windows were skipped: lower pretrain.clip_length "
                 "or pretrain.stride, or set pretrain.short_videos: loop)" if skipped else "")

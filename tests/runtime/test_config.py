@@ -83,3 +83,13 @@ def test_float_keys_take_scientific_notation_in_files_and_set(tmp_path):
     assert resolved.pretrain.lr == 5e-3 and resolved.linear_probe.lr == 1e-2
     with pytest.raises(ConfigError, match="finetune.lr must be a number"):
         load_config(None, None, ["finetune.lr=1e-4x"])
+
+
+def test_evaluation_defaults_are_the_papers_protocol():
+    """Fine-tuning and the linear probe test 10 windows x 10 crops a video (the paper's
+    protocol, after CoCLR); fewer crops are a faster choice the user makes."""
+    config = load_config()
+    for section in (config.finetune, config.linear_probe):
+        assert (section.windows, section.crops) == (10, 10)
+    assert config.finetune.val_fraction > 0 and config.linear_probe.val_fraction > 0
+    assert load_config(set_items=["finetune.val_fraction=0"]).finetune.val_fraction == 0

@@ -6,7 +6,12 @@ from stages.clips.windows import window_span
 from stages.pretrain_config import PretrainConfig
 from stages.runtime.errors import ConfigError
 from stages.runtime.progress import SilentProgress
-from stages.training.video_split import select_training_videos, split_rows
+from stages.training.video_split import (
+    hold_out_groups,
+    select_training_videos,
+    split_rows,
+    video_group,
+)
 
 
 class Messages(SilentProgress):
@@ -114,3 +119,64 @@ def test_validation_share_is_carved_from_train_by_the_seed(tiny_store):
     assert np.array_equal(first.val, again.val) and np.array_equal(first.train, again.train)
     assert any(not np.array_equal(first.val, carve(seed).val) for seed in (4, 5, 6))
     assert len(carve(3, fraction=0.01).val) == 1  # at least one validation video
+
+
+@pytest.mark.parametrize("video_id, group", [
+    ("v_ApplyEyeMakeup_g08_c01", "v_ApplyEyeMakeup_g08"),
+    ("Run/v_Run_g25_c7", "Run/v_Run_g25"),
+    ("brush_hair_u_nm_np1_ba_goo_0", "brush_hair_u_nm_np1_ba_goo_0"),  # HMDB51
+    ("v_g08", "v_g08"),  # no clip number: no group
+])
+def test_video_group_is_ucf101s_performance_or_the_video_itself(video_id, group):
+    assert video_group(video_id) == group
+
+
+def ucf101_like_ids(classes: int = 4, groups: int = 5, clips: tuple[int, ...] = (2, 3, 4)
+                    ) -> np.ndarray:
+    """v_<class>_g<group>_c<clip> ids, groups of unequal sizes, in no particular order."""
+    ids = [f"v_Class{c}_g{g:02d}_c{k:02d}" for c in range(classes) for g in range(1, groups + 1)
+           for k in range(1, clips[(c + g) % len(clips)] + 1)]
+    return np.random.default_rng(0).permutation(np.array(ids, dtype=object))
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.1, 0.3, 0.5])
+def test_held_out_groups_are_whole_and_about_the_fraction(fraction):
+    ids = ucf101_like_ids()
+    rows = np.arange(5, len(ids))  # not every row is a training video
+    largest = 4
+    for seed in range(6):
+        kept, held = hold_out_groups(rows, ids, fraction, np.random.default_rng(seed))
+        assert sorted([*kept, *held]) == rows.tolist()
+        assert list(kept) == sorted(kept) and list(held) == sorted(held)
+        kept_groups = {video_group(v) for v in ids[kept]}
+        held_groups = {video_group(v) for v in ids[held]}
+        assert not kept_groups & held_groups
+        wanted = max(1, round(fraction * len(rows)))
+        assert wanted <= len(held) < wanted + largest
+
+
+def test_holding_out_nothing_and_never_everything():
+    ids = ucf101_like_ids()
+    rows = np.arange(len(ids))
+    kept, held = hold_out_groups(rows, ids, 0.0, np.random.default_rng(0))
+    assert kept.tolist() == rows.tolist() and held.size == 0
+    two_groups = np.array(["v_A_g01_c01", "v_A_g01_c02", "v_A_g02_c01"], dtype=object)
+    kept, held = hold_out_groups(np.arange(3), two_groups, 0.9, np.random.default_rng(0))
+    assert len(kept) and len(held)  # one group always stays to train on
+
+
+def test_no_group_of_a_ucf101_layout_dataset_is_split_by_validation(motion_workspace):
+    """The motion workspace is laid out as UCF101 (v_<class>_g<group>_c<clip>, 2 clips a
+    group): pretraining's and the classifiers' validation shares take whole groups."""
+    from stages.training.classification import classifier_split
+
+    store = ClipStore(motion_workspace / "synthetic" / "frames.h5")
+    ids = store.table.columns["video_id"]
+    for seed in range(4):
+        settings = PretrainConfig(clip_length=2, best_by="val", val_fraction=0.2, seed=seed)
+        videos = select_training_videos(store, 1, settings, SilentProgress())
+        train, val, test = classifier_split(store, 1, 0.2, seed)
+        for kept, held in ((videos.train, videos.val), (train, val)):
+            assert len(held) >= 2
+            assert not {video_group(v) for v in ids[kept]} & {video_group(v) for v in ids[held]}
+        assert not set(test) & set(val)

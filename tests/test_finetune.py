@@ -47,8 +47,11 @@ def test_finetune_resumes_after_sigkill_with_the_same_weights(training_workspace
     assert resumed["top1"] == straight["top1"]
     results = json.loads((tmp_path / "killed" / "finetune" / "results.json").read_text())
     assert sum(map(sum, results["confusion"])) == 8
-    again = run_slic(*args, "--checkpoint", str(tmp_path / "killed" / "best.pt"), check=False)
-    assert again.returncode == 2 and "--resume" in again.stderr
+    again = run_slic_json(*args, "--checkpoint", str(tmp_path / "killed" / "best.pt"))
+    assert again["status"] == "up to date" and again["top1"] == straight["top1"]
+    longer = run_slic(*args, "--checkpoint", str(tmp_path / "killed" / "best.pt"),
+                      "--set=finetune.dropout=0.5", check=False)
+    assert longer.returncode == 2 and "finetune.dropout was 0.9, now 0.5" in longer.stderr
 
 
 def test_finetune_from_random_init_with_bf16_autocast_on_cpu(training_workspace):

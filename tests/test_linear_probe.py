@@ -91,8 +91,10 @@ def test_paper_probe_trains_only_the_linear_layer_on_a_frozen_model(training_wor
     assert state["epoch"] == 2 and set(state["optimizer"]["param_groups"][0]["params"]) == {0, 1}
     lines = (run_dir / "linear-probe" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [0, 1]
-    refused = run_slic(*args, check=False)
-    assert refused.returncode == 2 and "--resume" in refused.stderr
+    again = run_slic_json(*args)
+    assert again["top1"] == summary["top1"] and again["best_epoch"] == summary["best_epoch"]
+    refused = run_slic(*args, "--set=linear_probe.weight_decay=0.01", check=False)
+    assert refused.returncode == 2 and "linear_probe.weight_decay was" in refused.stderr
     assert run_slic_json(*args, "--resume")["top1"] == summary["top1"]
 
 

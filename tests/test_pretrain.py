@@ -129,8 +129,11 @@ def test_resume_after_sigkill_gives_the_same_weights(training_workspace):
 def test_existing_run_bad_config_and_divergence(training_workspace):
     args = cli_args(training_workspace, "--epochs", "1", "--run-name", "guarded")
     run_slic(*args)
-    again = run_slic(*args, check=False)
-    assert again.returncode == 2 and "--resume" in again.stderr
+    again = run_slic(*args, "--json")  # the same command: nothing to do
+    assert json.loads(again.stdout)["status"] == "up to date"
+    changed = run_slic(*args, "--set", "pretrain.margin=0.3", check=False)
+    assert changed.returncode == 2 and "pretrain.margin was 0.2, now 0.3" in changed.stderr
+    assert "--resume" in changed.stderr and "--force" in changed.stderr
     bad_arch = run_slic(*cli_args(training_workspace, "--set", "pretrain.arch=r3d_99"),
                         check=False)
     assert bad_arch.returncode == 2 and "pretrain.arch" in bad_arch.stderr

@@ -122,10 +122,18 @@ class Trainer:
               progress: Progress) -> dict[str, Any] | None:
         """Load the checkpoint to resume (returned, already applied to the model, optimiser,
         schedule and scaler), or make sure a new run starts clean: rank 0 removes `outputs`
-        of an earlier run when `force` is given."""
+        of an earlier run when `force` is given. A finished run asked for again with the same
+        settings is returned as if resumed, so that the stage can say it is up to date."""
         if self.checkpoint.is_file() and not resume and not force:
-            raise ConfigError(f"{self.folder} already holds a {self.stage} checkpoint; pass "
-                              "--resume to continue it, or --force to start over")
+            state = load_checkpoint(self.checkpoint)
+            changed = self._changes_from(state.get("config", {}))
+            if not changed and self._finished(state):
+                self._restore(state)
+                return state
+            made = (f" made with other settings ({'; '.join(changed)})" if changed
+                    else " of a run that has not finished")
+            raise ConfigError(f"{self.folder} already holds a {self.stage} checkpoint{made}; "
+                              "pass --resume to continue it, or --force to start over")
         state = None
         if resume and self.checkpoint.is_file():
             state = load_checkpoint(self.checkpoint)
@@ -139,6 +147,19 @@ class Trainer:
                 path.unlink(missing_ok=True)
         dist_tools.barrier(self.compute.distribution)
         return state
+
+    def _changes_from(self, stored: dict[str, Any]) -> list[str]:
+        """`<section>.<key> was A, now B` for each setting that differs from `stored`."""
+        keys = sorted(set(stored) | set(self.config))
+        return [f"{self.section}.{key} was {stored.get(key)!r}, now {self.config.get(key)!r}"
+                for key in keys if stored.get(key) != self.config.get(key)]
+
+    def _finished(self, state: dict[str, Any]) -> bool:
+        """Whether `state` is the checkpoint of a run that trained all its epochs and, where
+        the stage marks it, finished its last work."""
+        epochs = self.config.get("epochs")
+        return (isinstance(epochs, int) and int(state.get("epoch", -1)) >= epochs
+                and bool(state.get("finished", True)))
 
     def _check_resumable(self, stored: dict[str, Any]) -> None:
         for key, value in stored.items():

@@ -13,8 +13,9 @@ import torch
 import stages.pretrain
 from stages.io.checkpoint import load_checkpoint
 from stages.io.run_folder import RunFolder
-from stages.pretrain import PretrainConfig, SlicTraining
+from stages.pretrain import PretrainConfig, PretrainResult, SlicTraining
 from stages.pretrain import run as pretrain
+from stages.runtime.errors import ConfigError
 from stages.runtime.sections import DataConfig, WorkspaceConfig
 from stages.training.monitor import MetricsLog
 from tests.conftest import TINY_PRETRAIN
@@ -44,9 +45,13 @@ def workspace(motion_workspace: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def train(workspace: Path, resume: bool = False, **settings) -> Path:
+    return train_result(workspace, resume, **settings).run_folder
+
+
+def train_result(workspace: Path, resume: bool = False, **settings) -> PretrainResult:
     config = PretrainConfig(**{**ROUNDS_EVERY_EPOCH, **settings})
     return pretrain(config, DataConfig(dataset="synthetic"),
-                    WorkspaceConfig(root=str(workspace)), resume=resume).run_folder
+                    WorkspaceConfig(root=str(workspace)), resume=resume)
 
 
 def test_a_run_stopped_after_an_epoch_resumes_to_the_uninterrupted_weights(workspace,
@@ -88,3 +93,17 @@ def test_true_classes_as_clusters_mine_no_false_pair(workspace):
     (record,) = [r for r in MetricsLog(RunFolder(folder).metrics).records() if r["epoch"] == 0]
     assert record["triplets_per_step"] > 0
     assert record["positive_fp_rate"] == 0.0 and record["negative_fn_rate"] == 0.0
+
+
+def test_the_same_run_asked_again_is_up_to_date_and_a_changed_one_is_refused(workspace):
+    settings = {"epochs": 1, "run_name": "again", "pseudo_labels": "none"}
+    first = train_result(workspace, **settings)
+    before = RunFolder(first.run_folder).checkpoint.read_bytes()
+    again = train_result(workspace, **settings)
+    assert (first.status, again.status) == ("trained", "up to date")
+    assert again.final["loss"] == first.final["loss"]
+    assert RunFolder(first.run_folder).checkpoint.read_bytes() == before
+    with pytest.raises(ConfigError, match=r"pretrain.margin was 0.2, now 0.3.*--resume.*--force"):
+        train_result(workspace, **settings, margin=0.3)
+    with pytest.raises(ConfigError, match=r"pretrain.epochs was 1, now 2.*--resume"):
+        train_result(workspace, **{**settings, "epochs": 2})

@@ -22,7 +22,7 @@ moved on) is not taken as equivalent.
 Usage (from the repository root; mutmut is not a dependency of slic):
     pip install "mutmut>=3.3,<4"
     python benchmarks/bench_mutation.py [--work /tmp/slic-mutation] [--children 2]
-        [--fresh] [--json out.json] [--only stages/clips/*]
+        [--fresh | --retest] [--json out.json] [--only stages/clips/*]
 """
 
 from __future__ import annotations
@@ -87,11 +87,12 @@ def prepare(work: Path, only: list[str], fresh: bool) -> None:
         "also_copy=\n    example.yaml\n    README.md\n    benchmarks\n    .ci\n")
 
 
-def run_mutmut(work: Path, children: int) -> float:
-    """`mutmut run` in `work`; returns the wall seconds."""
+def run_mutmut(work: Path, children: int, names: list[str]) -> float:
+    """`mutmut run` in `work`, of every mutant or of `names` only; returns the wall seconds."""
     clock = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children)],
-                          cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children),
+                           *names], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
     if done.returncode != 0:
         sys.exit(f"mutmut run failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return time.perf_counter() - clock
@@ -167,12 +168,18 @@ def main() -> None:
                         help="glob patterns of the modules to mutate (default: the core)")
     parser.add_argument("--json", type=Path, help="write every survivor and the table here")
     parser.add_argument("--no-run", action="store_true", help="only read the results in --work")
+    parser.add_argument("--retest", action="store_true",
+                        help="test again the mutants of --work that were not killed (mutmut "
+                        "keeps every earlier result otherwise, even after tests were added)")
     args = parser.parse_args()
 
     seconds = 0.0
     if not args.no_run:
+        again = ([name for name, state in results(args.work).items()
+                  if state not in ("killed", "timeout")] if args.retest else [])
         prepare(args.work, args.only, args.fresh)
-        seconds = run_mutmut(args.work, args.children)
+        if not args.retest or again:
+            seconds = run_mutmut(args.work, args.children, again)
     status = results(args.work)
     listed = equivalent_mutants()
     counts: dict[str, Counter] = defaultdict(Counter)

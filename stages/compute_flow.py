@@ -76,11 +76,12 @@ def _flow_function(method: str, preset: str, device: str):
 
 def flow_device(method: str, compute: ComputeConfig) -> str:
     """The torch device the flow runs on: `compute.device` for a method that batches on any
-    device (tvl1), the CPU for OpenCV's methods, which refuse a GPU asked for by name."""
+    device (tvl1; under torchrun the GPU of the rank's LOCAL_RANK), the CPU for OpenCV's
+    methods, which refuse a GPU asked for by name."""
     if method in VIDEO_FLOW_METHODS:
-        from stages.training.compute import resolve_device  # imports torch, as tvl1 does
+        from stages.training.compute import process_device  # imports torch, as tvl1 does
 
-        return str(resolve_device(compute.device))
+        return str(process_device(compute.device))
     if compute.device not in ("auto", "cpu"):
         raise ConfigError(f"--method {method} runs on the CPU only; --device {compute.device} "
                           "needs --method tvl1 (or use --device cpu)")

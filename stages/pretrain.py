@@ -42,7 +42,7 @@ from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
 from stages.runtime.settings import output_relevant
 from stages.runtime.workspace import flow_path, frames_path, runs_folder
 from stages.training import distributed as dist_tools
-from stages.training.compute import Compute, computing, training_workers
+from stages.training.compute import Compute, computing, every_usable_core, training_workers
 from stages.training.embedding import configure_worker, embed_clips
 from stages.training.loggers import LoggedEmbeddings, open_logger, require_logger
 from stages.training.monitor import MetricsLog, draw_plots
@@ -223,10 +223,11 @@ class SlicTraining:
         embed_seconds = time.perf_counter() - clock
         found = None
         if d.is_main:
-            found = clustering_round(epoch, features, self.videos.train_labels,
-                                     self.videos.train_ids, method or s.pseudo_labels,
-                                     s.partition, s.num_clusters, s.cluster_nn, s.seed,
-                                     s.official_label_shift)
+            with every_usable_core():  # the other ranks wait: their cores are free
+                found = clustering_round(epoch, features, self.videos.train_labels,
+                                         self.videos.train_ids, method or s.pseudo_labels,
+                                         s.partition, s.num_clusters, s.cluster_nn, s.seed,
+                                         s.official_label_shift)
             record_round(self.folder, found.epoch, found.assignments, self.context, self.inputs)
             found.metrics.update(self.health(features))
         clock = time.perf_counter()

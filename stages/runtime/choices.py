@@ -24,6 +24,7 @@ CLUSTER_METHODS = ("finch", "kmeans")
 EMBEDDED_FEATURES = ("projection", "backbone")  # what an encoder embeds a clip as
 AMP_MODES = ("auto", "bf16", "fp16", "off")  # compute.amp
 CHANNELS_LAST_MODES = ("auto", "on", "off")  # compute.channels_last
+EMBEDDING_PRECISIONS = ("fp32", "amp")  # compute.embedding_precision
 PSEUDO_LABEL_SOURCES = ("finch", "kmeans", "none", "labels")
 LOGGER_NAMES = ("none", "tensorboard")  # where pretrain also logs its metrics
 EXPORT_FORMATS = ("torchvision", "safetensors")  # slic export --format

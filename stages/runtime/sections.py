@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stages.runtime.choices import AMP_MODES, CHANNELS_LAST_MODES, DATASET_LAYOUTS
+from stages.runtime.choices import (
+    AMP_MODES,
+    CHANNELS_LAST_MODES,
+    DATASET_LAYOUTS,
+    EMBEDDING_PRECISIONS,
+)
 from stages.runtime.settings import setting
 
 
@@ -52,3 +57,11 @@ class ComputeConfig:
     timeout_minutes: int = setting(60, "torchrun process-group timeout: long enough for a "
                                    "clustering round on rank 0 while the other ranks wait",
                                    minimum=1, affects_output=False)
+    deterministic: bool = setting(False, "deterministic CUDA kernels (cuDNN autotuning off): "
+                                  "slower, and a resume on CUDA then repeats an uninterrupted "
+                                  "run's numbers; off, cuDNN picks its fastest algorithms",
+                                  affects_output=False)
+    embedding_precision: str = setting(
+        "fp32", "embedding passes that feed clustering, kNN recall and features.h5: fp32 (as "
+        "the official code), or amp (compute.amp's autocast, faster; FINCH's first "
+        "neighbours may flip on near-ties)", choices=EMBEDDING_PRECISIONS, affects_output=False)

@@ -221,7 +221,7 @@ class ClassifierTraining:
         clip = self.source.clip
         clips = EvaluationClips(self.store, rows, clip["clip_length"], clip["stride"],
                                 clip["crop_size"], windows, crops)
-        return embed_clips(self.model, clips, feature="probabilities", batch_size=16,
+        return embed_clips(self.model, clips, feature="probabilities", batch_size=16, amp=True,
                            workers=self.recipe.workers, compute=self.compute,
                            progress=self.context.progress)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from stages.runtime.context import launch_position
 from stages.runtime.errors import ConfigError
 from stages.runtime.sections import ComputeConfig
 from stages.training import distributed as dist_tools
@@ -33,6 +34,7 @@ class Compute:
     amp: str  # resolved: "bf16", "fp16" or "off"
     memory_format: torch.memory_format
     distribution: dist_tools.Distribution = field(default_factory=dist_tools.Distribution)
+    embedding_precision: str = "fp32"  # "fp32", or "amp": embedding passes under autocast
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -45,6 +47,13 @@ class Compute:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
+    def embedding_autocast(self) -> contextlib.AbstractContextManager:
+        """The context of an embedding pass that feeds clustering, kNN recall or
+        features.h5: full float32 unless compute.embedding_precision is amp."""
+        if self.embedding_precision == "amp":
+            return self.autocast()
+        return contextlib.nullcontext()
+
     def grad_scaler(self) -> torch.amp.GradScaler:
         """A loss scaler, enabled for fp16 only (bf16 keeps fp32's exponent range)."""
         return torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
@@ -55,9 +64,11 @@ class Compute:
         return clips.contiguous(memory_format=self.memory_format)
 
     def describe(self) -> dict[str, Any]:
-        """The resolved policy for display: device, amp, channels-last 3D on or off, world size."""
+        """The resolved policy for display: device, amp, channels-last 3D on or off, the
+        embedding passes' precision, world size."""
         return {"device": str(self.device), "amp": self.amp,
                 "channels_last": self.memory_format is torch.channels_last_3d,
+                "embedding_precision": self.embedding_precision,
                 "world_size": self.distribution.world}
 
 
@@ -66,6 +77,27 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
+
+
+@contextmanager
+def every_usable_core() -> Iterator[int]:
+    """Let torch and numpy's BLAS use every core this process may run on, for work that one
+    rank does while the others wait (a clustering round on rank 0): torchrun sets
+    OMP_NUM_THREADS=1 in every rank. Yields the thread count; restores the counts after.
+    Without threadpoolctl (a GPU node's fixed image may lack it) only torch's count changes."""
+    cores, before = usable_cores(), torch.get_num_threads()
+    torch.set_num_threads(cores)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        limits: contextlib.AbstractContextManager = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(limits=cores)
+    try:
+        with limits:
+            yield cores
+    finally:
+        torch.set_num_threads(before)
 
 
 def training_workers(requested: int) -> int:
@@ -90,12 +122,27 @@ def resolve_device(choice: str) -> torch.device:
     return device
 
 
+def process_device(choice: str) -> torch.device:
+    """`resolve_device` for this process: under torchrun, CUDA is the GPU of its LOCAL_RANK
+    (`distributed.local_gpu_index`), and naming one GPU (cuda:N) is refused."""
+    device = resolve_device(choice)
+    if launch_position()[1] <= 1 or device.type != "cuda":
+        return device
+    if choice.startswith("cuda:"):
+        raise ConfigError("under torchrun each rank uses the GPU of its LOCAL_RANK: set "
+                          f"compute.device to cuda or auto, not {choice}")
+    return torch.device("cuda", dist_tools.local_gpu_index(dist_tools.local_position(),
+                                                           torch.cuda.device_count()))
+
+
 def resolve_amp(choice: str, device: torch.device) -> str:
-    """`compute.amp` resolved for the device: bf16, fp16 or off."""
+    """`compute.amp` resolved for the device: bf16, fp16 or off. `auto` takes bf16 only where
+    the GPU computes it natively (compute capability 8.0 on: A100, H100, RTX 30xx), fp16
+    before (V100, T4: torch.cuda.is_bf16_supported() says yes there too, by emulating it)."""
     if choice == "auto":
         if device.type != "cuda":
             return "off"
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
     return choice
 
 
@@ -108,20 +155,35 @@ def resolve_memory_format(choice: str, device: torch.device) -> torch.memory_for
 def start_compute(settings: ComputeConfig) -> Compute:
     """Resolve the device and, under torchrun, join the process group (NCCL on CUDA, gloo on
     CPU) with `timeout_minutes`; each rank then uses the GPU of its LOCAL_RANK."""
-    device = resolve_device(settings.device)
+    # Resolved (and cuda:N under torchrun refused) before joining the process group, which
+    # an error after it would leave behind.
+    device = process_device(settings.device)
     timeout = timedelta(minutes=settings.timeout_minutes)
     distribution = dist_tools.start_distribution(device.type, timeout)
     if distribution.active and device.type == "cuda":
-        if settings.device.startswith("cuda:"):
-            raise ConfigError("under torchrun each rank uses the GPU of its LOCAL_RANK: set "
-                              "compute.device to cuda or auto, not " + settings.device)
         device = torch.device(distribution.device)
     elif device.type == "cuda":
         if device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
+    if device.type == "cuda":
+        configure_cudnn(settings.deterministic)
     return Compute(device, resolve_amp(settings.amp, device),
-                   resolve_memory_format(settings.channels_last, device), distribution)
+                   resolve_memory_format(settings.channels_last, device), distribution,
+                   settings.embedding_precision)
+
+
+def configure_cudnn(deterministic: bool) -> None:
+    """cuDNN autotuning for the fixed clip shapes of training (the official code's choice), or
+    deterministic algorithms everywhere when asked (slower; CUBLAS_WORKSPACE_CONFIG is set
+    for cuBLAS, as torch requires)."""
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # warn_only: some 3D kernels (adaptive average pooling's backward) have no deterministic
+    # CUDA version; they warn and run rather than stop the run.
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def stop_compute(compute: Compute) -> None:

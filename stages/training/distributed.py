@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from stages.runtime.context import launch_position
+from stages.runtime.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,33 @@ def start_distribution(device_kind: str, timeout: timedelta = timedelta(minutes=
     world = launch_position()[1]
     if world <= 1:
         return Distribution()
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_rank = local_position()
     device = "cpu"
     if device_kind == "cuda":
-        torch.cuda.set_device(local_rank)
-        device = f"cuda:{local_rank}"
+        index = local_gpu_index(local_rank, torch.cuda.device_count())
+        torch.cuda.set_device(index)
+        device = f"cuda:{index}"
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_kind == "cuda" else "gloo", timeout=timeout)
     return Distribution(dist.get_rank(), dist.get_world_size(), local_rank, device)
+
+
+def local_position() -> int:
+    """This process's LOCAL_RANK under torchrun (0 without it)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def local_gpu_index(local_rank: int, visible: int) -> int:
+    """The CUDA device of the process with `local_rank` on a node where it sees `visible` GPUs:
+    its own LOCAL_RANK-th, or device 0 where a launcher gives each process one GPU of its own
+    (SLURM's --gpus-per-task=1: every process sees one device, LOCAL_RANK counts on)."""
+    if local_rank < visible:
+        return local_rank
+    if visible == 1:
+        return 0
+    raise ConfigError(f"this process has LOCAL_RANK {local_rank} but sees {visible} CUDA "
+                      "devices: start at most as many processes a node as it has GPUs "
+                      "(torchrun --nproc-per-node), or check CUDA_VISIBLE_DEVICES")
 
 
 def stop_distribution(distribution: Distribution) -> None:
@@ -70,16 +90,21 @@ def barrier(distribution: Distribution) -> None:
 
 def gather_rows(rows: torch.Tensor, positions: torch.Tensor, total: int,
                 distribution: Distribution) -> torch.Tensor:
-    """Assemble a (total, D) matrix from every rank's (n_r, D) rows at their positions."""
+    """Assemble a (total, D) matrix from every rank's (n_r, D) rows at their positions.
+
+    A rank with no rows may pass them with any width (it cannot know D): every rank's
+    buffers take the widest rank's D, so the collectives see equal shapes on every rank."""
     if not distribution.active:
         result = torch.zeros(total, rows.shape[1], dtype=rows.dtype)
         result[positions] = rows
         return result
     device = distribution.device
-    counts = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(distribution.world)]
-    dist.all_gather(counts, torch.tensor([len(rows)], device=device))
-    longest = int(max(c.item() for c in counts))
-    padded_rows = torch.zeros(longest, rows.shape[1], dtype=rows.dtype, device=device)
+    sizes = [torch.zeros(2, dtype=torch.long, device=device) for _ in range(distribution.world)]
+    dist.all_gather(sizes, torch.tensor([len(rows), rows.shape[1] if len(rows) else 0],
+                                        device=device))
+    longest = int(max(size[0].item() for size in sizes))
+    width = int(max(size[1].item() for size in sizes))
+    padded_rows = torch.zeros(longest, width, dtype=rows.dtype, device=device)
     padded_rows[:len(rows)] = rows.to(device)
     padded_positions = torch.full((longest,), -1, dtype=torch.long, device=device)
     padded_positions[:len(positions)] = positions.to(device)
@@ -87,7 +112,7 @@ def gather_rows(rows: torch.Tensor, positions: torch.Tensor, total: int,
     all_positions = [torch.zeros_like(padded_positions) for _ in range(distribution.world)]
     dist.all_gather(all_rows, padded_rows)
     dist.all_gather(all_positions, padded_positions)
-    result = torch.zeros(total, rows.shape[1], dtype=rows.dtype)
+    result = torch.zeros(total, width, dtype=rows.dtype)
     for block, where in zip(all_rows, all_positions):
         block, where = block.cpu(), where.cpu()
         valid = where >= 0

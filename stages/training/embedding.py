@@ -32,12 +32,14 @@ def inference_workers(requested: int, device: torch.device) -> int:
 @torch.no_grad()
 def embed_clips(encoder: torch.nn.Module, clips: EvaluationClips, *, feature: str,
                 batch_size: int, workers: int, compute: Compute, progress: Progress,
-                average: bool = True) -> np.ndarray:
+                average: bool = True, amp: bool = False) -> np.ndarray:
     """(N, D) float32 features of the N videos of `clips`, averaged over each video's clips,
     or, with `average=False`, (N, clips_per_video, D) features of every clip.
 
     Rank r embeds items r, r + world, ...; the rows are gathered on every rank. `workers` is
-    an upper bound (see `inference_workers`).
+    an upper bound (see `inference_workers`). The forward passes run in float32 unless
+    compute.embedding_precision is amp; `amp=True` (a classifier's test pass, which feeds no
+    clustering or kNN) runs them under compute.amp's autocast.
     """
     device, distribution = compute.device, compute.distribution
     share = list(range(distribution.rank, len(clips), distribution.world))
@@ -55,7 +57,7 @@ def embed_clips(encoder: torch.nn.Module, clips: EvaluationClips, *, feature: st
         progress.start(f"embedding {len(clips.videos)} videos{clip_count}{share_of}",
                        len(share))
     for batch, owners in loader:
-        with compute.autocast():
+        with compute.autocast() if amp else compute.embedding_autocast():
             features = encoder.embed(compute.to_device(batch), feature)
         rows.append(features.float().cpu())
         positions.append(owners)

@@ -124,19 +124,22 @@ class Trainer:
         schedule and scaler), or make sure a new run starts clean: rank 0 removes `outputs`
         of an earlier run when `force` is given. A finished run asked for again with the same
         settings is returned as if resumed, so that the stage can say it is up to date."""
-        if self.checkpoint.is_file() and not resume and not force:
-            state = load_checkpoint(self.checkpoint)
-            changed = self._changes_from(state.get("config", {}))
-            if not changed and self._finished(state):
-                self._restore(state)
-                return state
+        # --force starts over whatever the folder holds (even a damaged checkpoint).
+        found = (load_checkpoint(self.checkpoint) if self.checkpoint.is_file() and not force
+                 else None)
+        self._check_ranks_see(found)
+        if found is not None and not resume:
+            changed = self._changes_from(found.get("config", {}))
+            if not changed and self._finished(found):
+                self._restore(found)
+                return found
             made = (f" made with other settings ({'; '.join(changed)})" if changed
                     else " of a run that has not finished")
             raise ConfigError(f"{self.folder} already holds a {self.stage} checkpoint{made}; "
                               "pass --resume to continue it, or --force to start over")
         state = None
-        if resume and self.checkpoint.is_file():
-            state = load_checkpoint(self.checkpoint)
+        if resume and found is not None:
+            state = found
             self._check_resumable(state.get("config", {}))
             self._restore(state)
             progress.message(f"resuming {self.folder} at epoch {state['epoch']}")
@@ -147,6 +150,16 @@ class Trainer:
                 path.unlink(missing_ok=True)
         dist_tools.barrier(self.compute.distribution)
         return state
+
+    def _check_ranks_see(self, found: dict[str, Any] | None) -> None:
+        """Stop every rank with one line unless all of them see the same checkpoint: a node
+        that cannot see the run folder would start at epoch 0 while the others resume, and
+        the job would hang in its first collective until the timeout."""
+        seen = "none" if found is None else f"epoch {found.get('epoch')}"
+        if not dist_tools.all_agree(seen, self.compute.distribution):
+            raise ConfigError(f"the ranks of this job do not all see the same {self.checkpoint} "
+                              f"(rank {self.compute.distribution.rank} sees {seen}): put the "
+                              "workspace on a filesystem every node shares")
 
     def _changes_from(self, stored: dict[str, Any]) -> list[str]:
         """`<section>.<key> was A, now B` for each setting that differs from `stored`."""

@@ -5,8 +5,17 @@ import torch
 
 from stages.runtime.errors import ConfigError
 from stages.runtime.sections import ComputeConfig
-from stages.training.compute import Compute, resolve_amp, resolve_device, start_compute
-from stages.training.distributed import Distribution
+from stages.training.compute import (
+    Compute,
+    configure_cudnn,
+    every_usable_core,
+    process_device,
+    resolve_amp,
+    resolve_device,
+    start_compute,
+    usable_cores,
+)
+from stages.training.distributed import Distribution, local_gpu_index
 
 needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
 
@@ -86,3 +95,88 @@ def test_computing_leaves_after_success_and_after_an_error(monkeypatch):
         with computing(ComputeConfig(device="cpu")):
             raise RuntimeError("boom")
     assert calls == ["stop"]  # an error leaves at once: the other ranks may be gone
+
+
+@pytest.mark.parametrize("capability, amp", [((7, 0), "fp16"), ((7, 5), "fp16"),
+                                             ((8, 0), "bf16"), ((9, 0), "bf16")])
+def test_amp_auto_takes_bf16_only_where_the_gpu_computes_it(monkeypatch, capability, amp):
+    """V100 (7.0) and T4 (7.5) emulate bf16 (torch.cuda.is_bf16_supported() says yes): fp16
+    with a scaler is their fast path."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert resolve_amp("auto", torch.device("cuda", 0)) == amp
+    assert resolve_amp("fp16", torch.device("cuda", 0)) == "fp16"
+
+
+def test_a_rank_takes_its_local_gpu_or_the_one_it_sees():
+    assert [local_gpu_index(rank, 4) for rank in range(4)] == [0, 1, 2, 3]
+    assert local_gpu_index(5, 1) == 0  # one GPU per process (SLURM --gpus-per-task=1)
+    with pytest.raises(ConfigError, match="LOCAL_RANK 3 but sees 2 CUDA devices"):
+        local_gpu_index(3, 2)
+
+
+@pytest.fixture
+def two_gpus_under_torchrun(monkeypatch):
+    """This process as rank 1 of 2 under torchrun, on a node that shows two GPUs."""
+    for name, value in (("RANK", "1"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "1")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+
+
+def test_under_torchrun_cuda_is_the_local_rank_gpu(two_gpus_under_torchrun):
+    assert process_device("cuda") == process_device("auto") == torch.device("cuda", 1)
+    assert process_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="LOCAL_RANK: set compute.device to cuda or auto"):
+        process_device("cuda:0")
+
+
+def test_cuda_n_under_torchrun_is_refused_before_joining_the_process_group(
+        two_gpus_under_torchrun):
+    import torch.distributed as dist
+
+    with pytest.raises(ConfigError, match="not cuda:1"):
+        start_compute(ComputeConfig(device="cuda:1"))
+    assert not dist.is_initialized()
+
+
+def test_compute_flow_puts_tvl1_on_the_local_rank_gpu(two_gpus_under_torchrun):
+    from stages.compute_flow import flow_device
+
+    assert flow_device("tvl1", ComputeConfig(device="cuda")) == "cuda:1"
+    assert flow_device("dis", ComputeConfig(device="auto")) == "cpu"
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_cudnn_autotunes_unless_deterministic_kernels_are_asked_for(deterministic):
+    before = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+              torch.are_deterministic_algorithms_enabled())
+    try:
+        configure_cudnn(deterministic)
+        assert torch.backends.cudnn.benchmark is not deterministic
+        assert torch.backends.cudnn.deterministic is deterministic
+        assert torch.are_deterministic_algorithms_enabled() is deterministic
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[:2]
+        torch.use_deterministic_algorithms(before[2])
+
+
+def test_every_usable_core_raises_torch_and_blas_threads_then_restores_them():
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info()
+                if pool["user_api"] == "blas"}
+
+    torch.set_num_threads(1)
+    with threadpool_limits_of(1):
+        with every_usable_core() as cores:
+            assert cores == usable_cores()
+            assert torch.get_num_threads() == cores and blas_threads() == {cores}
+        assert torch.get_num_threads() == 1 and blas_threads() == {1}
+
+
+def threadpool_limits_of(count: int):
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=count)

@@ -1,6 +1,7 @@
 """Embedding videos in eval mode: one row per video, in video order, whatever the batch size."""
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -128,3 +129,38 @@ def test_a_loader_worker_uses_one_thread():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
+
+
+class LinearEmbedding(nn.Module):
+    """embed -> (B, 8): a linear map of the flattened clip, whose float32 result bf16
+    autocast rounds."""
+
+    def __init__(self, inputs: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(inputs, 8)
+
+    def embed(self, clips: torch.Tensor, feature: str = "projection") -> torch.Tensor:
+        return self.fc(clips.flatten(1))
+
+
+def test_embedding_passes_run_in_float32_unless_asked_otherwise(store):
+    """Under compute.amp bf16, the passes that feed clustering and kNN recall stay float32
+    (compute.embedding_precision fp32, the default); `amp` or a classifier's pass
+    (amp=True) run under autocast."""
+    clips = EvaluationClips(store, np.arange(4), 4, 1, 16)
+    torch.manual_seed(0)
+    encoder = LinearEmbedding(int(np.prod(clips[0][0].shape)))
+    bf16 = Compute(torch.device("cpu"), "bf16", torch.contiguous_format)
+    exact = embed_clips(encoder, clips, feature="projection", batch_size=2, workers=0,
+                        compute=CPU, progress=SilentProgress())
+
+    def with_compute(compute, **kwargs):
+        return embed_clips(encoder, clips, feature="projection", batch_size=2, workers=0,
+                           compute=compute, progress=SilentProgress(), **kwargs)
+
+    assert bf16.embedding_precision == "fp32"
+    assert np.array_equal(with_compute(bf16), exact)
+    for rounded in (with_compute(bf16, amp=True),
+                    with_compute(replace(bf16, embedding_precision="amp"))):
+        assert not np.array_equal(rounded, exact)
+        assert np.allclose(rounded, exact, rtol=0.05, atol=0.05)

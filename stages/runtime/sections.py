@@ -49,8 +49,9 @@ class ComputeConfig:
     device: str = setting("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N; "
                           "asking for CUDA where there is none is an error, never a fallback",
                           affects_output=False)
-    amp: str = setting("auto", "mixed precision: auto (bf16 on CUDA when supported, else fp16; "
-                       "off on CPU), bf16, fp16 (with a gradient scaler) or off",
+    amp: str = setting("auto", "mixed precision: auto (bf16 on GPUs that compute it natively, "
+                       "compute capability 8.0 on; fp16 before; off on CPU), bf16, fp16 (with "
+                       "a gradient scaler) or off",
                        choices=AMP_MODES, affects_output=False)
     channels_last: str = setting("auto", "channels-last 3D memory format: auto (on CUDA), on "
                                  "or off", choices=CHANNELS_LAST_MODES, affects_output=False)

@@ -93,3 +93,36 @@ def test_evaluation_defaults_are_the_papers_protocol():
         assert (section.windows, section.crops) == (10, 10)
     assert config.finetune.val_fraction > 0 and config.linear_probe.val_fraction > 0
     assert load_config(set_items=["finetune.val_fraction=0"]).finetune.val_fraction == 0
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+# Table 3 of the paper: (clustering, multi-view, temporal loss) of each shipped UCF101 row.
+TABLE_3 = {"ucf101-r3d18.yaml": (True, True, True),
+           "ucf101-r3d18-no-clustering.yaml": (False, True, True),
+           "ucf101-r3d18-no-multiview-no-temporal.yaml": (True, False, False),
+           "ucf101-r3d18-no-temporal.yaml": (True, True, False),
+           "ucf101-r3d18-no-multiview.yaml": (True, False, True)}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE_3))
+def test_shipped_ucf101_configs_are_the_papers_table_3_rows(name):
+    config = load_config(CONFIGS / name)
+    p = config.pretrain
+    assert (config.data.dataset, p.arch, p.clip_length, p.crop_size) == (
+        "ucf101", "r3d_18", 16, 128)
+    assert (p.epochs, p.batch_size, p.lr, p.momentum, p.p_alpha) == (600, 32, 0.1, 0.5, 0.2)
+    clustering = p.pseudo_labels == "finch" and p.cluster_every == 5
+    assert (clustering, p.multiview, p.temporal_loss) == TABLE_3[name]
+    assert p.pseudo_labels in ("finch", "none")
+    # Crops come from frames of the official short side: never upsampled.
+    assert config.extract_frames.short_side == 240
+
+
+def test_every_shipped_config_resolves_and_runs_apart():
+    names = sorted(path.name for path in CONFIGS.glob("*.yaml"))
+    assert set(TABLE_3) < set(names) and "kinetics400-r3d18.yaml" in names
+    runs = [load_config(CONFIGS / name).pretrain.run_name for name in names]
+    assert len(set(runs)) == len(runs)  # each row's run sits beside the others
+    kinetics = load_config(CONFIGS / "kinetics400-r3d18.yaml")
+    assert (kinetics.data.dataset, kinetics.pretrain.epochs, kinetics.pretrain.p_alpha,
+            kinetics.pretrain.batch_size) == ("kinetics400", 340, 0.5, 8 * 13)

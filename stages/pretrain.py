@@ -367,7 +367,9 @@ def _run(task: SlicTraining, trainer: Trainer, resume: bool, clock: float) -> Pr
                      if trainer.is_main else None)
     if trainer.is_main:
         write_config(folder, context.config)
-        log.keep_before(start)
+        note = log.keep_before(start)
+        if note:
+            context.progress.message(note)
     try:
         trainer.fit(task, start, s.epochs, log, context.progress)
         final = {**_videos_used(task), **_finish(task, trainer, log)}

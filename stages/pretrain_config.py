@@ -26,8 +26,9 @@ RESUMABLE_CHANGES = ("epochs", "eval_every", "lr")
 class PretrainConfig:
     """pretrain: SLIC self-supervised training with iterative clustering (slic pretrain)"""
 
-    run_name: str | None = setting(None, "run folder name under <workspace>/<name>/runs; null "
-                                   "= <arch>-<pseudo_labels>", affects_output=False)
+    run_name: str | None = setting(None, "run folder name under <workspace>/<name>/runs (a "
+                                   "name, not a path); null = <arch>-<pseudo_labels>",
+                                   affects_output=False, folder_name=True)
     arch: str = setting("r3d_18", "backbone", choices=ARCHITECTURES)
     init: str | None = setting(None, "start from the weights of this local checkpoint "
                                "(null = random init; nothing is downloaded)")

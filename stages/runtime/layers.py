@@ -11,22 +11,57 @@ from typing import Any
 from stages.runtime.errors import ConfigError
 from stages.runtime.settings import build_section
 
+# A config file is a few kilobytes of sections and keys. Past these, it is not one: YAML's
+# aliases can make a 1 KB file stand for billions of values ("billion laughs").
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_VALUES = 10_000
+
+
+def expanded_size(value: Any, sizes: dict[int, int] | None = None) -> int:
+    """How many values `value` holds once every alias is expanded (itself included), counted
+    without expanding anything: a node shared by aliases is counted once a reference."""
+    sizes = {} if sizes is None else sizes
+    if not isinstance(value, (dict, list)):
+        return 1
+    if id(value) not in sizes:
+        sizes[id(value)] = 0  # a node that holds itself: cut the cycle
+        items = value.values() if isinstance(value, dict) else value
+        sizes[id(value)] = 1 + sum(expanded_size(item, sizes) for item in items)
+    return sizes[id(value)]
+
+
+def _too_large(value: Any) -> bool:
+    try:
+        return expanded_size(value) > MAX_CONFIG_VALUES
+    except RecursionError:
+        return True
+
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     import yaml  # read only when there is YAML to read: every command loads a config
 
     try:
+        if Path(path).stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path} is over {MAX_CONFIG_BYTES >> 20} MiB: not a "
+                              "slic config (see example.yaml)")
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from error
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     try:
         loaded = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"config file {path} is nested too deeply") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"config file {path}{where} is not valid YAML; fix its syntax") from None
     if loaded is None:
         return {}
+    if _too_large(loaded):
+        raise ConfigError(f"config file {path} expands to over {MAX_CONFIG_VALUES:,} values "
+                          "(YAML aliases?): not a slic config (see example.yaml)")
     if not isinstance(loaded, dict) or not all(isinstance(v, dict) or v is None
                                                for v in loaded.values()):
         raise ConfigError(f"config file {path} must map section names to mappings of keys")
@@ -49,8 +84,11 @@ def parse_set_item(item: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {item!r} must look like section.key=value")
     try:
         value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         value = text
+    if _too_large(value):
+        raise ConfigError(f"--set {dotted.strip()} holds over {MAX_CONFIG_VALUES:,} values: "
+                          "a config key takes one value")
     return dotted.strip(), value
 
 

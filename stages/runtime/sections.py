@@ -30,8 +30,8 @@ class DataConfig:
     dataset: str = setting("ucf101", "dataset layout to read", choices=DATASET_LAYOUTS)
     root: str | None = setting(None, "folder holding the videos (and split lists) of the dataset")
     name: str | None = setting(
-        None, "workspace folder for this dataset; null uses the dataset name"
-    )
+        None, "workspace folder for this dataset (a name, not a path); null uses the dataset "
+        "name", folder_name=True)
     split: int = setting(1, "official split used by training and evaluation", choices=(1, 2, 3))
     test_ratio: float = setting(
         0.3, "folder datasets without train.txt/test.txt: share of each class held out for test",

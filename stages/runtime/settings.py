@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import reprlib
 import types
 import typing
 from typing import Any, Union
@@ -24,11 +25,14 @@ def setting(
     minimum: float | None = None,
     maximum: float | None = None,
     affects_output: bool = True,
+    folder_name: bool = False,
 ) -> Any:
     """Declare one config key.
 
     `affects_output=False` marks keys (worker counts, for example) that change how a stage runs
     but not what it writes, so changing them does not invalidate a cached artifact.
+    `folder_name=True` marks a string that names one folder slic makes (a run, a dataset's
+    workspace folder): a name, never a path.
     """
     meta = {
         "help": help,
@@ -36,6 +40,7 @@ def setting(
         "minimum": minimum,
         "maximum": maximum,
         "affects_output": affects_output,
+        "folder_name": folder_name,
     }
     return dataclasses.field(default=default, metadata=meta)
 
@@ -60,6 +65,25 @@ def _describe(kinds: tuple[type, ...], optional: bool) -> str:
 _SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 
+_FOLDER_NAME = re.compile(r"^[\w][\w.+-]*$")
+
+
+def is_folder_name(text: str) -> bool:
+    """Whether `text` can only name one folder inside another: word characters (any script),
+    '.', '+', '-', not starting with '.' or '-', at most 128 characters."""
+    return len(text) <= 128 and bool(_FOLDER_NAME.match(text))
+
+
+def quoted(value: Any) -> str:
+    """repr(value) cut to a few dozen characters, for messages: a value from a file may be
+    anything, of any size."""
+    short = reprlib.Repr()  # keyword arguments only from Python 3.12
+    short.maxstring = short.maxother = 60
+    short.maxlist = short.maxdict = short.maxtuple = 4
+    short.maxlevel = 2
+    return short.repr(value)
+
+
 def _as_float(key: str, value: Any) -> float | None:
     """`value` as a finite float, or None when it is not a number; NaN and infinity (YAML's
     .nan, .inf) are refused: they pass every range check and poison what they touch."""
@@ -70,7 +94,7 @@ def _as_float(key: str, value: Any) -> float | None:
     if not isinstance(value, (int, float)):
         return None
     if not math.isfinite(value):
-        raise ConfigError(f"config key {key} must be a finite number, got {value!r}")
+        raise ConfigError(f"config key {key} must be a finite number, got {quoted(value)}")
     return float(value)
 
 
@@ -98,18 +122,21 @@ def coerce_value(key: str, value: Any, annotation: Any, meta: dict[str, Any]) ->
             break
     if result is None:
         raise ConfigError(
-            f"config key {key} must be {_describe(kinds, optional)}, got {value!r}"
+            f"config key {key} must be {_describe(kinds, optional)}, got {quoted(value)}"
         )
+    if meta.get("folder_name") and isinstance(result, str) and not is_folder_name(result):
+        raise ConfigError(f"config key {key} must be a folder name (letters, digits, '-', '_', "
+                          f"'.'; no '/' or '..'), got {quoted(value)}")
     choices = meta.get("choices")
     if choices is not None and result not in choices:
         allowed = ", ".join(str(c) for c in choices)
-        raise ConfigError(f"config key {key} must be one of {allowed}; got {value!r}")
+        raise ConfigError(f"config key {key} must be one of {allowed}; got {quoted(value)}")
     low, high = meta.get("minimum"), meta.get("maximum")
     if low is not None and result < low or high is not None and result > high:
         bounds = f"between {low} and {high}" if high is not None else f">= {low}"
         if low is None:
             bounds = f"<= {high}"
-        raise ConfigError(f"config key {key} must be {bounds}, got {value!r}")
+        raise ConfigError(f"config key {key} must be {bounds}, got {quoted(value)}")
     return result
 
 

@@ -281,7 +281,9 @@ def _train_and_test(task: ClassifierTraining, trainer: Trainer, test: np.ndarray
     if trainer.is_main:
         source.folder.mkdir(parents=True, exist_ok=True)
         log.path.touch()
-        log.keep_before(start)
+        note = log.keep_before(start)
+        if note:
+            context.progress.message(note)
     trainer.fit(task, start, recipe.epochs, log, context.progress)
     return _test(task, test, "trained" if start < recipe.epochs else "up to date", num_train)
 

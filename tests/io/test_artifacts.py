@@ -131,3 +131,39 @@ def test_flow_of_other_frames_is_refused_at_start(motion_workspace, tmp_path):
         h5.attrs["content_digest"] = "0" * 32  # frames extracted again, or another dataset
     with pytest.raises(ArtifactError, match="computed from other frames"):
         ClipStore(frames, motion_workspace / "synthetic" / "flow.h5")
+
+
+def _secret(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"root:x:0:0:root:/root:/bin/bash\n" * 4)
+    return secret
+
+
+def _external_link(h5, secret):
+    h5["class_list_elsewhere"] = h5py.ExternalLink(str(secret.with_suffix(".h5")), "/x")
+
+
+def _external_storage(h5, secret):
+    h5.create_dataset("extra/names", shape=(64,), dtype="u1", external=[(str(secret), 0, 64)])
+
+
+def _virtual_dataset(h5, secret):
+    layout = h5py.VirtualLayout(shape=(4,), dtype="i8")
+    layout[:] = h5py.VirtualSource(str(secret.with_suffix(".h5")), "x", shape=(4,))
+    h5.create_virtual_dataset("extra/virtual", layout)
+
+
+@pytest.mark.parametrize("plant", [_external_link, _external_storage, _virtual_dataset])
+def test_an_artifact_that_reaches_another_file_is_refused(tiny_frames, tmp_path, plant):
+    """External links, external raw storage and virtual datasets would make HDF5 read other
+    local files (and pass their bytes on as class names, say): one line, nothing read."""
+    secret = _secret(tmp_path)
+    with h5py.File(secret.with_suffix(".h5"), "w") as other:
+        other["x"] = np.arange(4)
+    crafted = tmp_path / "frames.h5"
+    crafted.write_bytes(tiny_frames.read_bytes())
+    with h5py.File(crafted, "a") as h5:
+        plant(h5, secret)
+    with pytest.raises(ArtifactError, match="damaged or unsafe artifact.*(link to|other files)"):
+        open_artifact(crafted, "frames")
+    open_artifact(tiny_frames, "frames").close()  # the untouched artifact still opens

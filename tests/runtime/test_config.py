@@ -126,3 +126,67 @@ def test_every_shipped_config_resolves_and_runs_apart():
     kinetics = load_config(CONFIGS / "kinetics400-r3d18.yaml")
     assert (kinetics.data.dataset, kinetics.pretrain.epochs, kinetics.pretrain.p_alpha,
             kinetics.pretrain.batch_size) == ("kinetics400", 340, 0.5, 8 * 13)
+
+
+BILLION_LAUGHS = """\
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+pretrain:
+  lr: [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+"""
+
+
+def test_aliases_that_expand_past_a_config_are_refused_at_once(tmp_path):
+    """A 1 KB file that stands for 9^8 values: refused by counting, never expanded (the error
+    message once quoted the value whole: gigabytes)."""
+    path = tmp_path / "laughs.yaml"
+    path.write_text(BILLION_LAUGHS)
+    with pytest.raises(ConfigError, match="expands to over 10,000 values"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="--set pretrain.lr holds over"):
+        load_config(set_items=["pretrain.lr=" + BILLION_LAUGHS.replace("\n", ", ")
+                               .replace("a: &a", "{a: &a").rstrip(", ") + "}"])
+
+
+def test_a_few_aliases_still_work_and_bad_values_are_quoted_short(tmp_path):
+    path = tmp_path / "shared.yaml"
+    path.write_text("pretrain:\n  lr: &rate 0.05\nfinetune:\n  lr: *rate\n")
+    config = load_config(path)
+    assert config.pretrain.lr == config.finetune.lr == 0.05
+    long = tmp_path / "long.yaml"
+    long.write_text("pretrain:\n  lr: [" + ", ".join(["1"] * 500) + "]\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(long)
+    assert "pretrain.lr" in str(error.value) and len(str(error.value)) < 200
+
+
+def test_a_file_that_is_not_a_config_is_one_line(tmp_path):
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("pretrain:\n  lr: " + "[" * 5000 + "]" * 5000 + "\n")
+    for path in (binary, deep):
+        with pytest.raises(ConfigError, match=str(path.name)):
+            load_config(path)
+
+
+@pytest.mark.parametrize("key", ["pretrain.run_name", "data.name"])
+@pytest.mark.parametrize("bad", ["../../../../x", "runs/a", "..", ".hidden", "-rf",
+                                 "a\\b", "tab\there", "x" * 200, ""])
+def test_folder_names_are_names_never_paths(key, bad):
+    """A run name from a shared YAML or a typo must not reach outside the workspace or into
+    a folder slic did not make."""
+    with pytest.raises(ConfigError, match=f"{key} must be a folder name"):
+        load_config(set_items=[f"{key}={bad}"] if bad else None,
+                    options={key: bad} if not bad else None)
+
+
+@pytest.mark.parametrize("good", ["demo-slic-full", "r3d_18-finch", "run.2", "Läufe", "v1+flow"])
+def test_ordinary_names_are_kept(good):
+    config = load_config(set_items=[f"pretrain.run_name={good}", f"data.name={good}"])
+    assert config.pretrain.run_name == config.data.name == good

@@ -273,6 +273,11 @@ def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
             f"{path} has schema version {int(version)}, newer than this slic reads "
             f"({SCHEMA_VERSION}); upgrade slic"
         )
+    outside = _outside_reference(h5)
+    if outside is not None:
+        h5.close()
+        raise ArtifactError(f"{path} is a damaged or unsafe artifact: {outside}; slic never "
+                            "reads another file through an artifact (make it again)")
     missing = [name for name in _REQUIRED.get(str(found), ()) if name not in h5]
     if missing:
         h5.close()
@@ -280,6 +285,26 @@ def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
                             + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
                             + ": it is damaged or was not written by slic; make it again")
     return h5
+
+
+def _outside_reference(group: h5py.Group) -> str | None:
+    """What in `group` (recursively) would make HDF5 read another file, or None: an external
+    link, a dataset kept in external raw files, or a virtual dataset (slic writes none)."""
+    for name in group:
+        link = group.get(name, getlink=True)
+        where = f"{group.name.rstrip('/')}/{name}"
+        if isinstance(link, h5py.ExternalLink):
+            return f"{where} is a link to another file"
+        if isinstance(link, h5py.SoftLink):
+            continue  # a path inside this file; its target is visited where it lives
+        item = group[name]
+        if isinstance(item, h5py.Group):
+            found = _outside_reference(item)
+            if found is not None:
+                return found
+        elif isinstance(item, h5py.Dataset) and (item.external or item.is_virtual):
+            return f"{where} keeps its data in other files"
+    return None
 
 
 def reopen_artifact(path: Path) -> h5py.File:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from stages.io.space import disk_full_cause, disk_full_message
 from stages.runtime.errors import SlicError
@@ -19,8 +21,37 @@ from stages.runtime.errors import SlicError
 # Piped or redirected, rich would cut tables at 80 columns ("ucfTrainTes…"); a file or
 # another program gets them whole.
 PIPED_WIDTH = 200
-stderr = Console(stderr=True)
-stdout = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
+# C0 and C1 control characters (escape sequences start with ESC or CSI): a video or class
+# name must not clear the user's screen or retitle their window.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """`text` with each control character shown as its escape (\\x1b), tabs and newlines
+    kept."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+class NamesConsole(Console):
+    """A console for text that carries names from files (videos, classes, paths): strings
+    are shown as they are, never read as rich markup ("[/]" would crash a table, "[bold]"
+    vanish), with their control characters escaped. Styling is given as styles or Text."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(markup=False, **kwargs)
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        kwargs["markup"] = False
+        return super().render_str(visible(text), **kwargs)
+
+
+def labelled(label: str, style: str, message: str) -> Text:
+    """`label` in `style`, then the plain `message`: "error: ...", "note: ..."."""
+    return Text.assemble((label, style), " ", visible(message))
+
+
+stderr = NamesConsole(stderr=True)
+stdout = NamesConsole(width=None if sys.stdout.isatty() else PIPED_WIDTH)
 
 
 def command_line() -> str:
@@ -35,16 +66,17 @@ def user_errors() -> Iterator[None]:
         yield
     except SlicError as error:
         message = " ".join(str(error).split())
-        stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        stderr.print(labelled("error:", "bold red", message), highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        stderr.print("[red]interrupted[/]: finished videos are kept; run again to resume")
+        stderr.print(labelled("interrupted:", "red",
+                              "finished videos are kept; run again to resume"))
         raise typer.Exit(130) from None
     except Exception as error:
         full = disk_full_cause(error)
         if full is None:
             raise
-        stderr.print(f"[bold red]error:[/] {disk_full_message(full)}", highlight=False,
+        stderr.print(labelled("error:", "bold red", disk_full_message(full)), highlight=False,
                      soft_wrap=True)
         raise typer.Exit(2) from None
 

@@ -16,7 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from slic_cli.console import stderr
+from slic_cli.console import labelled, stderr, visible
 
 # Running epoch tables, by the "table" key of a row: title, record key, width, format.
 ROW_TABLES = {
@@ -39,7 +39,7 @@ class RichProgress:
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.bars = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, disable=quiet,
         )
         self.task: TaskID | None = None
@@ -59,7 +59,7 @@ class RichProgress:
         if not self.started:
             self.bars.start()
             self.started = True
-        self.task = self.bars.add_task(description, total=total)
+        self.task = self.bars.add_task(visible(description), total=total)
 
     def advance(self, steps: int = 1) -> None:
         if self.task is not None:
@@ -67,7 +67,7 @@ class RichProgress:
 
     def message(self, text: str) -> None:
         if not self.quiet:
-            self.bars.console.print(f"[yellow]note:[/] {text}", markup=True, highlight=False)
+            self.bars.console.print(labelled("note:", "yellow", text), highlight=False)
 
     def finish(self) -> None:
         if self.task is not None:

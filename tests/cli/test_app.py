@@ -87,3 +87,31 @@ def test_the_demo_table_says_which_numbers_are_a_smoke_test() -> None:
 
     assert "smoke test" in shown("quick") and "smoke test" not in shown("full")
     assert "not the paper's numbers" in shown("full")
+
+
+HOSTILE_NAMES = ["[/]", "[bold red]RED[/]", "\x1b[2J\x1b]0;pwned\x07Clear", "Tab\tok"]
+
+
+def test_names_from_files_reach_the_terminal_as_text(tmp_path):
+    """Class and video names are shown as written: never read as rich markup (a class named
+    "[/]" crashed every table), control characters escaped (no escape sequence reaches the
+    terminal)."""
+    from tests.helpers import TinyVideo, write_frames
+
+    frames = np.zeros((3, 8, 8, 3), np.uint8)
+    videos = [TinyVideo(f"v{i}\x1b[31m", i, frames) for i in range(len(HOSTILE_NAMES))]
+    path = write_frames(tmp_path / "frames.h5", videos, HOSTILE_NAMES)
+    result = invoke("inspect", str(path), "--videos")
+    assert result.exit_code == 0, result.output
+    assert "[/]" in result.stdout and "[bold red]RED[/]" in result.stdout
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "\\x1b[2J\\x1b]0;pwned\\x07Clear" in result.stdout
+    assert "v0\\x1b[31m" in result.stdout
+
+
+def test_an_error_naming_a_hostile_path_is_one_plain_line(tmp_path):
+    missing = tmp_path / "[bold]x\x1b[2J.h5"
+    result = invoke("inspect", str(missing))
+    assert result.exit_code == 2
+    lines = result.stderr.rstrip("\n").splitlines()
+    assert len(lines) == 1 and "[bold]x\\x1b[2J.h5" in lines[0] and "\x1b" not in lines[0]

@@ -142,6 +142,15 @@ def run(
         context.progress.message(
             f"{len(listing.skipped_links)} links lead to videos or folders already found and "
             "were followed once only, first: " + ", ".join(listing.skipped_links[:3]))
+    if listing.not_regular:
+        context.progress.message(
+            f"{len(listing.not_regular)} video names are not regular files (FIFOs, devices) "
+            "and were not read, first: " + ", ".join(listing.not_regular[:3]))
+    if listing.case_twins and data.dataset != "folder":
+        context.progress.message(
+            f"{len(listing.case_twins)} videos differ from another only by the case of their "
+            "path; the split files match the other one, first: "
+            + ", ".join(listing.case_twins[:3]))
     description = _describe_inputs(listing, settings)
     key = fingerprint(description)
     payloads = [
@@ -159,4 +168,6 @@ def run(
                              shard, settings.workers, context, "decoding videos", sizes)
     result.missing, result.num_missing = listing.missing, len(listing.missing)
     result.extra["skipped_links"] = len(listing.skipped_links)
+    result.extra["not_regular"] = len(listing.not_regular)
+    result.extra["case_twins"] = len(listing.case_twins)
     return result

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stages.runtime.errors import DataError
@@ -29,11 +30,20 @@ class VideoRecord:
     class_name: str
     label: int
     membership: tuple[int, ...]
+    keeps_extension: bool = False  # another video of the listing has the same path stem
 
     @property
     def video_id(self) -> str:
-        """A stable, unique id: the relative path without its extension."""
-        return os.path.splitext(self.relpath)[0]
+        """A stable, unique id: the relative path without its extension, or with it where
+        two files differ only by their extension (a/x.mp4 and a/x.avi)."""
+        return self.relpath if self.keeps_extension else os.path.splitext(self.relpath)[0]
+
+
+def with_unique_ids(videos: list[VideoRecord]) -> list[VideoRecord]:
+    """`videos` where those whose path stems coincide keep their extension in their id."""
+    stems = Counter(os.path.splitext(v.relpath)[0] for v in videos)
+    return [replace(v, keeps_extension=True) if stems[os.path.splitext(v.relpath)[0]] > 1
+            else v for v in videos]
 
 
 @dataclass
@@ -48,6 +58,11 @@ class DatasetListing:
     missing: list[str] = field(default_factory=list)
     list_files: list[Path] = field(default_factory=list)
     skipped_links: list[str] = field(default_factory=list)
+    not_regular: list[str] = field(default_factory=list)  # FIFOs, devices: never read
+    case_twins: list[str] = field(default_factory=list)  # paths equal but for their case
+
+    def __post_init__(self) -> None:
+        self.videos = with_unique_ids(self.videos)
 
     def split_index(self, split: str) -> int:
         """Position of `split` in `split_names`, with an error naming the available ones."""
@@ -64,10 +79,21 @@ class DatasetListing:
 class VideoScan:
     """The video files below a root: `files` maps the lower-cased relative path to the path as
     it is on disk; `skipped_links` lists the links (relative paths) left out because they lead
-    to a folder or file already found (a link loop would otherwise enrol videos many times)."""
+    to a folder or file already found (a link loop would otherwise enrol videos many times);
+    `not_regular` the video-named FIFOs, devices and sockets (reading one would block or never
+    end); `case_twins` the files whose path differs from one in `files` only by case (listed
+    apart, never dropped)."""
 
     files: dict[str, str]
     skipped_links: list[str] = field(default_factory=list)
+    not_regular: list[str] = field(default_factory=list)
+    case_twins: list[str] = field(default_factory=list)
+
+    def notes(self) -> dict[str, list[str]]:
+        """What the listing records of the scan besides its videos, as DatasetListing's
+        keyword arguments."""
+        return {"skipped_links": self.skipped_links, "not_regular": self.not_regular,
+                "case_twins": self.case_twins}
 
 
 def scan_videos(video_root: Path) -> VideoScan:
@@ -78,6 +104,8 @@ def scan_videos(video_root: Path) -> VideoScan:
     """
     found: dict[str, str] = {}
     skipped: list[str] = []
+    not_regular: list[str] = []
+    twins: list[str] = []
     seen_folders: set[str] = set()
     seen_files: set[str] = set()
     for folder, subfolders, files in os.walk(video_root, followlinks=True):
@@ -99,8 +127,13 @@ def scan_videos(video_root: Path) -> VideoScan:
                     skipped.append(rel)
                     continue
                 seen_files.add(real)
-                found[rel.lower()] = rel
-    return VideoScan(found, skipped)
+                if os.path.exists(path) and not os.path.isfile(path):
+                    not_regular.append(rel)
+                elif rel.lower() in found:
+                    twins.append(rel)
+                else:
+                    found[rel.lower()] = rel
+    return VideoScan(found, skipped, not_regular, twins)
 
 
 def require_folder(path: Path, what: str, fix: str) -> Path:

@@ -49,7 +49,7 @@ def read_folder(
     scan = scan_videos(root)
     on_disk = scan.files
     by_class: dict[str, list[str]] = {}
-    for rel in on_disk.values():
+    for rel in [*on_disk.values(), *scan.case_twins]:  # case twins are videos of their own
         if "/" in rel:
             by_class.setdefault(rel.split("/")[0], []).append(rel)
     if not by_class:
@@ -58,7 +58,7 @@ def read_folder(
     missing: list[str] = []
     list_files = [root / "train.txt", root / "test.txt"]
     if all(f.is_file() for f in list_files):
-        codes = {rel: UNUSED for rel in on_disk.values()}
+        codes = {rel: UNUSED for rel in [*on_disk.values(), *scan.case_twins]}
         for code, list_file in zip((TRAIN, TEST), list_files):
             for line in read_list_lines(list_file):
                 # A line is a relative path (spaces allowed), optionally followed by a label.
@@ -79,5 +79,5 @@ def read_folder(
     ]
     return DatasetListing(
         name, root, class_names, ["1"], sorted(videos, key=lambda v: v.relpath),
-        sorted(missing), list_files, scan.skipped_links,
+        sorted(missing), list_files, **scan.notes(),
     )

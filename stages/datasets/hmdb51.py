@@ -68,5 +68,5 @@ def read_hmdb51(root: Path, name: str = "hmdb51") -> DatasetListing:
     ]
     return DatasetListing(
         name, root, class_names, split_names, sorted(videos, key=lambda v: v.relpath),
-        sorted(set(missing)), list_files, scan.skipped_links,
+        sorted(set(missing)), list_files, **scan.notes(),
     )

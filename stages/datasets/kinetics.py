@@ -81,5 +81,5 @@ def read_kinetics400(root: Path, name: str = "kinetics400") -> DatasetListing:
     ]
     return DatasetListing(
         name, root, class_names, ["1"], sorted(videos, key=lambda v: v.relpath),
-        sorted(missing), list_files, scan.skipped_links,
+        sorted(missing), list_files, **scan.notes(),
     )

@@ -89,5 +89,5 @@ def read_ucf101(root: Path, name: str = "ucf101") -> DatasetListing:
         )
     return DatasetListing(
         name, video_root, class_names, split_names, sorted(videos, key=lambda v: v.relpath),
-        sorted(set(missing)), list_files, scan.skipped_links,
+        sorted(set(missing)), list_files, **scan.notes(),
     )

@@ -167,3 +167,30 @@ def test_a_dangling_link_is_a_recorded_failure(tmp_path):
     assert summary["num_videos"] == 2 and summary["num_failed"] == 1
     assert summary["failures"][0]["relpath"] == "rise/gone.avi"
     assert summary["skipped_links"] == 1
+
+
+def test_videos_that_differ_only_by_extension_get_ids_of_their_own(tmp_path):
+    """a/x.mp4 and a/x.avi had the same id: pretraining paired one's frames with the other's
+    flow. Their ids keep the extension; every other id stays the path stem."""
+    touch(tmp_path, "jump/x.mp4", "jump/x.avi", "jump/y.mp4", "run/x.mp4")
+    ids = [v.video_id for v in list_dataset("folder", tmp_path).videos]
+    assert ids == ["jump/x.avi", "jump/x.mp4", "jump/y", "run/x"]
+    assert len(set(ids)) == len(ids)
+
+
+def test_paths_that_differ_only_by_case_are_both_kept_and_recorded(tmp_path):
+    touch(tmp_path, "jump/Clip.mp4", "jump/clip.mp4", "run/c.mp4")
+    listing = list_dataset("folder", tmp_path)
+    assert [v.relpath for v in listing.videos] == ["jump/Clip.mp4", "jump/clip.mp4", "run/c.mp4"]
+    assert listing.case_twins == ["jump/clip.mp4"]
+    assert len({v.video_id for v in listing.videos}) == 3
+
+
+def test_a_fifo_named_like_a_video_is_never_read(tmp_path):
+    import os
+
+    touch(tmp_path, "jump/a.mp4", "run/c.mp4")
+    os.mkfifo(tmp_path / "jump" / "pipe.mp4")  # opening it to read would block for ever
+    listing = list_dataset("folder", tmp_path)
+    assert [v.relpath for v in listing.videos] == ["jump/a.mp4", "run/c.mp4"]
+    assert listing.not_regular == ["jump/pipe.mp4"]

@@ -18,7 +18,6 @@ loaded strictly, and its features on a random clip are compared with slic's back
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from stages import __version__
 from stages.evaluation.sources import load_encoder
 from stages.io.artifacts import file_checksum
 from stages.io.run_folder import RunFolder
+from stages.io.write_guard import guard_output, publish
 from stages.models.encoder import Encoder
 from stages.runtime.choices import EXPORT_FORMATS
 from stages.runtime.errors import ConfigError
@@ -154,7 +154,7 @@ def _write(state: dict[str, torch.Tensor], path: Path, weights_format: str,
         save_file(state, str(temporary), metadata=metadata)
     else:
         torch.save(state, temporary)
-    os.replace(temporary, path)
+    publish(temporary, path)  # safetensors writes its files private (0600)
 
 
 def _difference(encoder: Encoder, code: str, weights: Path, trained: dict[str, Any]) -> float:
@@ -181,7 +181,13 @@ def export(run: Path, weights_format: str = "torchvision", out: Path | None = No
     arch = trained["arch"]
     state = exported_state(encoder, arch, weights_format)
     suffix = ".pt" if weights_format == "torchvision" else ".safetensors"
-    weights = Path(out) if out else checkpoint.parent / "export" / f"{arch}-backbone{suffix}"
+    weights = guard_output(
+        Path(out) if out else checkpoint.parent / "export" / f"{arch}-backbone{suffix}",
+        "export", option="--out", inputs=[checkpoint])
+    sidecar = weights.with_name(weights.name + ".json")
+    if sidecar.exists() and not weights.exists():
+        raise ConfigError(f"--out {weights}: {sidecar} exists and was not written with it; "
+                          "choose another path or move that file away")
     code = python_recipe(arch, weights_format)
     description = {
         "arch": arch, "format": weights_format,
@@ -201,9 +207,8 @@ def export(run: Path, weights_format: str = "torchvision", out: Path | None = No
            {"slic": json.dumps({k: description[k] for k in ("arch", "input", "source")})})
     difference = _difference(encoder, code, weights, trained) if code else None
     description["verified_max_difference"] = difference
-    sidecar = weights.with_name(weights.name + ".json")
     temporary = sidecar.with_name(f".{sidecar.name}.writing")
     temporary.write_text(json.dumps(description, indent=1))
-    os.replace(temporary, sidecar)
+    publish(temporary, sidecar)
     return ExportResult(weights, sidecar, weights_format, arch, len(state), difference,
                         time.perf_counter() - clock)

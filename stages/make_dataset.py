@@ -25,6 +25,8 @@ from stages.synthetic.motion import MOTIONS, draw_shot_motion, draw_video_motion
 
 LIST_FOLDER = "ucfTrainTestlist"
 MARKER = "slic-synthetic.json"  # written last: the settings a complete dataset was made with
+# Written first: the folder is one make-dataset is making (so a killed run may go on in it).
+MAKING_MARKER = ".slic-synthetic.making"
 
 
 @dataclass
@@ -120,8 +122,16 @@ def write_synthetic(settings: MakeDatasetConfig, out: Path, context: RunContext
         result.status = "up to date"
         _count_lists(result)
         return result
+    making = result.output / MAKING_MARKER
+    if not (marker.is_file() or making.is_file()) and result.output.exists() and (
+            not result.output.is_dir() or any(result.output.iterdir())):
+        raise SlicError(f"--out {out} exists and is not a dataset slic made (no {MARKER}); "
+                        "make-dataset writes only into a new or empty folder or its own "
+                        "earlier one: choose another --out")
     marker.unlink(missing_ok=True)
     try:
+        result.output.mkdir(parents=True, exist_ok=True)
+        making.touch()
         (result.output / LIST_FOLDER).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise SlicError(
@@ -149,6 +159,7 @@ def write_synthetic(settings: MakeDatasetConfig, out: Path, context: RunContext
     (lists / "trainlist01.txt").write_text("".join(f"{line}\n" for line in train_lines))
     (lists / "testlist01.txt").write_text("".join(f"{line}\n" for line in test_lines))
     marker.write_text(json.dumps(asdict(settings)))
+    making.unlink(missing_ok=True)
     _count_lists(result)
     result.seconds = time.perf_counter() - started
     return result

@@ -346,6 +346,10 @@ def run(settings: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig, 
     with computing(compute_settings or ComputeConfig()) as compute:
         task, trainer = build_training(settings, data, workspace, context=context,
                                        compute=compute, frames=frames, flow=flow)
+        if not task.folder.made_by_slic():  # checked before the lock file goes in
+            raise ConfigError(f"{task.folder.path} exists and is not a slic run folder; choose "
+                              "another pretrain.run_name (--run-name) or move that folder "
+                              "away")
         with run_folder_lock(task.folder.path, compute.distribution.is_main):
             return _run(task, trainer, resume, clock)
 

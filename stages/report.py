@@ -12,6 +12,7 @@ from stages.html_report import sections
 from stages.html_report.contents import read_run
 from stages.html_report.markup import Section, page
 from stages.io.run_folder import RunFolder
+from stages.io.write_guard import guard_output
 from stages.runtime.context import now
 
 GALLERY_QUERIES = 12
@@ -39,7 +40,8 @@ def write_report(run_folder: Path, out: Path | None = None,
     atomically; its gallery shows `queries` test queries drawn evenly from the classes."""
     clock = time.perf_counter()
     contents = read_run(Path(run_folder))
-    path = Path(out) if out is not None else RunFolder(contents.folder).report
+    path = guard_output(Path(out) if out is not None else RunFolder(contents.folder).report,
+                        "page", option="--out")
     built: list[Section | None] = [
         sections.summary(contents), sections.configuration(contents),
         sections.curves(contents), sections.clusters(contents), sections.embedding(contents),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from stages.evaluation.gallery import STYLE as GALLERY_STYLE
 from stages.io.figures import figure_uri
+from stages.io.write_guard import PAGE_MARK
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -98,7 +99,7 @@ def page(title: str, subtitle: str, sections: list[Section]) -> str:
     links = "".join(f'<a href="#{s.anchor}">{escape(s.title)}</a>' for s in sections)
     parts = "".join(f'<section id="{s.anchor}"><h2>{escape(s.title)}</h2>{s.body}</section>'
                     for s in sections)
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">{PAGE_MARK}'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{escape(title)}</title><style>{STYLE}{GALLERY_STYLE}</style></head>"
             f"<body><header><h1>{escape(title)}</h1><p>{escape(subtitle)}</p></header>"

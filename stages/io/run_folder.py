@@ -98,6 +98,25 @@ class RunFolder:
         metrics or a checkpoint."""
         return any(p.is_file() for p in (self.config, self.metrics, self.best, self.checkpoint))
 
+    def made_by_slic(self) -> bool:
+        """Whether the folder is new or empty, or holds a run slic wrote: a checkpoint, or a
+        config.yaml with the sections slic writes (a folder of someone else's files with the
+        same names is not one, and a run must not write over them)."""
+        if not self.path.exists():
+            return True
+        if not self.path.is_dir():
+            return False
+        # slic's own hidden files (the run lock, a temporary .writing file) mark no content
+        if all(entry.name.startswith(".") for entry in self.path.iterdir()):
+            return True
+        if self.checkpoint.is_file() or self.best.is_file():
+            return True
+        try:
+            written = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return False
+        return isinstance(written, dict) and {"workspace", "data", "compute"} <= set(written)
+
     def saved_checkpoint(self) -> Path | None:
         """best.pt, else checkpoint.pt, else None when the folder holds neither."""
         return next((p for p in (self.best, self.checkpoint) if p.is_file()), None)

@@ -101,6 +101,7 @@ class SlicTraining:
                          else np.arange(len(videos.train)))
         self.best: dict[str, Any] = {"epoch": -1, "value": None}
         self.finished = False
+        self.collapse_warned = False
         self.plotted_at = -math.inf  # time.monotonic() of the last drawing of the curves
 
     # -- the TrainingTask protocol --------------------------------------------------------
@@ -185,15 +186,17 @@ class SlicTraining:
         }
 
     def extra_state(self) -> dict[str, Any]:
-        """The pseudo-labels, best epoch, finished flag, arch and run config, for checkpoint.pt."""
+        """The pseudo-labels, best epoch, finished and collapse-warned flags, arch and run
+        config, for checkpoint.pt."""
         return {"clusters": torch.from_numpy(np.asarray(self.clusters)), "best": self.best,
-                "finished": self.finished, "arch": self.settings.arch,
-                "run_config": self.context.config}
+                "finished": self.finished, "collapse_warned": self.collapse_warned,
+                "arch": self.settings.arch, "run_config": self.context.config}
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Take back the pseudo-labels, best epoch and finished flag of a resumed checkpoint."""
+        """Take back the pseudo-labels, best epoch and the flags of a resumed checkpoint."""
         self.clusters, self.best = state["clusters"].numpy(), state["best"]
         self.finished = bool(state["finished"])
+        self.collapse_warned = bool(state.get("collapse_warned", False))
 
     def epoch_written(self, records: list[dict[str, Any]]) -> None:
         """Redraw the PNG curves at most every PLOT_EVERY_SECONDS (and always at the end of
@@ -245,8 +248,12 @@ class SlicTraining:
         when they say the embeddings collapsed (stages.evaluation.collapse)."""
         measures = embedding_health(features, self.settings.seed)
         warning = collapse_warning(measures, features.shape[1])
-        if warning is not None:
-            self.context.progress.message(f"warning: {warning}")
+        if warning is not None and not self.collapse_warned:
+            # Once a run: every later round and evaluation is in collapse.png.
+            self.collapse_warned = True
+            self.context.progress.message(
+                f"warning: {warning} (shown once; every round's measures: "
+                f"{self.folder.path / 'collapse.png'})")
         return measures
 
     def evaluate(self) -> dict[str, float]:

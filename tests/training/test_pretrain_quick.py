@@ -15,7 +15,9 @@ from stages.io.checkpoint import load_checkpoint
 from stages.io.run_folder import RunFolder
 from stages.pretrain import PretrainConfig, PretrainResult, SlicTraining
 from stages.pretrain import run as pretrain
+from stages.runtime.context import RunContext
 from stages.runtime.errors import ConfigError
+from stages.runtime.progress import SilentProgress
 from stages.runtime.sections import DataConfig, WorkspaceConfig
 from stages.training.monitor import MetricsLog
 from tests.conftest import TINY_PRETRAIN
@@ -48,10 +50,11 @@ def train(workspace: Path, resume: bool = False, **settings) -> Path:
     return train_result(workspace, resume, **settings).run_folder
 
 
-def train_result(workspace: Path, resume: bool = False, **settings) -> PretrainResult:
+def train_result(workspace: Path, resume: bool = False, context: RunContext | None = None,
+                 **settings) -> PretrainResult:
     config = PretrainConfig(**{**ROUNDS_EVERY_EPOCH, **settings})
     return pretrain(config, DataConfig(dataset="synthetic"),
-                    WorkspaceConfig(root=str(workspace)), resume=resume)
+                    WorkspaceConfig(root=str(workspace)), resume=resume, context=context)
 
 
 def test_a_run_stopped_after_an_epoch_resumes_to_the_uninterrupted_weights(workspace,
@@ -107,3 +110,21 @@ def test_the_same_run_asked_again_is_up_to_date_and_a_changed_one_is_refused(wor
         train_result(workspace, **settings, margin=0.3)
     with pytest.raises(ConfigError, match=r"pretrain.epochs was 1, now 2.*--resume"):
         train_result(workspace, **{**settings, "epochs": 2})
+
+
+class Messages(SilentProgress):
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    def message(self, text: str) -> None:
+        self.said.append(text)
+
+
+def test_the_collapse_warning_is_given_once_a_run(workspace, monkeypatch):
+    """Three clustering rounds and an evaluation, each measuring collapse: one warning, with
+    where to see every round's measures."""
+    monkeypatch.setattr(stages.pretrain, "collapse_warning", lambda health, dim: "collapsing")
+    said = Messages()
+    train_result(workspace, epochs=2, run_name="collapsing", context=RunContext(progress=said))
+    warnings = [text for text in said.said if text.startswith("warning: collapsing")]
+    assert len(warnings) == 1 and "collapse.png" in warnings[0]

@@ -74,6 +74,15 @@ def _flow_function(method: str, preset: str, device: str):
     return _worker_state["flow"]
 
 
+def stored_bound(settings: ComputeFlowConfig, height: int, width: int) -> float:
+    """The bound in pixels of frames of `height` x `width` that stands for `settings.bound`
+    pixels at the reference short side: a motion of 10 px in 240-px frames is stored as half
+    the range (bound 20), as in the official flow, whether the frames are kept at 240 or 128."""
+    if settings.reference_short_side is None:
+        return settings.bound
+    return settings.bound * min(height, width) / settings.reference_short_side
+
+
 def flow_device(method: str, compute: ComputeConfig) -> str:
     """The torch device the flow runs on: `compute.device` for a method that batches on any
     device (tvl1; under torchrun the GPU of the rank's LOCAL_RANK), the CPU for OpenCV's
@@ -133,7 +142,7 @@ def _merge(table: VideoTable, frames_failures: list[Failure], missing: list[str]
                                                    memberships))
         write_failures(h5, failures, missing)
         write_content_digest(h5, digest.hexdigest())
-        write_flow_settings(h5, settings.bound, settings.method)
+        write_flow_settings(h5, settings.bound, settings.method, settings.reference_short_side)
         write_provenance(h5, Provenance(context.command, context.config, __version__, inputs,
                                         started, now()))
 
@@ -169,8 +178,9 @@ def run(
          "num_images": int(table.columns["num_images"][i]),
          "height": int(table.columns["height"][i]), "width": int(table.columns["width"][i]),
          "device": device,
-         **{k: getattr(settings, k) for k in ("method", "dis_preset", "bound", "codec",
-                                              "jpeg_quality")}}
+         "bound": stored_bound(settings, int(table.columns["height"][i]),
+                               int(table.columns["width"][i])),
+         **{k: getattr(settings, k) for k in ("method", "dis_preset", "codec", "jpeg_quality")}}
         for i in range(len(table))
     ]
     inputs = [{"path": str(frames), "size": frames.stat().st_size,

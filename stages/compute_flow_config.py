@@ -17,6 +17,11 @@ class ComputeFlowConfig:
     dis_preset: str = setting("medium", "speed/quality preset of DIS", choices=DIS_PRESET_NAMES)
     bound: float = setting(20.0, "flow is clipped to +-bound pixels, then scaled to 0..255",
                            minimum=0.5, maximum=1000.0)
+    reference_short_side: int | None = setting(
+        240, "measure motion in pixels of frames with this short side, whatever size the "
+        "frames are stored at (the official frames: 240 for UCF101 and HMDB51, 320 for "
+        "Kinetics-400), so the stored u and v have the official contrast; null: pixels of "
+        "the stored frames", minimum=16, maximum=4096)
     codec: str = setting("jpeg", "how u and v images are stored", choices=IMAGE_CODECS)
     jpeg_quality: int = setting(95, "JPEG quality (codec jpeg)", minimum=1, maximum=100)
     workers: int = setting(2, "parallel flow processes", minimum=1, maximum=512,

@@ -128,3 +128,45 @@ def test_flow_device_is_checked_before_any_work(tiny_frames, tmp_path):
     assert not any(tmp_path.glob("**/flow.h5"))
     assert flow_device("tvl1", ComputeConfig(device="auto")) == "cpu"
     assert flow_device("dis", ComputeConfig(device="auto")) == "cpu"
+
+
+def test_the_stored_bound_stands_for_the_reference_frames_pixels():
+    from stages.compute_flow import stored_bound
+
+    official = ComputeFlowConfig()  # bound 20 px at short side 240
+    assert stored_bound(official, 128, 170) == pytest.approx(20 * 128 / 240)
+    assert stored_bound(official, 240, 320) == pytest.approx(20.0)
+    assert stored_bound(official, 480, 360) == pytest.approx(30.0)  # portrait, short side 360
+    own = ComputeFlowConfig(reference_short_side=None)
+    assert stored_bound(own, 128, 170) == 20.0
+
+
+def moving_texture(short: int, step: float, count: int = 6) -> np.ndarray:
+    """(T, short, 4/3 short, 3) uint8 frames of a smooth texture sliding `step` px a frame to
+    the right (rendered exactly at each position)."""
+    y, x = np.mgrid[0:short, 0:short * 4 // 3].astype(np.float64)
+    frames = []
+    for index in range(count):
+        shifted = x - step * index
+        value = (np.sin(shifted / 3.1) + np.sin(y / 4.3 + shifted / 7.7)
+                 + np.cos((shifted + y) / 5.9))
+        frames.append(np.repeat((127 + 40 * value)[..., None], 3, axis=2))
+    return np.clip(np.stack(frames), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("reference, expected_level", [(None, 127.5 + 2 / 20 * 127.5),
+                                                       (96, 127.5 + 4 / 20 * 127.5)])
+def test_motion_is_stored_in_reference_pixels(tmp_path, reference, expected_level):
+    """2 px a frame in 48-px frames is 4 px in 96-px ones: with reference_short_side 96 it is
+    stored as the official pipeline stores 4 px (a fifth of the range above 127.5)."""
+    from stages.clips.store import ClipStore
+    from tests.helpers import TinyVideo, write_frames
+
+    root = tmp_path / "ws"
+    write_frames(root / "synthetic" / "frames.h5",
+                 [TinyVideo("v_Slide_g01_c01", 0, moving_texture(48, 2.0))], ["Slide"])
+    run(ComputeFlowConfig(workers=1, codec="png", reference_short_side=reference),
+        DataConfig(dataset="synthetic"), WorkspaceConfig(root=str(root)))
+    store = ClipStore(root / "synthetic" / "frames.h5", root / "synthetic" / "flow.h5")
+    u = store.flow(0, np.arange(5), "u")[:, 8:-8, 8:-8]
+    assert float(np.median(u)) == pytest.approx(expected_level, abs=3.0)

@@ -332,16 +332,22 @@ def read_content_digest(h5: h5py.File) -> str:
     return str(h5.attrs.get("content_digest", ""))
 
 
-def write_flow_settings(h5: h5py.File, bound: float, method: str) -> None:
-    """flow.h5: the clipping bound (pixels) its uint8 images map onto 0..255, and the method."""
+def write_flow_settings(h5: h5py.File, bound: float, method: str,
+                        reference_short_side: int | None) -> None:
+    """flow.h5: the clipping bound its uint8 images map onto 0..255, in pixels of frames with
+    `reference_short_side` (None: of the stored frames), and the method."""
     h5.attrs["bound"], h5.attrs["method"] = bound, method
+    h5.attrs["reference_short_side"] = reference_short_side or 0
 
 
 def read_flow_settings(h5: h5py.File) -> dict[str, Any]:
-    """{"bound": pixels, "method": name} of a flow artifact; {} for any other."""
+    """{"bound": pixels, "method": name, "reference_short_side": pixels or None} of a flow
+    artifact; {} for any other. Flow written before the reference existed reads None."""
     if "bound" not in h5.attrs:
         return {}
-    return {"bound": float(h5.attrs["bound"]), "method": str(h5.attrs["method"])}
+    reference = int(h5.attrs.get("reference_short_side", 0)) or None
+    return {"bound": float(h5.attrs["bound"]), "method": str(h5.attrs["method"]),
+            "reference_short_side": reference}
 
 
 def stream_codec(h5: h5py.File, name: str) -> str:

@@ -4,8 +4,9 @@ On the shared real clips (or --root), as whole commands:
 - official-like: frames extracted at short side 256 (--big), flow with bound 20 in those
   frames' own pixels (reference_short_side null): a motion measured as the official 240-px
   frames measure it;
-- slic's default: frames at short side 128, flow with the default reference_short_side (240):
-  the bound is scaled to the stored frames;
+- slic's default: frames at short side 128, flow computed on them enlarged to the default
+  reference_short_side (240) and resized back;
+- resolution stored: frames at 128, flow computed on them, the bound scaled to their size;
 - before the fix: frames at 128, bound 20 in the stored frames' pixels.
 For each: the median over every stored flow frame of the standard deviation of its u image (in
 levels of 0..255), and the wall time of compute-flow (the whole command). The ratio against the
@@ -37,10 +38,11 @@ from benchmarks._common import (  # noqa: E402
 )
 from stages.clips.store import ClipStore  # noqa: E402
 
-VARIANTS = {  # name: (frames short side or "big", reference_short_side)
-    "official-like (frames at --big, bound 20 in their pixels)": ("big", "null"),
-    "slic default (frames at 128, reference 240)": (128, 240),
-    "before (frames at 128, bound 20 in their pixels)": (128, "null"),
+VARIANTS = {  # name: (frames short side or "big", reference_short_side, resolution)
+    "official-like (frames at --big, bound 20 in their pixels)": ("big", "null", "reference"),
+    "slic default (frames at 128, flow at 240)": (128, 240, "reference"),
+    "resolution stored (frames at 128, bound scaled)": (128, 240, "stored"),
+    "before (frames at 128, bound 20 in their pixels)": (128, "null", "reference"),
 }
 
 
@@ -69,18 +71,19 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="flow-contrast-"))
     videos = prepare_folder_input(args.root, work / "videos")
     rows, spreads = [], {}
-    for name, (side, reference) in VARIANTS.items():
+    for name, (side, reference, resolution) in VARIANTS.items():
         short = args.big if side == "big" else side
         workspace = work / f"ws-{short}"
-        common = ["--dataset", "folder", "--root", str(videos), "--name", "clips",
-                  "--workspace", str(workspace), "--quiet", "--json"]
-        run_slic(["extract-frames", *common, "--workers", str(args.workers),
-                  "--set", f"extract_frames.short_side={short}"])
+        common = ["--dataset", "folder", "--name", "clips", "--workspace", str(workspace),
+                  "--quiet", "--json"]
+        run_slic(["extract-frames", *common, "--root", str(videos), "--workers",
+                  str(args.workers), "--set", f"extract_frames.short_side={short}"])
         walls = []
         for _ in range(args.runs):
             wall, _ = run_slic(["compute-flow", *common, "--workers", str(args.workers),
                                 "--force", "--set",
-                                f"compute_flow.reference_short_side={reference}"])
+                                f"compute_flow.reference_short_side={reference}", "--set",
+                                f"compute_flow.resolution={resolution}"])
             walls.append(wall)
         spreads[name] = median_u_spread(workspace / "clips")
         rows.append([name, f"{spreads[name]:.2f}", f"{statistics.median(walls):.1f}",
@@ -90,7 +93,7 @@ def main() -> None:
         row.insert(2, f"{spreads[name] / official:.2f}x")
     print(table(["variant", "median u std (levels)", "vs official-like",
                  "compute-flow median s", "runs s"], rows))
-    default = spreads["slic default (frames at 128, reference 240)"]
+    default = spreads["slic default (frames at 128, flow at 240)"]
     print(f"contrast_ratio={default / official:.3f}")
 
 

@@ -74,13 +74,29 @@ def _flow_function(method: str, preset: str, device: str):
     return _worker_state["flow"]
 
 
-def stored_bound(settings: ComputeFlowConfig, height: int, width: int) -> float:
-    """The bound in pixels of frames of `height` x `width` that stands for `settings.bound`
-    pixels at the reference short side: a motion of 10 px in 240-px frames is stored as half
-    the range (bound 20), as in the official flow, whether the frames are kept at 240 or 128."""
-    if settings.reference_short_side is None:
-        return settings.bound
-    return settings.bound * min(height, width) / settings.reference_short_side
+def flow_geometry(settings: ComputeFlowConfig, height: int, width: int
+                  ) -> tuple[tuple[int, int] | None, float]:
+    """Where the flow of frames of `height` x `width` is computed, and its bound there: the
+    size (height, width) to resize the frames to first (None: as stored) and the bound in
+    pixels of that size. Either way a motion of 10 px in 240-px frames is stored as half the
+    range (bound 20), as in the official flow, whether the frames are kept at 240 or 128."""
+    reference, short = settings.reference_short_side, min(height, width)
+    if reference is None or reference == short:
+        return None, settings.bound
+    if settings.resolution == "stored":
+        return None, settings.bound * short / reference
+    scale = reference / short
+    return (round(height * scale), round(width * scale)), settings.bound
+
+
+def resized(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(N, h, w[, C]) images resized to `size` (height, width): area averaging to shrink,
+    bilinear to enlarge. Values are kept (a flow field keeps its pixels' units)."""
+    height, width = size
+    shrink = height < images.shape[1]
+    method = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(image, (width, height), interpolation=method)
+                     for image in images])
 
 
 def flow_device(method: str, compute: ComputeConfig) -> str:
@@ -105,10 +121,16 @@ def flow_video(payload: dict[str, Any]) -> tuple[dict[str, EncodedStream], dict[
         raise ValueError(f"too short for flow: {count} frame(s)")
     encoded = read_encoded_images(h5, FRAME_STREAM, payload["first_image"], count)
     flows = _flow_function(payload["method"], payload["dis_preset"], payload["device"])
-    frames = [decode_gray(data, payload["frames_codec"], height, width) for data in encoded]
+    frames = np.stack([decode_gray(data, payload["frames_codec"], height, width)
+                       for data in encoded])
+    if payload["flow_size"] is not None:
+        frames = resized(frames, payload["flow_size"])
     u_images, v_images = [], []
     for start in range(0, count - 1, PAIRS_AT_ONCE):
-        for field in flows(np.stack(frames[start:start + PAIRS_AT_ONCE + 1])):
+        fields = np.stack(list(flows(frames[start:start + PAIRS_AT_ONCE + 1])))
+        if payload["flow_size"] is not None:
+            fields = resized(fields, (height, width))
+        for field in fields:
             u, v = cv2.split(quantise_flow(field, payload["bound"]))
             u_images.append(encode_image(u, payload["codec"], payload["jpeg_quality"]))
             v_images.append(encode_image(v, payload["codec"], payload["jpeg_quality"]))
@@ -178,8 +200,8 @@ def run(
          "num_images": int(table.columns["num_images"][i]),
          "height": int(table.columns["height"][i]), "width": int(table.columns["width"][i]),
          "device": device,
-         "bound": stored_bound(settings, int(table.columns["height"][i]),
-                               int(table.columns["width"][i])),
+         **dict(zip(("flow_size", "bound"), flow_geometry(
+             settings, int(table.columns["height"][i]), int(table.columns["width"][i])))),
          **{k: getattr(settings, k) for k in ("method", "dis_preset", "codec", "jpeg_quality")}}
         for i in range(len(table))
     ]

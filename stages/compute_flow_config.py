@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stages.runtime.choices import DIS_PRESET_NAMES, FLOW_METHOD_NAMES, IMAGE_CODECS
+from stages.runtime.choices import (
+    DIS_PRESET_NAMES,
+    FLOW_METHOD_NAMES,
+    FLOW_RESOLUTIONS,
+    IMAGE_CODECS,
+)
 from stages.runtime.settings import setting
 
 
@@ -22,6 +27,11 @@ class ComputeFlowConfig:
         "frames are stored at (the official frames: 240 for UCF101 and HMDB51, 320 for "
         "Kinetics-400), so the stored u and v have the official contrast; null: pixels of "
         "the stored frames", minimum=16, maximum=4096)
+    resolution: str = setting(
+        "reference", "where the flow is computed: reference (on the frames resized to "
+        "reference_short_side, the flow resized back: the official contrast, about 4x the "
+        "time for 128-px frames) or stored (on the stored frames, the bound scaled: fast, "
+        "but small motions measure less; see the README)", choices=FLOW_RESOLUTIONS)
     codec: str = setting("jpeg", "how u and v images are stored", choices=IMAGE_CODECS)
     jpeg_quality: int = setting(95, "JPEG quality (codec jpeg)", minimum=1, maximum=100)
     workers: int = setting(2, "parallel flow processes", minimum=1, maximum=512,

@@ -130,15 +130,17 @@ def test_flow_device_is_checked_before_any_work(tiny_frames, tmp_path):
     assert flow_device("dis", ComputeConfig(device="auto")) == "cpu"
 
 
-def test_the_stored_bound_stands_for_the_reference_frames_pixels():
-    from stages.compute_flow import stored_bound
+def test_flow_is_computed_at_the_reference_size_or_its_bound_scaled():
+    from stages.compute_flow import flow_geometry
 
-    official = ComputeFlowConfig()  # bound 20 px at short side 240
-    assert stored_bound(official, 128, 170) == pytest.approx(20 * 128 / 240)
-    assert stored_bound(official, 240, 320) == pytest.approx(20.0)
-    assert stored_bound(official, 480, 360) == pytest.approx(30.0)  # portrait, short side 360
+    official = ComputeFlowConfig()  # bound 20 px at short side 240, computed there
+    assert flow_geometry(official, 128, 170) == ((240, 319), 20.0)
+    assert flow_geometry(official, 240, 320) == (None, 20.0)  # already the reference size
+    assert flow_geometry(official, 480, 360) == ((320, 240), 20.0)  # portrait: short side 360
+    fast = ComputeFlowConfig(resolution="stored")
+    assert flow_geometry(fast, 128, 170) == (None, pytest.approx(20 * 128 / 240))
     own = ComputeFlowConfig(reference_short_side=None)
-    assert stored_bound(own, 128, 170) == 20.0
+    assert flow_geometry(own, 128, 170) == (None, 20.0)
 
 
 def moving_texture(short: int, step: float, count: int = 6) -> np.ndarray:
@@ -154,19 +156,25 @@ def moving_texture(short: int, step: float, count: int = 6) -> np.ndarray:
     return np.clip(np.stack(frames), 0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("reference, expected_level", [(None, 127.5 + 2 / 20 * 127.5),
-                                                       (96, 127.5 + 4 / 20 * 127.5)])
-def test_motion_is_stored_in_reference_pixels(tmp_path, reference, expected_level):
+@pytest.mark.parametrize("reference, resolution, expected_level", [
+    (None, "reference", 127.5 + 2 / 20 * 127.5),
+    (96, "reference", 127.5 + 4 / 20 * 127.5),
+    (96, "stored", 127.5 + 4 / 20 * 127.5),
+])
+def test_motion_is_stored_in_reference_pixels(tmp_path, reference, resolution, expected_level):
     """2 px a frame in 48-px frames is 4 px in 96-px ones: with reference_short_side 96 it is
-    stored as the official pipeline stores 4 px (a fifth of the range above 127.5)."""
+    stored as the official pipeline stores 4 px (a fifth of the range above 127.5), whether
+    the flow is computed on the frames enlarged to 96 px or on the stored ones."""
     from stages.clips.store import ClipStore
     from tests.helpers import TinyVideo, write_frames
 
     root = tmp_path / "ws"
     write_frames(root / "synthetic" / "frames.h5",
                  [TinyVideo("v_Slide_g01_c01", 0, moving_texture(48, 2.0))], ["Slide"])
-    run(ComputeFlowConfig(workers=1, codec="png", reference_short_side=reference),
+    run(ComputeFlowConfig(workers=1, codec="png", reference_short_side=reference,
+                          resolution=resolution),
         DataConfig(dataset="synthetic"), WorkspaceConfig(root=str(root)))
     store = ClipStore(root / "synthetic" / "frames.h5", root / "synthetic" / "flow.h5")
-    u = store.flow(0, np.arange(5), "u")[:, 8:-8, 8:-8]
-    assert float(np.median(u)) == pytest.approx(expected_level, abs=3.0)
+    u = store.flow(0, np.arange(5), "u")
+    assert u.shape == (5, 48, 64)  # stored at the frames' size whatever size it was computed at
+    assert float(np.median(u[:, 8:-8, 8:-8])) == pytest.approx(expected_level, abs=3.0)

@@ -30,3 +30,4 @@ LOGGER_NAMES = ("none", "tensorboard")  # where pretrain also logs its metrics
 EXPORT_FORMATS = ("torchvision", "safetensors")  # slic export --format
 SYNTHETIC_MOTIONS = ("Slide", "Rise", "Fall", "Spin", "Grow", "Shrink", "Swing", "Bob", "Orbit",
                      "Pulse")  # synthetic.motion.MOTIONS, the classes of the demo data, in order
+FLOW_RESOLUTIONS = ("reference", "stored")  # compute_flow.resolution

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from stages.compute_flow_config import ComputeFlowConfig
 from stages.make_dataset import MakeDatasetConfig
 from stages.make_dataset import run as make_dataset
 from tests.helpers import TinyVideo, write_frames, write_tiny_frames
@@ -26,6 +27,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
     torch.set_num_threads(1)
 
+
+# The test frames are 48-64 px: their flow is measured in their own pixels, not computed at
+# the 240-px reference size (25x the pixels; test_compute_flow.py checks the reference).
+SMALL_FLOW = ComputeFlowConfig(workers=1, reference_short_side=None)
 
 SMALL = MakeDatasetConfig(num_classes=4, groups_per_class=3, clips_per_group=2, test_groups=1,
                           min_size=64, max_size=96, min_seconds=0.8, max_seconds=1.2, seed=3)
@@ -42,7 +47,6 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def training_workspace(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace holding synthetic/frames.h5 (short side 48) and synthetic/flow.h5."""
-    from stages.compute_flow import ComputeFlowConfig
     from stages.compute_flow import run as compute_flow
     from stages.extract_frames import ExtractFramesConfig
     from stages.extract_frames import run as extract_frames
@@ -52,7 +56,7 @@ def training_workspace(synthetic_root: Path, tmp_path_factory: pytest.TempPathFa
     workspace = WorkspaceConfig(root=str(root))
     data = DataConfig(dataset="synthetic", root=str(synthetic_root))
     extract_frames(ExtractFramesConfig(short_side=48, workers=1), data, workspace)
-    compute_flow(ComputeFlowConfig(workers=1), data, workspace)
+    compute_flow(SMALL_FLOW, data, workspace)
     return root
 
 
@@ -91,7 +95,6 @@ def motion_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     of 48-64 px. The frames are stored as JPEG like extract-frames', but with no video file
     encoded or decoded; the flow is compute-flow's (DIS). A cheap stand-in for
     `training_workspace` where real video files do not matter. Read-only."""
-    from stages.compute_flow import ComputeFlowConfig
     from stages.compute_flow import run as compute_flow
     from stages.make_dataset import render_video
     from stages.runtime.sections import DataConfig, WorkspaceConfig
@@ -105,7 +108,7 @@ def motion_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
                         render_video(settings, label, group, clip), test=group == 1)
               for label, name in enumerate(names) for group in (1, 2, 3) for clip in (1, 2)]
     write_frames(root / "synthetic" / "frames.h5", videos, names, codec="jpeg")
-    compute_flow(ComputeFlowConfig(workers=1), DataConfig(dataset="synthetic"),
+    compute_flow(SMALL_FLOW, DataConfig(dataset="synthetic"),
                  WorkspaceConfig(root=str(root)))
     return root
 

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -22,7 +24,11 @@ def frames_workspace(training_workspace):
     return WorkspaceConfig(root=str(training_workspace))
 
 
-def flow_of(workspace, tmp_path, settings=ComputeFlowConfig(), **kwargs):
+# The test frames are tiny: flow in their own pixels (the reference size is tested below).
+OWN = ComputeFlowConfig(reference_short_side=None)
+
+
+def flow_of(workspace, tmp_path, settings=OWN, **kwargs):
     return run(settings, DATA, workspace, out=tmp_path / "flow.h5", **kwargs)
 
 
@@ -36,7 +42,7 @@ def test_quantisation_convention():
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["dis", "farneback"])
 def test_flow_counts_and_direction(frames_workspace, tmp_path, method):
-    result = flow_of(frames_workspace, tmp_path, ComputeFlowConfig(method=method))
+    result = flow_of(frames_workspace, tmp_path, replace(OWN, method=method))
     assert result.status == "written"
     with open_artifact(frames_workspace.root + "/synthetic/frames.h5") as h5:
         frame_table = read_video_table(h5)
@@ -69,22 +75,22 @@ def test_cache_resume_and_settings_change(frames_workspace, tmp_path):
     resumed = flow_of(frames_workspace, tmp_path)
     assert (resumed.counts.reused, resumed.counts.processed) == (12, 12)
     assert flow_of(frames_workspace, tmp_path).status == "up to date"
-    whole = run(ComputeFlowConfig(), DATA, frames_workspace, out=tmp_path / "whole.h5")
+    whole = run(OWN, DATA, frames_workspace, out=tmp_path / "whole.h5")
     assert_same_contents(resumed.output, whole.output)
-    rebound = flow_of(frames_workspace, tmp_path, ComputeFlowConfig(bound=10.0))
+    rebound = flow_of(frames_workspace, tmp_path, replace(OWN, bound=10.0))
     assert rebound.counts.processed == 24
 
 
 def test_missing_frames_names_the_stage_to_run(tmp_path):
     with pytest.raises(ArtifactError, match="run slic extract-frames first"):
-        run(ComputeFlowConfig(), DATA, WorkspaceConfig(root=str(tmp_path)))
+        run(OWN, DATA, WorkspaceConfig(root=str(tmp_path)))
 
 
 @pytest.mark.skipif(hasattr(cv2, "optflow"), reason="OpenCV contrib is installed here")
 def test_tvl1_opencv_without_contrib_says_how_to_get_it(tiny_frames, tmp_path):
     with pytest.raises(SlicError, match="pip install opencv-contrib-python"):
         flow_of(WorkspaceConfig(root=str(tmp_path)), tmp_path,
-                ComputeFlowConfig(method="tvl1-opencv"), frames=tiny_frames)
+                replace(OWN, method="tvl1-opencv"), frames=tiny_frames)
 
 
 def test_video_flow_batches_tvl1_and_equals_pair_by_pair():
@@ -106,7 +112,7 @@ def test_tvl1_in_worker_processes(tmp_path):
     # the torch method running batched in forked workers.
     frames = write_tiny_frames(tmp_path / "frames.h5", ramp=True)
     result = flow_of(WorkspaceConfig(root=str(tmp_path)), tmp_path,
-                     ComputeFlowConfig(method="tvl1", workers=2), frames=frames)
+                     replace(OWN, method="tvl1", workers=2), frames=frames)
     assert result.status == "written" and result.counts.failed == 0
     with open_artifact(result.output, "flow") as h5:
         assert h5.attrs["method"] == "tvl1"
@@ -120,10 +126,10 @@ def test_tvl1_in_worker_processes(tmp_path):
 def test_flow_device_is_checked_before_any_work(tiny_frames, tmp_path):
     space = WorkspaceConfig(root=str(tmp_path))
     with pytest.raises(ConfigError, match="no CUDA device"):
-        flow_of(space, tmp_path, ComputeFlowConfig(method="tvl1"), frames=tiny_frames,
+        flow_of(space, tmp_path, replace(OWN, method="tvl1"), frames=tiny_frames,
                 compute_settings=ComputeConfig(device="cuda"))
     with pytest.raises(ConfigError, match="needs --method tvl1"):
-        flow_of(space, tmp_path, ComputeFlowConfig(method="dis"), frames=tiny_frames,
+        flow_of(space, tmp_path, replace(OWN, method="dis"), frames=tiny_frames,
                 compute_settings=ComputeConfig(device="cuda:0"))
     assert not any(tmp_path.glob("**/flow.h5"))
     assert flow_device("tvl1", ComputeConfig(device="auto")) == "cpu"

@@ -84,7 +84,7 @@ def prepare(work: Path, only: list[str], fresh: bool) -> None:
         "source_paths=\n    stages\n    slic_cli\n"
         f"only_mutate=\n{patterns}"
         "pytest_add_cli_args=-m\n    not slow\n    -p\n    no:cacheprovider\n" + ignored +
-        "also_copy=\n    example.yaml\n    README.md\n    benchmarks\n    .ci\n")
+        "also_copy=\n    example.yaml\n    README.md\n    benchmarks\n    configs\n    .ci\n")
 
 
 def run_mutmut(work: Path, children: int, names: list[str]) -> float:

@@ -59,8 +59,9 @@ def test_dis_flows_follow_the_motion_at_the_chosen_preset():
 
 def test_farneback_uses_its_documented_settings_whatever_the_preset():
     """3 levels at scale 0.5, window 15 (and OpenCV's usual 3 iterations, poly_n 5, sigma
-    1.2); +1 px in u from a frame to the next."""
-    frames = moving_frames()
+    1.2); +1 px in u from a frame to the next. OpenCV stops its pyramid at 32 px: the
+    frames are large enough for a pyramid (its fourth level would need 512 px)."""
+    frames = moving_frames(2, 136, 136)
     flow = FLOW_METHODS["farneback"]("ultrafast")(frames[0], frames[1])
     expected = cv2.calcOpticalFlowFarneback(frames[0], frames[1], None, pyr_scale=0.5, levels=3,
                                             winsize=15, iterations=3, poly_n=5, poly_sigma=1.2,
@@ -90,6 +91,19 @@ def test_tvl1_methods_hand_the_frames_to_the_torch_scheme(monkeypatch: pytest.Mo
     fields = make_video_flow("tvl1", "medium", "cpu")(frames)
     assert fields.shape == (2, 5, 6, 2) and seen[-1].device.type == "cpu"
     np.testing.assert_array_equal(fields[1, ..., 0], frames[2].astype(np.float32) - frames[1])
+
+
+def test_torch_method_runs_on_the_device_asked_for(monkeypatch: pytest.MonkeyPatch):
+    """The frames go to the named torch device (here "meta", which holds shapes only)."""
+    devices: list[str] = []
+
+    def stand_in(frames: torch.Tensor) -> torch.Tensor:
+        devices.append(frames.device.type)
+        return torch.zeros(len(frames) - 1, 2, *frames.shape[1:])
+
+    monkeypatch.setattr("stages.flow.tvl1.tvl1_video", stand_in)
+    fields = make_video_flow("tvl1", "medium", "meta")(moving_frames(3, 5, 6))
+    assert devices == ["meta"] and fields.shape == (2, 5, 6, 2)
 
 
 def test_video_flow_of_an_opencv_method_goes_pair_by_pair():

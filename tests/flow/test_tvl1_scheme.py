@@ -47,8 +47,8 @@ def as_batch(frames: list[np.ndarray]) -> torch.Tensor:
 @pytest.mark.parametrize("gamma", [0.0, 0.5])
 def test_batched_flows_equal_the_numpy_reference(gamma: float):
     """Three pairs in one batch (1 px right, 1 px left, no motion) that stop after different
-    numbers of steps: each pair's flow is the reference's, step for step (float64), and close
-    to it in float32 (where OpenCV's median filter serves)."""
+    numbers of steps: each pair's flow is the reference's, step for step (float64); with the
+    illumination term also in float32 (where OpenCV's median filter serves)."""
     params = replace(FEW, gamma=gamma)
     pairs = [smooth_pair(12, 14, 1, 0), smooth_pair(12, 14, -1, 1), smooth_pair(12, 14, 0, 2)]
     expected = np.stack([reference.tvl1(p, c, params) for p, c in pairs])
@@ -56,8 +56,9 @@ def test_batched_flows_equal_the_numpy_reference(gamma: float):
     double = tvl1_flow(previous, current, params, dtype=torch.float64)
     assert double.dtype == torch.float32 and double.shape == (3, 2, 12, 14)
     np.testing.assert_allclose(double.numpy(), expected, rtol=0, atol=1e-6)
-    single = tvl1_flow(previous.float(), current.float(), params)
-    np.testing.assert_allclose(single.numpy(), expected, rtol=0, atol=1e-4)
+    if gamma > 0:
+        single = tvl1_flow(previous.float(), current.float(), params)
+        np.testing.assert_allclose(single.numpy(), expected, rtol=0, atol=1e-4)
     assert expected[0, 0].mean() > 0.5 > -0.5 > expected[1, 0].mean()  # the motions show
 
 
@@ -73,6 +74,13 @@ def test_initial_flow_and_odd_sizes_equal_the_numpy_reference():
     flow = tvl1_flow(as_batch([previous]), as_batch([current]), params,
                      initial_flow=torch.from_numpy(start)[None], dtype=torch.float64)
     np.testing.assert_allclose(flow[0].numpy(), expected, rtol=0, atol=1e-6)
+    # A float32 start computes in the frames' dtype like any other: the same flow.
+    from_single = tvl1_flow(as_batch([previous]), as_batch([current]), params,
+                            initial_flow=torch.from_numpy(start)[None].float().double(),
+                            dtype=torch.float64)
+    assert torch.equal(tvl1_flow(as_batch([previous]), as_batch([current]), params,
+                                 initial_flow=torch.from_numpy(start)[None].float(),
+                                 dtype=torch.float64), from_single)
 
 
 def test_resize_matches_opencvs_bilinear():
@@ -82,7 +90,9 @@ def test_resize_matches_opencvs_bilinear():
     tensor = torch.from_numpy(image)[None]
     for height, width in ((7, 9), (30, 26)):
         by_opencv = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
-        ours = _resize_bilinear(tensor, (height, width))[0].numpy()
+        resized = _resize_bilinear(tensor, (height, width))
+        assert resized.dtype == torch.float32
+        ours = resized[0].numpy()
         np.testing.assert_allclose(ours, by_opencv, rtol=0, atol=1e-5)
     by_opencv = cv2.resize(image, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_LINEAR)
     assert by_opencv.shape == (14, 17)  # 13.6 and 16.8 rounded: not a ratio of 0.8
@@ -94,8 +104,9 @@ def test_pyramid_levels_and_flow_rescaling():
     """Each level is the previous resized by the step (sizes rounded, never below 1 px); a flow
     pyramid also multiplies its values by the step at each level."""
     image = torch.from_numpy(np.random.default_rng(1).uniform(0, 1, (1, 2, 9, 5)))
-    levels = _pyramid(image, 4, 0.6)
-    assert [tuple(level.shape[-2:]) for level in levels] == [(9, 5), (5, 3), (3, 2), (2, 1)]
+    levels = _pyramid(image, 5, 0.6)
+    assert [tuple(level.shape[-2:]) for level in levels] == [(9, 5), (5, 3), (3, 2), (2, 1),
+                                                             (1, 1)]
     for finer, coarser in zip(levels[:-1], levels[1:]):
         expected = reference.resize_bilinear(finer.numpy(), *coarser.shape[-2:], 1 / 0.6,
                                              1 / 0.6)
@@ -104,6 +115,10 @@ def test_pyramid_levels_and_flow_rescaling():
     for depth, (level, flow) in enumerate(zip(levels, flows)):
         assert torch.allclose(flow, level * 0.6**depth, atol=1e-12)
     assert len(_pyramid(image, 1, 0.6)) == 1
+    # A steep step: sizes that round to 0 stay 1 px, and that pixel reads the one above.
+    steep = _pyramid(image, 4, 0.3)
+    assert [tuple(level.shape[-2:]) for level in steep] == [(9, 5), (3, 2), (1, 1), (1, 1)]
+    assert torch.equal(steep[3], steep[2])
 
 
 def test_centred_gradient_replicates_the_border():
@@ -181,9 +196,34 @@ def test_frames_of_other_types_and_shapes_are_refused():
     with pytest.raises(ValueError, match="got"):
         tvl1_flow(torch.zeros(6, 6), torch.zeros(6, 6), FEW)
     start = replace(FEW, use_initial_flow=True)
-    with pytest.raises(ValueError, match=r"initial_flow, \(B, 2, H, W\)"):
+    with pytest.raises(ValueError) as refused:
         tvl1_flow(torch.zeros(1, 6, 6), torch.zeros(1, 6, 6), start,
                   initial_flow=torch.zeros(1, 2, 6, 5))
+    assert str(refused.value) == "use_initial_flow needs initial_flow, (B, 2, H, W) like the frames"
+
+
+def test_a_step_that_moves_nothing_stops_at_epsilon_zero():
+    """Flat frames give no data term, so the first step from a start flow moves it by exactly
+    0 px, which is "at most epsilon" even for epsilon 0: the start comes back unchanged (a
+    ramp, which the median filter keeps). Another step would smooth its edges by TV."""
+    params = TVL1Params(nscales=1, warps=1, inner_iterations=5, outer_iterations=1,
+                        epsilon=0.0, use_initial_flow=True)
+    ramp = torch.arange(7, dtype=torch.float32).repeat(1, 2, 6, 1) * 0.25
+    flat = torch.full((1, 6, 7), 0.5)
+    flow = tvl1_flow(flat, flat, params, initial_flow=ramp)
+    assert torch.equal(flow, ramp)
+
+
+def test_half_precision_frames_are_scaled_in_the_compute_dtype():
+    """Frames of j / 256 are exact in float16 and float32; scaled to 0..255 in the compute
+    dtype (float32) they give the same flow as float32 frames (in float16, j * 255 / 256 would
+    be rounded to its 11 bits)."""
+    previous, current = smooth_pair(8, 9, 1, 8)
+    levels = [torch.from_numpy(np.floor(f)[None] / 256) for f in (previous, current)]
+    expected = tvl1_flow(*(f.float() for f in levels), FEW)
+    for halves in ((True, False), (False, True)):
+        frames = [f.half() if half else f.float() for f, half in zip(levels, halves)]
+        assert torch.equal(tvl1_flow(*frames, FEW), expected)
 
 
 def test_empty_batches_and_unused_initial_flow():
@@ -234,3 +274,6 @@ def test_range_message_names_every_bad_field_and_the_rules():
     assert TVL1Params(scale_step=0.99).scale_step == 0.99
     with pytest.raises(ValueError, match="out of range: gamma "):
         TVL1Params(gamma=-1e-9)
+    # Negative and odd: refused as not positive.
+    with pytest.raises(ValueError, match="out of range: median_filtering "):
+        TVL1Params(median_filtering=-1)

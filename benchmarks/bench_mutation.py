@@ -55,9 +55,12 @@ CORE_MODULES = (
 # adds its own functions to every module, which they would rightly refuse.
 SOURCE_READING_TESTS = ("tests/test_layering.py", "tests/test_docstrings.py")
 EQUIVALENT_LIST = REPO_ROOT / "benchmarks" / "mutation_equivalent.tsv"
-STATUS_BY_EXIT_CODE = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests",
-                       36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout",
-                       255: "timeout", None: "not run"}
+# A test process that a mutant made crash (SIGABRT or SIGSEGV inside faiss, say) saw it:
+# counted as killed, as a failing test is.
+STATUS_BY_EXIT_CODE = {1: "killed", 3: "killed", -6: "killed", -9: "killed", -11: "killed",
+                       0: "survived", 5: "no tests", 33: "no tests", 36: "timeout",
+                       24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout",
+                       None: "not run"}
 
 
 def source_files() -> list[str]:

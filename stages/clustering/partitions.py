@@ -5,6 +5,7 @@ Shared by `slic cluster` and pretraining's clustering rounds.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,7 @@ def choose_partition(choice: str, count: int, key: str = "cluster.partition") ->
         return 0
     if choice == "coarsest":
         return count - 1
-    if choice.lstrip("-").isdigit() and 0 <= int(choice) < count:
+    if re.fullmatch(r"[0-9]+", choice) and int(choice) < count:
         return int(choice)
     raise ConfigError(f"{key} {choice!r} must be finest, coarsest or an index in "
                       f"0..{count - 1} (this clustering has {count} partitions)")

@@ -97,3 +97,129 @@ def test_early_exit_drops_coarse_links_longer_than_the_finest_partitions_longest
         assert same_grouping(result.partitions[0], mates)
     assert same_grouping(plain.partitions[1], np.array([0, 0, 0, 0, 1, 1])[mates])
     assert same_grouping(pruned.partitions[1], np.array([0, 1, 1, 1, 2, 3])[mates])
+
+
+def circle(degrees: list[float]) -> np.ndarray:
+    """(N, 2) float32 unit points at these angles: cosine distances are easy to read off."""
+    angles = np.radians(degrees)
+    return np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+
+
+def test_components_equal_scipy_on_random_successor_graphs():
+    """Weak components of i -> successor[i] (self-loops included) equal scipy's, numbered by
+    each component's smallest member."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 17, 300):
+        successor = rng.integers(n, size=n)
+        alone = rng.random(n) < 0.2
+        successor[alone] = np.flatnonzero(alone)  # self-loops, as a missed approximate search
+        graph = coo_matrix((np.ones(n), (np.arange(n), successor)), shape=(n, n))
+        _, expected = connected_components(graph, directed=True, connection="weak")
+        found = successor_components(successor)
+        assert found.dtype == np.int64
+        assert same_grouping(found, expected)
+        firsts = [int(np.flatnonzero(found == k)[0]) for k in range(found.max() + 1)]
+        assert firsts == sorted(firsts)
+
+
+def test_two_points_make_one_cluster():
+    """N = 2: each is the other's first neighbour; one partition of one cluster."""
+    result = finch(np.array([[1, 0], [0, 1]], np.float32))
+    assert result.num_clusters == [1] and result.partitions[0].tolist() == [0, 0]
+    assert result.requested is None
+
+
+def test_each_level_groups_the_previous_level_by_cluster_means():
+    """Points in 4 tight pairs at 0/4°, 20/24°, 180/184°, 200/204°: partition 0 is the pairs.
+    Pair means link 2° <-> 22° and 182° <-> 202°: partition 1 is two clusters. Those are
+    opposite: a third level would merge everything into one, which FINCH does not keep."""
+    points = circle([0, 4, 20, 24, 180, 184, 200, 204])
+    result = finch(points)
+    assert result.num_clusters == [4, 2]
+    assert result.partitions[0].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert result.partitions[1].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert all(p.dtype == np.int64 for p in result.partitions)
+
+
+@pytest.mark.parametrize("target, expected", [
+    (4, [0, 0, 1, 1, 2, 2, 3, 3]),  # partition 0 itself: nothing to merge
+    (3, [0, 0, 0, 0, 1, 1, 2, 2]),  # the closest pair of pair means (2° and 22°) merged
+    (2, [0, 0, 0, 0, 1, 1, 1, 1]),  # partition 1 itself
+    (1, [0] * 8),  # partition 1's two clusters merged
+])
+def test_requested_count_merges_from_the_coarsest_partition_with_enough(target, expected):
+    """Pairs at 0/4°, 20/24°, 180/184°, 200/204° (partitions of 4 and 2 clusters): a requested
+    count is reached from the coarsest partition holding at least that many clusters, by
+    merging the closest cluster means; the partitions themselves are unchanged."""
+    points = circle([0, 4, 20, 24, 180, 184, 200, 204])
+    result = finch(points, num_clusters=target)
+    assert result.num_clusters == [4, 2]
+    assert result.requested.tolist() == expected
+
+
+def test_merge_to_count_takes_the_closest_means_of_raw_rows():
+    """Clusters {0°}, {40°, 50°, 60°, 70°}, {100°}: means at 0°, 55° and 100° (weighted by
+    rows), so the closest pair is 55° <-> 100° (45° apart, against 55°)."""
+    from stages.clustering.finch import merge_to_count
+
+    points = circle([0, 40, 50, 60, 70, 100])
+    labels = np.array([7, 3, 3, 3, 3, 5])
+    assert merge_to_count(points, labels, 2).tolist() == [0, 1, 1, 1, 1, 1]
+    assert merge_to_count(points, labels, 3).tolist() == [0, 1, 1, 1, 1, 2]
+    assert merge_to_count(points, labels, 1).tolist() == [0] * 6
+
+
+@pytest.mark.parametrize("target", [0, 5, -1])
+def test_requested_count_outside_one_to_the_finest_count_is_refused(target):
+    """At most as many clusters as the finest partition has, at least one; the message names
+    the option, the value and the limit."""
+    from stages.runtime.errors import SlicError
+
+    with pytest.raises(SlicError) as caught:
+        finch(circle([0, 4, 20, 24, 180, 184, 200, 204]), num_clusters=target)
+    assert str(caught.value) == (f"--num-clusters {target} must be between 1 and 4, the cluster "
+                                 "count of the finest FINCH partition of this data")
+
+
+def test_early_exit_ignores_links_an_approximate_search_missed(monkeypatch):
+    """A point whose approximate search found nothing (distance inf, linked to itself) does
+    not make every coarser link count as short: the longest link is of the finite ones."""
+    import stages.clustering.finch as finch_module
+
+    search = finch_module.first_neighbours
+
+    def missing_last(features: np.ndarray, method: str = "exact"):
+        successor, distance = search(features, method)
+        if len(features) == 13:  # partition 0 only: the 13th point found nothing
+            successor[-1], distance[-1] = 12, np.inf
+        return successor, distance
+
+    monkeypatch.setattr(finch_module, "first_neighbours", missing_last)
+    pairs = [(0, 20), (100, 101), (104, 105), (109, 110), (200, 201), (250, 251)]
+    points = circle([angle for pair in pairs for angle in pair] + [300])
+    pruned = finch(points, ensure_early_exit=True)
+    assert pruned.num_clusters == [7, 5]
+
+
+def test_default_search_is_exact_and_the_asked_one_reaches_every_level(monkeypatch):
+    """`finch` searches exactly unless told otherwise (`auto` is the CLI's choice, not this
+    function's), and the method asked for is used at every level."""
+    import stages.clustering.finch as finch_module
+
+    used: list[str] = []
+    search = finch_module.first_neighbours
+
+    def spy(features: np.ndarray, method: str = "exact"):
+        used.append(method)
+        return search(features, method)
+
+    monkeypatch.setattr(finch_module, "first_neighbours", spy)
+    points = circle([0, 4, 20, 24, 180, 184, 200, 204])
+    finch(points)
+    assert len(used) >= 2 and set(used) == {"exact"}
+    used.clear()
+    finch(points, neighbours="ivf")
+    assert len(used) >= 2 and set(used) == {"ivf"}

@@ -102,3 +102,43 @@ def test_kmeans_needs_a_cluster_count() -> None:
     assert str(caught.value) == "k-means needs --num-clusters K (pretrain.num_clusters)"
     with pytest.raises(SlicError, match=r"\(cluster\.num_clusters\)"):
         cluster_features(blobs(2, 60, 4, 3), "kmeans")
+
+
+def test_finch_neighbour_search_is_auto_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`nn` reaches every first-neighbour search of FINCH; its default is `auto` (exact up to
+    50,000 points, HNSW above), not a fixed method."""
+    import stages.clustering.finch as finch_module
+
+    used: list[str] = []
+    search = finch_module.first_neighbours
+
+    def spy(features: np.ndarray, method: str = "exact") -> tuple[np.ndarray, np.ndarray]:
+        used.append(method)
+        return search(features, method)
+
+    monkeypatch.setattr(finch_module, "first_neighbours", spy)
+    data = blobs(3, 120, 4, 4)
+    cluster_features(data, "finch")
+    assert used and set(used) == {"auto"}
+    used.clear()
+    cluster_features(data, "finch", nn="hnsw")
+    assert used and set(used) == {"hnsw"}
+
+
+def test_defaults_name_the_cluster_section_and_seed_0() -> None:
+    """Without `section`, errors name `cluster.*`; k-means' default seed is 0."""
+    with pytest.raises(ConfigError, match=r"^cluster\.partition 'nine' must"):
+        cluster_features(blobs(2, 60, 4, 3), "finch", "nine")
+    data = np.random.default_rng(6).normal(size=(200, 6)).astype(np.float32)
+    default = cluster_features(data, "kmeans", num_clusters=5).chosen
+    assert np.array_equal(default, cluster_features(data, "kmeans", num_clusters=5, seed=0).chosen)
+    assert not np.array_equal(default,
+                              cluster_features(data, "kmeans", num_clusters=5, seed=1).chosen)
+
+
+@pytest.mark.parametrize("choice", ["--1", "-+1", "²", "-1", "1.0", " 1"])
+def test_a_malformed_partition_index_is_one_line(choice):
+    """Anything but finest, coarsest or a plain index in range is the CLI's one-line error,
+    never a bare ValueError from int() ("--1".lstrip("-") is a digit; "²" says isdigit())."""
+    with pytest.raises(ConfigError, match="must be finest, coarsest or an index in 0..2"):
+        choose_partition(choice, 3)

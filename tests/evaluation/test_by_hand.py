@@ -10,7 +10,12 @@ from stages.evaluation.classification import (
     top_k_accuracy,
 )
 from stages.evaluation.recall import per_class_recall
-from stages.evaluation.retrieval import nearest_neighbours, recall_at_k, retrieval_recall
+from stages.evaluation.retrieval import (
+    nearest_neighbours,
+    recall_at_k,
+    retrieval_recall,
+    unit_rows,
+)
 
 # Five queries of classes 0, 0, 1, 1, 2 and the classes of their first three neighbours.
 QUERY_LABELS = np.array([0, 0, 1, 1, 2])
@@ -94,3 +99,24 @@ def test_top_k_accuracy_by_hand():
     assert top_k_accuracy(probabilities, labels, 1) == pytest.approx(1 / 4)
     assert top_k_accuracy(probabilities, labels, 2) == pytest.approx(3 / 4)
     assert top_k_accuracy(probabilities, labels, 3) == pytest.approx(1.0)
+
+
+def test_confusion_counts_are_int64_however_many_videos():
+    matrix = confusion_matrix(np.array([1, 1, 0]), np.array([1, 0, 0]), 2)
+    assert matrix.dtype == np.int64 and matrix.tolist() == [[1, 1], [0, 1]]
+
+
+def test_top_k_accuracy_breaks_ties_by_the_lower_class_among_many():
+    """20 classes at 0.01 then 20 at 0.04: the top-1 of a tie of 20 is the first, class 20,
+    as for the 3-class tie above; a sort that leaves ties to chance picks any of them."""
+    probabilities = np.array([[0.01] * 20 + [0.04] * 20] * 2)
+    labels = np.array([20, 21])
+    assert top_k_accuracy(probabilities, labels, 1) == pytest.approx(1 / 2)
+    assert top_k_accuracy(probabilities, labels, 2) == pytest.approx(1.0)
+
+
+def test_unit_rows_are_float32_of_length_one_and_zero_rows_stay_zero():
+    rows = unit_rows(np.array([[3.0, 4.0], [0.0, 0.0], [0.0, -2.0]]))  # float64 in
+    assert rows.dtype == np.float32  # what faiss takes
+    assert np.allclose(rows, [[0.6, 0.8], [0.0, 0.0], [0.0, -1.0]], rtol=0, atol=1e-7)
+    assert unit_rows(np.array([[0.0, 0.0]], np.float32)).dtype == np.float32

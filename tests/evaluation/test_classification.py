@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+from matplotlib import rc_context
+from matplotlib.collections import QuadMesh
 
 from stages.evaluation import classification
 from stages.evaluation.classification import confusion_figure, draw_confusion
@@ -42,6 +44,19 @@ def test_cells_are_shares_of_the_true_class_with_their_counts():
     assert {text.get_fontsize() for text in axes.texts} == {9}
     colour_bar = figure.axes[1]
     assert colour_bar.get_ylabel() == "share of the true class's test videos"
+    colours = [c for c in colour_bar.collections if isinstance(c, QuadMesh)]
+    assert [c.get_cmap().name for c in colours] == ["Blues"]  # the image's colours
+    figure.draw_without_rendering()  # lays the figure out
+    assert colour_bar.get_ylim() == (0, 1)
+    bar, cells = colour_bar.get_position(), axes.get_position()
+    assert bar.height == pytest.approx(0.8 * cells.height, rel=0.02)  # shrunk to 80 %
+    assert bar.x0 > cells.x1  # beside the matrix, on its right
+
+
+def test_the_colour_scale_is_zero_to_one_whatever_the_shares():
+    """Shares of 0.5 only: an autoscaled image would make them the darkest and palest."""
+    image = confusion_figure(np.ones((2, 2), np.int64), NAMES[:2], "t").axes[0].images[0]
+    assert image.get_clim() == (0, 1)
 
 
 def test_axes_name_the_classes_and_the_title_counts_the_videos():
@@ -56,6 +71,8 @@ def test_axes_name_the_classes_and_the_title_counts_the_videos():
     assert axes.get_xlabel() == "predicted class" and axes.get_ylabel() == "true class"
     assert axes.get_title() == "Fine-tuning\n(8 test videos, cells: video counts)"
     assert axes.title.get_fontsize() == 10
+    with rc_context({"font.size": 14}):  # a user's style does not change the title size
+        assert confusion_figure(MATRIX, NAMES, "t").axes[0].title.get_fontsize() == 10
     width, height = figure.get_size_inches()
     side = 4.5 + 0.25 * 4
     assert (width, height) == pytest.approx((side + 1.2, side))
@@ -65,7 +82,8 @@ def test_counts_are_written_up_to_the_limit_of_classes(monkeypatch: pytest.Monke
     """With the limit lowered to 4 classes (30 in use), 4 classes still show their counts and
     5 do not: cheaper to draw than 30 and 31 classes, and the same comparison."""
     monkeypatch.setattr(classification, "MAX_CLASSES_WITH_COUNTS", 4)
-    assert len(confusion_figure(MATRIX, NAMES, "t").axes[0].texts) == 5
+    four = confusion_figure(MATRIX, NAMES, "t").axes[0]
+    assert len(four.texts) == 5 and four.get_title() == "t\n(8 test videos, cells: video counts)"
     five = np.eye(5, dtype=np.int64) * 3
     axes = confusion_figure(five, [*NAMES, "jog"], "t").axes[0]
     assert len(axes.texts) == 0 and axes.get_title() == "t\n(15 test videos)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import html
+import locale
 import re
 
 import cv2
@@ -71,7 +72,10 @@ def test_balanced_queries_take_turns_over_the_classes_and_sort_by_class_then_pos
         everything = balanced_queries(labels, 20, seed)  # more than there are: all, once each
         assert everything.dtype == np.int64
         assert everything.tolist() == sorted(range(9), key=lambda i: (labels[i], i))
-    assert balanced_queries(labels, 0).tolist() == []
+    for count in range(1, 10):
+        assert len(balanced_queries(labels, count, 4)) == count
+    none = balanced_queries(labels, 0)
+    assert none.tolist() == [] and none.dtype == np.int64
 
 
 def test_balanced_queries_draw_classes_and_videos_at_random_by_seed():
@@ -80,6 +84,9 @@ def test_balanced_queries_draw_classes_and_videos_at_random_by_seed():
     assert {labels[q[0]] for q in alone} == {0, 1, 2}  # the first class is the seed's choice
     assert len(set(alone)) > 4  # and so is the video within it
     assert balanced_queries(labels, 5, 7).tolist() == balanced_queries(labels, 5, 7).tolist()
+    # Without a seed, seed 0 (not any seed): the report and `slic retrieve` show the same.
+    assert balanced_queries(labels, 4).tolist() == balanced_queries(labels, 4, 0).tolist()
+    assert balanced_queries(labels, 4, 0).tolist() != balanced_queries(labels, 4, 1).tolist()
 
 
 def test_a_tile_is_the_centre_of_the_frame_cropped_to_4_by_3():
@@ -93,6 +100,11 @@ def test_a_tile_is_the_centre_of_the_frame_cropped_to_4_by_3():
     tile = gallery._tile(tall)
     assert tile.shape == (TILE_HEIGHT, TILE_WIDTH, 3)
     assert (tile == (7, 0, 50)).all()
+    # Every fourth column white, at 4 x the tile's size: a tile averages the columns it
+    # covers (a quarter white) instead of sampling some of them (all black, or all white).
+    lines = np.zeros((4 * TILE_HEIGHT, 4 * TILE_WIDTH, 3), np.uint8)
+    lines[:, ::4] = 255
+    assert np.abs(gallery._tile(lines).astype(int) - 64).max() <= 1
     exact = np.full((96, 128, 3), 33, np.uint8)  # already 4:3 and the tile's size: kept
     assert np.array_equal(gallery._tile(exact), exact)
 
@@ -153,6 +165,12 @@ def test_gallery_rows_show_the_query_then_its_neighbours_best_first(store):
     assert all(decode_uri(uri).shape == (TILE_HEIGHT, TILE_WIDTH * SPRITE_FRAMES, 3)
                for _, uri in sprites)
     assert page.index(legend_html()) < page.index('<table class="gallery">')
+    # Nothing but the sprites' rules in the style, nothing but rows of cells in the table.
+    sprite_rule = r"\.v\d+\{--clip:url\(data:image/jpeg;base64,[A-Za-z0-9+/=]+\)\}"
+    assert re.fullmatch(f"<style>({sprite_rule})+</style>", page[:page.index("</style>") + 8])
+    table = page[page.index('<table class="gallery">'):]
+    cell = r'<td class="\w+">(?:(?!<td|</td>|<tr|</tr>).)*</td>'
+    assert re.fullmatch(f'<table class="gallery">(<tr>({cell})+</tr>)+</table>', table)
     one = gallery_html(store, query_rows, gallery_rows, neighbours, similarities, np.array([0]))
     assert len(cells_of(one)) == 1
     assert [int(v) for v in re.findall(r"\.v(\d+)\{--clip", one)] == [0, 2, 3]
@@ -162,14 +180,18 @@ def test_the_legend_names_the_borders_and_the_frames_shown():
     legend = legend_html()
     for kind in ("query", "hit", "miss"):
         assert f'<span class="swatch {kind}"></span>' in legend
-    assert "loops 8 frames" in legend and "shows 4 of them" in legend
+    assert legend.startswith('<p class="legend">Borders:') and legend.endswith("</p>")
+    words = re.sub(r"<[^>]+>", "|", legend).strip("|").split("|")
+    assert [w for w in words if w] == [
+        "Borders:", "query (a test video)", "neighbour of the query's class",
+        "neighbour of another class. Each thumbnail loops 8 frames spread over the whole video "
+        "(hover to pause); the strip below it shows 4 of them, earliest on the left."]
 
 
 def test_the_recall_table_lists_k_ascending_to_three_decimals():
     table = recall_table_html({10: 0.8, 1: 0.25, 5: 2 / 3})
-    assert re.findall(r"<th>(.*?)</th>", table) == ["R@1", "R@5", "R@10"]
-    assert re.findall(r"<td>(.*?)</td>", table) == ["0.250", "0.667", "0.800"]
-    assert table.index("</tr><tr>") > table.index("R@10")  # headers, then values
+    assert table == ('<table class="numbers"><tr><th>R@1</th><th>R@5</th><th>R@10</th></tr>'
+                     "<tr><td>0.250</td><td>0.667</td><td>0.800</td></tr></table>")
 
 
 def test_write_gallery_writes_one_self_contained_page(store, tmp_path):
@@ -193,4 +215,18 @@ def test_write_gallery_writes_one_self_contained_page(store, tmp_path):
     write_gallery(path, store, np.array([3]), np.array([0]), np.array([[0]]),
                   np.ones((1, 1)), np.array([0]), "again", {1: 1.0})
     assert "<title>again</title>" in path.read_text()  # replaced whole
+
+
+def test_the_page_is_utf_8_whatever_the_locale(store, tmp_path):
+    """Under the C locale (ASCII), a page titled with non-ASCII names is still written, as
+    UTF-8, as its <meta charset> says."""
+    before = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        path = write_gallery(tmp_path / "g.html", store, np.array([0]), np.array([1]),
+                             np.array([[0]]), np.ones((1, 1)), np.array([0]), "Réunion ✓",
+                             {1: 1.0})
+    finally:
+        locale.setlocale(locale.LC_CTYPE, before)
+    assert "<title>Réunion ✓</title>" in path.read_bytes().decode("utf-8")
 

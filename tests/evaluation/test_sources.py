@@ -1,5 +1,7 @@
 """Where evaluation stages get their encoder: checkpoints, run folders, random init, frames."""
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -8,14 +10,16 @@ import torch
 
 from stages.evaluation.sources import (
     EncoderSource,
+    compared_run,
     encoder_source,
     frames_of,
     latest_run,
     load_encoder,
+    random_init_checkpoint,
     resolve_checkpoint,
 )
 from stages.io.artifacts import file_checksum
-from stages.io.checkpoint import save_checkpoint
+from stages.io.checkpoint import load_checkpoint, save_checkpoint
 from stages.models.encoder import Encoder
 from stages.pretrain_config import PretrainConfig
 from stages.runtime.errors import ArtifactError, ConfigError
@@ -175,3 +179,113 @@ def test_checkpoint_source_takes_the_clip_settings_it_was_trained_with(tmp_path)
                       cross="hmdb51")
     assert cross.folder == run / "linear-probe-hmdb51"
     assert cross.frames == tmp_path / "hmdb51" / "frames.h5"
+
+
+def two_runs(root: Path) -> tuple[Path, Path]:
+    """An older run (8-frame 48-px clips) and the latest run (TINY's clips) of `synthetic`."""
+    runs = root / "synthetic" / "runs"
+    (runs / "old").mkdir(parents=True)
+    (runs / "new").mkdir()
+    old = save_run(runs / "old", clip_length=8, crop_size=48)
+    new = save_run(runs / "new")
+    os.utime(old, (1_000, 1_000))
+    os.utime(new, (2_000, 2_000))
+    return old, new
+
+
+def test_compared_run_is_the_one_named_else_the_latest_else_none(tmp_path):
+    workspace = WorkspaceConfig(root=str(tmp_path))
+    assert compared_run(None, None, workspace, DATA) is None  # no run at all: no comparison
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match="no best.pt or checkpoint.pt"):
+        compared_run(empty, None, workspace, DATA)  # a named run that is none is an error
+    old, new = two_runs(tmp_path)
+    assert compared_run(None, None, workspace, DATA) == new
+    assert compared_run(old.parent, None, workspace, DATA) == old
+    given = tmp_path / "given.pt"
+    assert compared_run(None, given, workspace, DATA) == given
+
+
+def test_checkpoint_source_defaults_to_the_trained_encoder_of_the_latest_run(tmp_path):
+    workspace = WorkspaceConfig(root=str(tmp_path))
+    old, new = two_runs(tmp_path)
+    settings = PretrainConfig(**TINY)
+    latest = encoder_source(output_relevant(settings), DATA, workspace, stage="retrieval")
+    assert latest.description == str(new) and latest.folder == new.parent / "retrieval"
+    named = encoder_source(output_relevant(settings), DATA, workspace, stage="retrieval",
+                           run_dir=old.parent)  # random_init left out: the trained encoder
+    assert named.description == str(old) and named.identity == file_checksum(old)
+
+
+def test_random_init_compared_with_an_older_run_takes_that_runs_settings(tmp_path):
+    workspace = WorkspaceConfig(root=str(tmp_path))
+    old, _ = two_runs(tmp_path)  # the latest run has TINY's clips
+    settings = PretrainConfig(**TINY, seed=3)
+    by_folder = source_of(settings, workspace, run_dir=old.parent, random_init=True,
+                          stage="retrieval")
+    by_file = source_of(settings, workspace, checkpoint=old, random_init=True, stage="retrieval")
+    assert by_folder.clip == by_file.clip == {"clip_length": 8, "stride": 2, "crop_size": 48}
+    saved = load_checkpoint(Path(by_file.description))
+    assert saved["compared_with"] == str(old)
+
+
+def test_latest_run_says_which_options_avoid_it(tmp_path):
+    with pytest.raises(ConfigError, match="pass --run, --checkpoint or --features"):
+        latest_run(WorkspaceConfig(root=str(tmp_path)), DATA)
+
+
+def test_a_checkpoint_of_another_encoder_is_refused_with_the_reason_and_the_fix(tmp_path):
+    wider = save_run(tmp_path, projection_dim=16)
+    with pytest.raises(ArtifactError) as refused:
+        load_encoder(wider)
+    message = str(refused.value)
+    assert "(Error(s) in loading state_dict for Encoder" in message  # torch's first line
+    assert "retrain it, or start a run from its backbone with pretrain.init" in message
+
+
+def test_random_init_refuses_a_compared_checkpoint_without_encoder_settings(tmp_path):
+    workspace = WorkspaceConfig(root=str(tmp_path))
+    pretrain = output_relevant(PretrainConfig(**TINY))
+    listed = tmp_path / "list.pt"
+    torch.save([1, 2], listed)  # a torch file, but not a dict
+    lacking = tmp_path / "lacking.pt"
+    save_checkpoint({"model": {}, "config": {k: v for k, v in TINY.items() if k != "stride"}},
+                    lacking)
+    for like in (listed, lacking):
+        with pytest.raises(ArtifactError) as refused:
+            random_init_checkpoint(pretrain, workspace, DATA, like=like)
+        assert str(refused.value) == (
+            f"{like} has no pretrain config with arch, projection_hidden, projection_dim, "
+            "clip_length, stride, crop_size; a random-init baseline cannot take its settings")
+
+
+def test_random_init_lives_beside_the_compared_runs_dataset(tmp_path):
+    workspace = WorkspaceConfig(root=str(tmp_path))
+    run = tmp_path / "ucf101" / "runs" / "r"
+    run.mkdir(parents=True)
+    like = save_run(run)
+    pretrain = output_relevant(PretrainConfig(**TINY, seed=3))
+    path = random_init_checkpoint(pretrain, workspace, DATA, like=like)
+    assert path.parent.parent == tmp_path / "ucf101" / "random-init"
+    alone = random_init_checkpoint(pretrain, workspace, DATA, like=None)
+    assert alone.parent.parent == tmp_path / "synthetic" / "random-init"
+
+
+def test_random_init_names_its_recipe_and_marks_the_checkpoint_untrained(tmp_path):
+    """The folder name is the architecture, the seed and a stable tag of the encoder settings
+    (blake2b, 4 bytes, of their JSON with sorted keys): the same baseline is found again by
+    later runs and versions, and its results are reused."""
+    workspace = WorkspaceConfig(root=str(tmp_path))
+    pretrain = output_relevant(PretrainConfig(**TINY, seed=3))
+    path = random_init_checkpoint(pretrain, workspace, DATA, like=None)
+    recipe = json.dumps({key: TINY[key] for key in sorted(TINY)}, separators=(", ", ": "))
+    tag = hashlib.blake2b(recipe.encode(), digest_size=4).hexdigest()
+    assert path == tmp_path / "synthetic" / "random-init" / f"random-r3d_tiny-seed3-{tag}" / \
+        "best.pt"
+    saved = load_checkpoint(path)
+    assert (saved["epoch"], saved["arch"], saved["criterion"]) == (-1, "r3d_tiny", "random init")
+    assert saved["compared_with"] is None
+    assert {k: saved["config"][k] for k in TINY} == TINY
+    assert random_init_checkpoint(pretrain, workspace, DATA, like=None, name="mine") == \
+        tmp_path / "synthetic" / "random-init" / "mine" / "best.pt"

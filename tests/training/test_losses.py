@@ -70,3 +70,27 @@ def test_loss_values():
     positive = torch.tensor([[1.0, 1.0]])  # d = 1 - 1/sqrt(2)
     expected = 1.0 - (1 - 2 ** -0.5) + 0.04
     assert temporal_loss(anchor, augmented, positive, 0.04).item() == pytest.approx(expected)
+
+
+def test_a_negative_exactly_at_the_margin_is_not_within_it():
+    """d(a, n) = d(a, p) + margin exactly (binary fractions): "closer than" is strict, so the
+    pair falls back to its hardest negative, the same item here."""
+    distances = torch.tensor([[0.0, 0.25, 0.5], [0.25, 0.0, 0.5], [0.5, 0.5, 0.0]])
+    found = mine_triplets(distances, torch.tensor([0, 0, 1]), 0.25, torch.Generator())
+    assert found.anchors.tolist() == [0] and found.negatives.tolist() == [2]
+    assert found.fallback.tolist() == [True]
+    nearer = mine_triplets(distances, torch.tensor([0, 0, 1]), 0.2500001, torch.Generator())
+    assert nearer.fallback.tolist() == [False]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_mining_on_cuda_draws_the_same_triplets_as_on_cpu():
+    """The random scores come from a CPU generator and move to the distances' device, so a
+    seed mines the same triplets on either device."""
+    distances, labels = _batch(0)
+    on_cpu = mine_triplets(distances, labels, 0.2, torch.Generator().manual_seed(1))
+    on_gpu = mine_triplets(distances.cuda(), labels.cuda(), 0.2, torch.Generator().manual_seed(1))
+    for name in ("anchors", "positives", "negatives", "fallback"):
+        found = getattr(on_gpu, name)
+        assert found.device.type == "cuda", name
+        assert torch.equal(found.cpu(), getattr(on_cpu, name)), name

@@ -251,3 +251,59 @@ def test_one_step_equals_a_case_worked_by_hand(margin):
 
 def test_the_hand_case_has_fallbacks_only_at_the_small_margin():
     assert hand_triplets(0.2)[2] == 0 and hand_triplets(0.05)[2] == 8
+
+
+def test_the_official_fallback_setting_reaches_the_mining():
+    """The hand case at margin 0.05 with the official code's fallback bug. The two fallbacks of
+    cluster 0 (pairs a0-p0 and a1-p0 of the mined batch, too close for any negative within
+    the margin) take batch index 0, the position of their hardest negative among the
+    negatives: a0 itself (d = 0) and a0 for a1 (azimuths 60 and 0). Both share their anchor's
+    class: 2 false negatives. Cluster 1's six fallbacks also land on index 0, a true negative
+    at the pole distance like any other."""
+    margin = 0.05
+    settings = LossSettings(margin=margin, temporal=False, official_fallback=True)
+    outcome = slic_step(nn.Identity(), HAND_BATCH, np.array([0, 0, 1, 1]), settings,
+                        step_generator(0, 0, 0, 0), CPU)
+    positives, negatives, fallbacks = hand_triplets(margin)
+    # hand_triplets lists cluster 0's pairs (0, 60), (0, 20), (0, 150), (60, 20), ...: the
+    # fallbacks a0-p0 and a1-p0 are its second and fourth.
+    negatives[1], negatives[3] = 0.0, circle_distance(60, 0)
+    triplet = np.mean([max(0.0, p - n + margin) for p, n in zip(positives, negatives)])
+    assert (outcome.triplets, outcome.fallbacks) == (12, fallbacks)
+    assert (outcome.false_positives, outcome.false_negatives, outcome.labelled) == (0, 2, 12)
+    assert outcome.negative_distance == pytest.approx(np.mean(negatives), abs=1e-6)
+    assert outcome.triplet == pytest.approx(triplet, abs=1e-6)
+
+
+def test_a_triplet_is_labelled_only_when_all_three_videos_have_a_true_label():
+    """The hand case with the videos of cluster 0 unlabelled: cluster 0's triplets have
+    unlabelled anchors and positives, cluster 1's have unlabelled negatives (from cluster 0)."""
+    outcome = slic_step(nn.Identity(), HAND_BATCH, np.array([-1, -1, 1, 1]), LossSettings(),
+                        step_generator(0, 0, 0, 0), CPU)
+    assert outcome.triplets == 12
+    assert (outcome.false_positives, outcome.false_negatives, outcome.labelled) == (0, 0, 0)
+
+
+def test_a_step_without_triplets_reports_zero_distances():
+    encoder = LinearEncoder()
+    batch = batch_of(torch.randn(2, *CLIP), [1, 1, 1])
+    outcome = slic_step(encoder, batch, np.zeros(3, np.int64), LossSettings(),
+                        step_generator(0, 0, 0, 0), CPU)
+    assert outcome.triplets == 0
+    assert (outcome.positive_distance, outcome.negative_distance) == (0.0, 0.0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_a_step_on_cuda_equals_the_step_on_cpu():
+    """The hand case on the GPU: every tensor of the step (clusters, masks, the temporal
+    term when it is off) must live on the clips' device, and the numbers match the CPU's."""
+    gpu = Compute(torch.device("cuda"), "off", torch.contiguous_format)
+    for temporal in (True, False):
+        settings = LossSettings(margin=0.05, temporal=temporal)
+        on_cpu, on_gpu = (slic_step(nn.Identity(), HAND_BATCH, np.array([0, 0, 1, 1]), settings,
+                                    step_generator(0, 0, 0, 0), compute)
+                          for compute in (CPU, gpu))
+        assert on_gpu.loss.device.type == "cuda"
+        assert (on_gpu.triplets, on_gpu.fallbacks) == (on_cpu.triplets, on_cpu.fallbacks)
+        assert on_gpu.loss.item() == pytest.approx(on_cpu.loss.item(), abs=1e-5)
+        assert on_gpu.negative_distance == pytest.approx(on_cpu.negative_distance, abs=1e-5)

@@ -45,6 +45,7 @@ from stages.io.artifacts import (
 )
 from stages.io.features import FeatureSet, load_features
 from stages.io.run_folder import RunFolder
+from stages.io.write_guard import guard_output
 from stages.pretrain_config import PretrainConfig
 from stages.retrieve_config import RetrieveConfig, parse_ks
 from stages.runtime.context import RunContext, fingerprint, now
@@ -179,6 +180,7 @@ def _run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
     if features is not None:
         output = Path(out) if out else _standalone_output(workspace, Path(features))
         check_output(output, KIND_RETRIEVAL, [Path(features)])
+        _check_gallery(gallery, [Path(features), output])
         found = load_features(Path(features))
     else:
         path = resolve_checkpoint(run_dir, checkpoint, workspace, data)
@@ -190,6 +192,7 @@ def _run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
         features_path = RunFolder(folder).features
         output = Path(out) if out else RunFolder(folder).retrieval
         check_output(output, KIND_RETRIEVAL, [path, frames, features_path])
+        _check_gallery(gallery, [path, frames, features_path, output])
         found, reused = _embed_videos(settings, path, frames, target.split, features_path,
                                       compute, context)
     if found.split is None or found.labels is None:
@@ -230,6 +233,12 @@ def _run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
                               gallery_rows, frames if features is None else None)
     return RetrieveResult(output, features_path, recall, per_class, len(queries),
                           len(gallery_rows), reused, shown_path, time.perf_counter() - clock)
+
+
+def _check_gallery(gallery: Path | None, inputs: list[Path]) -> None:
+    """Refuse, before any work, a --gallery path that is not new or a gallery slic wrote."""
+    if gallery is not None:
+        guard_output(Path(gallery), "page", option="--gallery", inputs=inputs)
 
 
 def _standalone_output(workspace: WorkspaceConfig, features: Path) -> Path:

@@ -79,3 +79,23 @@ def test_retrieve_right_after_pretrain(training_workspace, tmp_path):
     bad = run_slic("retrieve", "--k", "0,x", cwd=tmp_path, check=False)
     assert bad.returncode == 2 and "retrieve.ks" in bad.stderr
     assert json.loads(json.dumps(summary["per_class"]))[0]["queries"] == 2
+
+
+def test_a_gallery_path_that_is_not_a_gallery_is_refused_before_any_work(tmp_path):
+    """retrieve --gallery wrote over any file (a page of the user's, a frames.h5, the best.pt
+    it had just read); now only a new file or a gallery slic wrote."""
+    from stages.runtime.errors import ConfigError
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "features.npz"
+    np.savez(path, features=rng.normal(size=(20, 4)).astype(np.float32),
+             labels=rng.integers(0, 2, 20), split=np.array(["train", "test"] * 10))
+    notes = tmp_path / "notes.html"
+    notes.write_text("<html>my notes</html>")
+    for taken in (notes, path):
+        before = taken.read_bytes()
+        with pytest.raises(ConfigError, match="--gallery"):
+            run(RetrieveConfig(), DataConfig(), WorkspaceConfig(root=str(tmp_path / "ws")),
+                features=path, gallery=taken)
+        assert taken.read_bytes() == before
+    assert not (tmp_path / "ws").exists()  # refused before anything was written

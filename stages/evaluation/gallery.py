@@ -20,6 +20,7 @@ import numpy as np
 
 from stages.clips.store import ClipStore
 from stages.io.images import encode_image
+from stages.io.write_guard import PAGE_MARK
 
 TILE_WIDTH, TILE_HEIGHT = 128, 96  # px of one thumbnail frame (4:3)
 SPRITE_FRAMES = 8  # frames of an animated thumbnail
@@ -144,7 +145,7 @@ def write_gallery(path: Path, store: ClipStore, query_rows: np.ndarray,
                   shown: np.ndarray, title: str, recall: dict[int, float]) -> Path:
     """Write a page of the R@k of all queries and the `gallery_html` of those `shown`."""
     body = gallery_html(store, query_rows, gallery_rows, neighbours, similarities, shown)
-    page = (f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+    page = (f"<!doctype html><meta charset=utf-8>{PAGE_MARK}<title>{html.escape(title)}</title>"
             f"<style>{PAGE_STYLE}{STYLE}.numbers td,.numbers th{{padding:2px 10px}}</style>"
             f"<h1>{html.escape(title)}</h1><h2>Recall of all {len(query_rows)} queries</h2>"
             f"{recall_table_html(recall)}<h2>{len(shown)} queries, drawn evenly from the "

@@ -30,16 +30,23 @@ from stages.runtime.workspace import (
 
 
 def latest_run(workspace: WorkspaceConfig, data: DataConfig) -> Path:
-    """The run folder of the dataset whose checkpoint was written last; when the dataset has
-    none, the latest run of any dataset in the workspace (so `slic retrieve` with no options
-    follows `slic pretrain --dataset X`)."""
+    """The run folder of the dataset whose checkpoint was written last. Only when no dataset
+    was named (data.name unset, data.dataset the default) and the default has none, the
+    latest run of any dataset in the workspace (so `slic retrieve` with no options follows
+    `slic pretrain --dataset X`); a named dataset without a run is an error, never another
+    dataset's run."""
     folder = runs_folder(workspace, data)
-    runs = runs_with_checkpoints(folder) or [
-        run for other in Path(workspace.root).glob(f"*/{RUNS}")
-        for run in runs_with_checkpoints(other)]
+    runs = runs_with_checkpoints(folder)
+    elsewhere = [run for other in sorted(Path(workspace.root).glob(f"*/{RUNS}"))
+                 for run in runs_with_checkpoints(other)]
+    named = data.name is not None or data.dataset != DataConfig().dataset
+    if not runs and not named:
+        runs = elsewhere
     if not runs:
-        raise ConfigError(f"no pretraining run in {folder}; run slic pretrain first, or pass "
-                          "--run, --checkpoint or --features")
+        others = sorted({run.parent.parent.name for run in elsewhere})
+        hint = f" (runs exist for {', '.join(others)}: pass --name)" if others else ""
+        raise ConfigError(f"no pretraining run in {folder}{hint}; run slic pretrain first, or "
+                          "pass --run, --checkpoint or --features")
     return max(runs, key=lambda run: RunFolder(run).checkpoint.stat().st_mtime)
 
 

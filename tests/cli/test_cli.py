@@ -74,6 +74,9 @@ USER_MISTAKES = [
     (["extract-frames", "--dataset", "folder", "--root", ".", "--out", "."],
      ["is a folder"]),
     (["pretrain", "--amp", "fp8"], ["compute.amp", "bf16"]),
+    (["retrieve", "--name", "nothere"], ["nothere", "slic pretrain"]),
+    (["linear-probe", "--name", "nothere"], ["nothere", "slic pretrain"]),
+    (["pretrain", "--run-name", "../../x"], ["pretrain.run_name", "folder name"]),
 ]
 
 

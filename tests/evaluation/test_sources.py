@@ -63,12 +63,18 @@ def test_latest_run_is_the_newest_checkpoint_of_the_dataset(tmp_path):
     assert latest_run(workspace, DATA) == runs / "new"
 
 
-def test_latest_run_falls_back_to_any_dataset_then_asks_for_pretraining(tmp_path):
+def test_latest_run_falls_back_to_any_dataset_only_when_none_was_named(tmp_path):
+    """`slic retrieve` with no options follows `slic pretrain --dataset X`; a named dataset
+    (--dataset, --name) without a run is an error, never another dataset's run."""
     workspace = WorkspaceConfig(root=str(tmp_path))
     with pytest.raises(ConfigError, match="run slic pretrain first"):
-        latest_run(workspace, DATA)
-    other = touch(tmp_path / "ucf101" / "runs" / "r" / "checkpoint.pt", 1_000)
-    assert latest_run(workspace, DATA) == other.parent
+        latest_run(workspace, DataConfig())
+    other = touch(tmp_path / "synthetic" / "runs" / "r" / "checkpoint.pt", 1_000)
+    assert latest_run(workspace, DataConfig()) == other.parent  # nothing named: the latest
+    for named in (DataConfig(name="nothere"), DataConfig(dataset="hmdb51"),
+                  DataConfig(dataset="synthetic", name="mine")):
+        with pytest.raises(ConfigError, match="runs exist for synthetic: pass --name"):
+            latest_run(workspace, named)
 
 
 def test_resolve_checkpoint_prefers_the_given_file_then_best_then_last(tmp_path):

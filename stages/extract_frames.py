@@ -142,6 +142,8 @@ def run(
         context.progress.message(
             f"{len(listing.skipped_links)} links lead to videos or folders already found and "
             "were followed once only, first: " + ", ".join(listing.skipped_links[:3]))
+    for warning in listing.warnings:
+        context.progress.message(f"warning: {warning}")
     if listing.not_regular:
         context.progress.message(
             f"{len(listing.not_regular)} video names are not regular files (FIFOs, devices) "

@@ -60,9 +60,11 @@ class DatasetListing:
     skipped_links: list[str] = field(default_factory=list)
     not_regular: list[str] = field(default_factory=list)  # FIFOs, devices: never read
     case_twins: list[str] = field(default_factory=list)  # paths equal but for their case
+    warnings: list[str] = field(default_factory=list)  # what the user should look at
 
     def __post_init__(self) -> None:
         self.videos = with_unique_ids(self.videos)
+        self.warnings = [*self.warnings, *split_warnings(self)]
 
     def split_index(self, split: str) -> int:
         """Position of `split` in `split_names`, with an error naming the available ones."""
@@ -73,6 +75,32 @@ class DatasetListing:
                 " set --split to one of them"
             )
         return self.split_names.index(split)
+
+
+# Fewer test videos than this make R@k and top-1 a handful of coin flips.
+FEW_TEST_VIDEOS = 10
+
+
+def split_warnings(listing: DatasetListing) -> list[str]:
+    """What about each split would make its figures mean little: classes with no training
+    or no test video, and a test split of only a handful of videos."""
+    found = []
+    for position, split in enumerate(listing.split_names):
+        train = {v.class_name for v in listing.videos if v.membership[position] == TRAIN}
+        test = [v for v in listing.videos if v.membership[position] == TEST]
+        tested = {v.class_name for v in test}
+        untrained = sorted(tested - train)
+        untested = sorted({v.class_name for v in listing.videos} - tested)
+        if untrained:
+            found.append(f"split {split}: {len(untrained)} classes have test videos but no "
+                         f"training video, first: {', '.join(untrained[:3])}")
+        if untested and test:
+            found.append(f"split {split}: {len(untested)} of {len(listing.class_names)} "
+                         f"classes have no test video, first: {', '.join(untested[:3])}")
+        if 0 < len(test) < FEW_TEST_VIDEOS:
+            found.append(f"split {split} has only {len(test)} test videos: its R@k and top-1 "
+                         "are a handful of coin flips")
+    return found
 
 
 @dataclass

@@ -55,6 +55,12 @@ def read_folder(
     if not by_class:
         raise DataError(f"no videos found in class sub-folders of {root}")
     class_names = sorted(by_class)
+    warnings = []
+    if all(rel.count("/") >= 2 for videos in by_class.values() for rel in videos):
+        first = class_names[0]
+        warnings.append(f"every class folder of {root} holds its videos in sub-folders only "
+                        f"({by_class[first][0]}): is --root one level too high? The classes "
+                        f"would then be {root / first}'s sub-folders")
     missing: list[str] = []
     list_files = [root / "train.txt", root / "test.txt"]
     if all(f.is_file() for f in list_files):
@@ -79,5 +85,5 @@ def read_folder(
     ]
     return DatasetListing(
         name, root, class_names, ["1"], sorted(videos, key=lambda v: v.relpath),
-        sorted(missing), list_files, **scan.notes(),
+        sorted(missing), list_files, **scan.notes(), warnings=warnings,
     )

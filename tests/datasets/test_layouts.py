@@ -194,3 +194,26 @@ def test_a_fifo_named_like_a_video_is_never_read(tmp_path):
     listing = list_dataset("folder", tmp_path)
     assert [v.relpath for v in listing.videos] == ["jump/a.mp4", "run/c.mp4"]
     assert listing.not_regular == ["jump/pipe.mp4"]
+
+
+def test_a_root_one_level_too_high_is_warned(tmp_path):
+    touch(tmp_path, "UCF101/Jump/a.avi", "UCF101/Run/b.avi", "HMDB51/jump/c.avi")
+    listing = list_dataset("folder", tmp_path)
+    assert listing.class_names == ["HMDB51", "UCF101"]  # what the user did not mean
+    assert any("one level too high" in w and str(tmp_path / "HMDB51") in w
+               for w in listing.warnings)
+    right = list_dataset("folder", tmp_path / "UCF101")
+    assert not any("one level too high" in w for w in right.warnings)
+
+
+def test_splits_that_leave_classes_out_or_hold_a_handful_of_tests_are_warned(tmp_path):
+    """19 videos in 17 classes split automatically: most classes have one video, so they
+    have a test video and no training one, or the reverse, and the test split is tiny."""
+    names = [f"c{c:02d}/v{i}.mp4" for c in range(17) for i in range(2 if c < 2 else 1)]
+    touch(tmp_path, *names)
+    warnings = " | ".join(list_dataset("folder", tmp_path).warnings)
+    assert "classes have no test video" in warnings
+    assert "test videos: its R@k and top-1" in warnings
+    wide = tmp_path / "wide"
+    touch(wide, *[f"c{c}/v{i}.mp4" for c in range(4) for i in range(10)])
+    assert list_dataset("folder", wide).warnings == []  # 3 of 10 a class tested, 12 in all

@@ -121,10 +121,10 @@ class Messages(SilentProgress):
 
 
 def test_the_collapse_warning_is_given_once_a_run(workspace, monkeypatch):
-    """Three clustering rounds and an evaluation, each measuring collapse: one warning, with
+    """Two clustering rounds and an evaluation, each measuring collapse: one warning, with
     where to see every round's measures."""
     monkeypatch.setattr(stages.pretrain, "collapse_warning", lambda health, dim: "collapsing")
     said = Messages()
-    train_result(workspace, epochs=2, run_name="collapsing", context=RunContext(progress=said))
+    train_result(workspace, epochs=1, run_name="collapsing", context=RunContext(progress=said))
     warnings = [text for text in said.said if text.startswith("warning: collapsing")]
     assert len(warnings) == 1 and "collapse.png" in warnings[0]

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from stages.clips.augment import IMAGENET_MEAN, IMAGENET_STD
+from stages.clips.augment import IMAGENET_MEAN, IMAGENET_STD, AugmentSettings
 from stages.clips.labelled import LabelledClips
 from stages.clips.store import ClipStore
-from tests.helpers import write_tiny_frames
+from tests.helpers import TinyVideo, write_frames, write_tiny_frames
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +80,35 @@ def test_windows_of_short_videos_loop_instead_of_failing(ramp_store):
     levels = frame_levels(clip)
     assert (np.diff(levels[:3]) > 5).all()  # frames 0, 2, 4, then frame 0 again
     assert levels[3] == pytest.approx(levels[0], abs=1.0)
+
+
+def test_a_new_dataset_draws_epoch_zero(store):
+    """Before any set_epoch the items are those of epoch 0."""
+    fresh, zero = clips(store), clips(store)
+    zero.set_epoch(0)
+    for index in range(4):
+        assert torch.equal(fresh[index][0], zero[index][0])
+
+
+def test_the_augmentation_is_the_downstream_one_of_the_paper_code(store):
+    """CoCLR's downstream augmentation: crop area 0.2-1, jitter 0.4/0.4/0.4/0.1 with
+    probability 0.3, no grayscale, no blur (not SLIC's pretraining strengths)."""
+    assert clips(store).augment == AugmentSettings(16, min_crop_area=0.2, jitter=0.4, hue=0.1,
+                                                   jitter_probability=0.3,
+                                                   grayscale_probability=0.0,
+                                                   blur_probability=0.0)
+
+
+def test_crops_reach_every_part_of_a_tall_frame(tmp_path):
+    """Crop boxes are drawn over the whole H x W frame: on black 32 x 16 frames with a white
+    patch in the bottom right corner, some epochs' crops show the patch."""
+    frames = np.zeros((6, 32, 16, 3), np.uint8)
+    frames[:, 24:, 12:] = 255
+    path = write_frames(tmp_path / "frames.h5", [TinyVideo("tall", 0, frames)], ["Class0"])
+    data = LabelledClips(ClipStore(path), np.array([0]), 4, 1, 16, seed=0)
+    brightest = []
+    for epoch in range(10):
+        data.set_epoch(epoch)
+        clip = data[0][0] * IMAGENET_STD * 255 + IMAGENET_MEAN * 255
+        brightest.append(float(clip.max()))
+    assert max(brightest) > 120 and min(brightest) < 60

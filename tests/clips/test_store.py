@@ -62,18 +62,20 @@ def write_level_frames(path: Path) -> Path:
     return write_frames(path, videos, ["Class0"])
 
 
-def write_level_flow(path: Path, videos: tuple[int, ...], provenance: dict | None = None,
-                     u=u_level, v=v_level) -> Path:
+def write_level_flow(path: Path, videos: tuple[int, ...],
+                     provenance: dict | None = None, fields: dict[int, int] | None = None
+                     ) -> Path:
     """flow.h5 of `videos` (in that order), FRAMES - 1 fields each: field f of video i a flat
-    u of u_level(i, f) and v of v_level(i, f), bound BOUND; `provenance` replaces the stored JSON."""
+    u of u_level(i, f) and v of v_level(i, f), bound BOUND; `provenance` replaces the default
+    JSON (which records no input); `fields` gives some videos fewer fields."""
     rows = []
     with write_artifact(path, KIND_FLOW, "tests") as h5:
         digest = hashlib.blake2b(digest_size=16)
         writers = {name: ImageStreamWriter(h5, stream, "raw", 1, digest)
                    for name, stream in FLOW_STREAMS.items()}
         for video in videos:
-            images = {name: [encode_image(_flat(level(video, f)), "raw")
-                             for f in range(FRAMES - 1)]
+            count = (fields or {}).get(video, FRAMES - 1)
+            images = {name: [encode_image(_flat(level(video, f)), "raw") for f in range(count)]
                       for name, level in (("u", u_level), ("v", v_level))}
             firsts = [writers[name].append(*pack_images(images[name])) for name in ("u", "v")]
             rows.append({"video_id": f"v{video}", "relpath": f"Class0/v{video}.avi",
@@ -81,11 +83,11 @@ def write_level_flow(path: Path, videos: tuple[int, ...], provenance: dict | Non
                          "fps": 25.0, "src_fps": 25.0, "src_width": WIDTH,
                          "src_height": HEIGHT, "width": WIDTH, "height": HEIGHT,
                          "file_size": 0, "checksum": "", "first_image": firsts[0],
-                         "num_images": FRAMES - 1})
+                         "num_images": count})
         write_video_table(h5, VideoTable.from_rows(rows, ["Class0"], ["1"],
                                                    [(1,)] * len(rows)))
         write_failures(h5, [], [])
-        write_flow_settings(h5, BOUND, "dis")
+        write_flow_settings(h5, BOUND, "dis", None)
         if provenance is None:
             write_provenance(h5, Provenance("tests", {}, "test", [], "0"))
         else:
@@ -119,8 +121,10 @@ def _levels(images: np.ndarray) -> list[int]:
 
 
 def test_flow_rows_are_matched_to_frames_rows_by_video_id(frames_path: Path, tmp_path: Path):
-    """flow.h5 holds v2 then v0 and lacks v1: each frames row reads its own video's flow."""
-    store = ClipStore(frames_path, write_level_flow(tmp_path / "flow.h5", (2, 0)))
+    """flow.h5 holds v2 then v0 and lacks v1: each frames row reads its own video's flow. Its
+    provenance records no inputs, so it cannot show a mismatch and is accepted."""
+    flow = write_level_flow(tmp_path / "flow.h5", (2, 0), provenance={"command": "tests"})
+    store = ClipStore(frames_path, flow)
     assert [store.has_flow(i) for i in range(3)] == [True, False, True]
     frames = np.array([0, 2, 1])
     for video in (0, 2):
@@ -130,11 +134,13 @@ def test_flow_rows_are_matched_to_frames_rows_by_video_id(frames_path: Path, tmp
 
 
 def test_the_last_frame_reuses_the_last_flow_field(frames_path: Path, flow_path: Path):
-    """Flow of frame t is t -> t + 1: the last frame has none and takes the field before."""
+    """Flow of frame t is t -> t + 1: the last frame has none and takes the field before. The
+    default channel is u."""
     store = ClipStore(frames_path, flow_path)
     last = FRAMES - 1
     assert _levels(store.flow(1, np.array([last, last - 1, 0]), "u")) == [
         u_level(1, last - 1), u_level(1, last - 1), u_level(1, 0)]
+    assert _levels(store.flow(1, np.array([2, last]))) == [u_level(1, 2), u_level(1, last - 1)]
 
 
 def test_magnitude_maps_speed_zero_to_bound_onto_0_to_255(frames_path: Path, flow_path: Path):
@@ -160,24 +166,22 @@ def test_flow_of_other_frames_is_refused(frames_path: Path, tmp_path: Path):
     command that fixes it."""
     other = {"command": "tests", "inputs": [{"checksum": "0" * 32, "checksum_of": "content"}]}
     flow = write_level_flow(tmp_path / "flow.h5", (0, 1, 2), provenance=other)
-    with pytest.raises(ArtifactError, match="other frames.*run slic compute-flow for these"):
+    fix = r"other frames .* extracted again\); run slic compute-flow for these frames$"
+    with pytest.raises(ArtifactError, match=fix):
         ClipStore(frames_path, flow)
 
 
-def test_flow_without_recorded_inputs_is_accepted(frames_path: Path, tmp_path: Path):
-    """A provenance with no `inputs` cannot show a mismatch: the store opens."""
-    flow = write_level_flow(tmp_path / "flow.h5", (1,), provenance={"command": "tests"})
-    store = ClipStore(frames_path, flow)
-    assert [store.has_flow(i) for i in range(3)] == [False, True, False]
-    assert _levels(store.flow(1, np.array([2]), "u")) == [u_level(1, 2)]
-
-
 def test_flow_sharing_no_video_is_refused(frames_path: Path, tmp_path: Path):
+    """A flow.h5 of other videos is refused; one that shares a single video (at flow row 0)
+    is not."""
     lone = TinyVideo("w0", 0, np.zeros((FRAMES, HEIGHT, WIDTH, 3), np.uint8))
     other_frames = write_frames(tmp_path / "other.h5", [lone], ["Class0"])
-    flow = write_level_flow(tmp_path / "flow.h5", (0, 1))
-    with pytest.raises(ArtifactError, match="shares no video.*compute-flow"):
+    flow = write_level_flow(tmp_path / "flow.h5", (0,))
+    fix = r"shares no video with .*; compute flow from these frames \(slic compute-flow\)$"
+    with pytest.raises(ArtifactError, match=fix):
         ClipStore(other_frames, flow)
+    store = ClipStore(frames_path, flow)
+    assert [store.has_flow(i) for i in range(3)] == [True, False, False]
 
 
 def test_a_frames_file_given_as_flow_is_refused(frames_path: Path):
@@ -195,3 +199,23 @@ def test_a_pickled_store_reads_the_same_frames(frames_path: Path, flow_path: Pat
     assert np.array_equal(copy.rgb(1, frames), rgb)
     assert np.array_equal(copy.flow(1, frames, "u"), u)
     assert np.array_equal(store.rgb(1, frames), rgb)  # the original keeps working
+
+
+def test_a_store_without_flow_has_no_flow(frames_path: Path):
+    store = ClipStore(frames_path)
+    assert [store.has_flow(i) for i in range(3)] == [False, False, False]
+    assert [store.frame_count(i) for i in range(3)] == [FRAMES] * 3
+
+
+def test_a_flow_file_given_as_frames_is_refused(flow_path: Path):
+    with pytest.raises(ArtifactError, match="frames artifact is needed"):
+        ClipStore(flow_path)
+
+
+def test_a_video_has_flow_from_its_first_field_on(frames_path: Path, tmp_path: Path):
+    """A video listed in flow.h5 with no field (too short for a pair) has no flow; one field
+    is enough."""
+    flow = write_level_flow(tmp_path / "flow.h5", (0, 1, 2), fields={0: 0, 1: 1})
+    store = ClipStore(frames_path, flow)
+    assert [store.has_flow(i) for i in range(3)] == [False, True, True]
+    assert _levels(store.flow(1, np.array([0, 3]))) == [u_level(1, 0), u_level(1, 0)]

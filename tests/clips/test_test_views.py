@@ -66,3 +66,26 @@ def test_every_view_keeps_the_frames_in_order(crops):
     for view in range(crops):
         blue = pixels(evaluation_view(frames, SIZE, crops, view))[..., 2]
         assert [int(np.median(b)) for b in blue] == [0, 50, 100, 150]
+
+
+def test_a_view_is_the_centre_crop_unless_told_otherwise():
+    frames = position_frames(8, 14)
+    assert np.array_equal(pixels(evaluation_view(frames, SIZE)), frames[:, :, 3:11])
+
+
+def test_three_crops_of_a_square_frame_run_along_its_width():
+    """A square frame has no long side: its three crops run left to right, as a wide one's."""
+    assert crop_boxes(12, 12, SIZE, 3) == [(2, 0, False), (2, 2, False), (2, 4, False)]
+
+
+def test_a_larger_frame_is_shrunk_by_one_scale_on_both_sides():
+    """A 16 x 32 frame viewed at S = 8 is halved to 8 x 16 before its centre crop (columns
+    4..11 of the halved frame): halving averages pairs, so halved column c shows source
+    column 2c + 0.5 and halved row r source row 2r + 0.5."""
+    frames = np.zeros((2, 16, 32, 3), np.uint8)
+    frames[..., 0] = 7 * np.arange(32)[None, None, :]
+    frames[..., 1] = 15 * np.arange(16)[None, :, None]
+    view = pixels(evaluation_view(frames, SIZE))
+    rows, columns = np.meshgrid(np.arange(SIZE), np.arange(SIZE), indexing="ij")
+    assert (np.abs(view[..., 0] - 7 * (2 * (columns + 4) + 0.5)) <= 1).all()
+    assert (np.abs(view[..., 1] - 15 * (2 * rows + 0.5)) <= 1).all()

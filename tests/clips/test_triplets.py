@@ -6,7 +6,7 @@ import torch
 
 from stages.clips.augment import AugmentSettings
 from stages.clips.store import ClipStore
-from stages.clips.triplets import EpochSampler, TripletClips, TripletSettings
+from stages.clips.triplets import EpochSampler, TripletClips, TripletSettings, item_generator
 from stages.clips.windows import window_span
 from stages.pretrain import triplet_settings
 from stages.pretrain_config import PretrainConfig
@@ -126,7 +126,7 @@ def test_store_reads_flow_channels(store):
 
 def test_sampler_splits_one_permutation_across_ranks():
     parts = [list(EpochSampler(11, seed=1, rank=r, world=3)) for r in range(3)]
-    assert all(len(p) == 3 for p in parts)
+    assert all(len(p) == 3 for p in parts) and len(EpochSampler(11, seed=1, world=3)) == 3
     joined = sum(parts, [])
     assert len(set(joined)) == 9
     again = EpochSampler(11, seed=1, rank=0, world=3)
@@ -152,3 +152,23 @@ def test_clip_contrast_changes_only_the_flow_views(store):
                                                                      b["augmented"])
         changed |= not torch.equal(a["positive"], b["positive"])
     assert changed
+
+
+def test_sampler_alone_visits_every_item_once():
+    """One process (the default rank 0 of world 1) gets the whole permutation."""
+    sampler = EpochSampler(7, seed=2)
+    order = list(sampler)
+    assert sorted(order) == list(range(7)) and len(sampler) == 7
+    sampler.set_epoch(1)
+    assert sorted(sampler) == list(range(7)) and list(sampler) != order
+
+
+def test_sampler_order_is_drawn_from_a_stream_no_item_uses():
+    """The visiting order must not be one item's random stream (seed, epoch, video), or the
+    order would be tied to that item's windows and augmentations."""
+    size, seed, epoch = 40, 4, 2
+    sampler = EpochSampler(size, seed=seed)
+    sampler.set_epoch(epoch)
+    order = list(sampler)
+    for video in range(100):
+        assert order != item_generator(seed, epoch, video).permutation(size).tolist(), video

@@ -1,9 +1,12 @@
+from collections import Counter, defaultdict
+
 import numpy as np
 import pytest
 
 from stages.clips.windows import (
     anchor_and_positive_starts,
     centre_window,
+    random_start,
     spaced_windows,
     window,
     window_span,
@@ -42,3 +45,37 @@ def test_centre_and_spaced_windows():
     assert spaced.shape == (10, 16)
     assert spaced[0, 0] == 0 and spaced[-1, -1] == 99
     assert (np.diff(spaced[:, 0]) > 0).all()
+
+
+def test_random_start_is_uniform_over_every_start_that_fits():
+    """A window of span 8 in 10 frames may start at 0, 1 or 2, each about a third of the time;
+    one that fits exactly, or not at all, starts at 0 (then it is loop-padded)."""
+    rng = np.random.default_rng(3)
+    starts = np.array([random_start(10, 8, 1, rng) for _ in range(600)])
+    assert np.bincount(starts).tolist() == pytest.approx([200, 200, 200], abs=45)
+    strided = {random_start(20, 4, 3, rng) for _ in range(400)}  # span 10: starts 0..10
+    assert strided == set(range(11))
+    assert {random_start(16, 16, 1, rng) for _ in range(50)} == {0}
+    assert {random_start(5, 8, 1, rng) for _ in range(50)} == {0}
+
+
+def test_spaced_windows_of_a_video_one_span_long_all_start_at_zero():
+    """With no room to spread, every window is the whole video (or its loop-padding)."""
+    assert spaced_windows(16, 16, 1, 3).tolist() == [list(range(16))] * 3
+    assert spaced_windows(5, 4, 2, 2).tolist() == [[0, 2, 4, 1]] * 2
+
+
+@pytest.mark.parametrize("anchor", ["random", "start"])
+def test_positive_is_uniform_over_every_start_disjoint_from_the_anchor(anchor):
+    """12 frames, windows of 3: starts 0..9. Whatever the anchor, the positive takes every start
+    at least 3 away from it (on both sides), each about equally often."""
+    rng = np.random.default_rng(5)
+    by_anchor: dict[int, Counter] = defaultdict(Counter)
+    for _ in range(1500):
+        a, p = anchor_and_positive_starts(12, 3, 1, anchor, rng)
+        by_anchor[a][p] += 1
+    assert all(0 <= a <= 9 for a in by_anchor) and (anchor == "random") == (len(by_anchor) > 1)
+    for a, counts in by_anchor.items():
+        assert set(counts) == {p for p in range(10) if abs(p - a) >= 3}, a
+        mean = sum(counts.values()) / len(counts)
+        assert 0.5 * mean < min(counts.values()) and max(counts.values()) < 1.5 * mean, a

@@ -67,13 +67,18 @@ def test_latest_run_falls_back_to_any_dataset_only_when_none_was_named(tmp_path)
     """`slic retrieve` with no options follows `slic pretrain --dataset X`; a named dataset
     (--dataset, --name) without a run is an error, never another dataset's run."""
     workspace = WorkspaceConfig(root=str(tmp_path))
-    with pytest.raises(ConfigError, match="run slic pretrain first"):
+    with pytest.raises(ConfigError) as nothing:
         latest_run(workspace, DataConfig())
+    assert str(nothing.value) == (f"no pretraining run in {tmp_path / 'ucf101' / 'runs'}; run "
+                                  "slic pretrain first, or pass --run, --checkpoint or --features")
+    touch(tmp_path / "hmdb51" / "runs" / "h" / "checkpoint.pt", 500)
+    with pytest.raises(ConfigError, match=r"\(runs exist for hmdb51: pass --name\); run slic"):
+        latest_run(workspace, DataConfig(dataset="kinetics400"))
     other = touch(tmp_path / "synthetic" / "runs" / "r" / "checkpoint.pt", 1_000)
     assert latest_run(workspace, DataConfig()) == other.parent  # nothing named: the latest
-    for named in (DataConfig(name="nothere"), DataConfig(dataset="hmdb51"),
+    for named in (DataConfig(name="nothere"), DataConfig(dataset="kinetics400"),
                   DataConfig(dataset="synthetic", name="mine")):
-        with pytest.raises(ConfigError, match="runs exist for synthetic: pass --name"):
+        with pytest.raises(ConfigError, match="runs exist for hmdb51, synthetic: pass --name"):
             latest_run(workspace, named)
 
 

@@ -2,9 +2,12 @@
 
 # No `from __future__ import annotations`: Typer reads the commands' annotations at start-up,
 # and evaluating them as strings costs more than the rest of `slic --help`.
+import dataclasses
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
+import click
 import typer
 
 from slic_cli.console import (
@@ -455,5 +458,30 @@ def config_command(config: ConfigOption = None, set_: SetOption = None) -> None:
         stdout.print(yaml.safe_dump(resolved.as_dict(), sort_keys=False), highlight=False)
 
 
+_CONFIG_KEY = re.compile(r"\[([a-z_]+)\.([a-z_]+)\]")
+
+
+def with_config_defaults(command: click.Command) -> click.Command:
+    """`command` whose options' help names the config key they set ("[pretrain.epochs]")
+    also shows that key's default ("[pretrain.epochs, default 600]"): the options default to
+    None so that a config file can set them, which left --help with no default to show."""
+    from stages.config import SECTIONS
+
+    for sub in getattr(command, "commands", {}).values():
+        with_config_defaults(sub)
+    for parameter in command.params:
+        text = getattr(parameter, "help", None)
+        found = _CONFIG_KEY.search(text or "")
+        if found is None or found.group(1) not in SECTIONS:
+            continue
+        fields = {f.name: f for f in dataclasses.fields(SECTIONS[found.group(1)])}
+        if found.group(2) in fields:
+            default = fields[found.group(2)].default
+            default = "null" if default is None else default
+            parameter.help = text.replace(found.group(0), f"[{found.group(1)}."
+                                          f"{found.group(2)}, default {default}]")
+    return command
+
+
 def main() -> None:
-    app()
+    with_config_defaults(typer.main.get_command(app))()

@@ -115,3 +115,18 @@ def test_an_error_naming_a_hostile_path_is_one_plain_line(tmp_path):
     assert result.exit_code == 2
     lines = result.stderr.rstrip("\n").splitlines()
     assert len(lines) == 1 and "[bold]x\\x1b[2J.h5" in lines[0] and "\x1b" not in lines[0]
+
+
+def test_help_shows_the_default_of_each_config_key_an_option_sets():
+    """Options default to None (a config file may set them); --help shows the key's own
+    default from the config section."""
+    import typer
+
+    from slic_cli.app import with_config_defaults
+    from stages.pretrain_config import PretrainConfig
+
+    command = with_config_defaults(typer.main.get_command(app))
+    options = {option.name: option.help for option in command.commands["pretrain"].params}
+    assert f"[pretrain.epochs, default {PretrainConfig().epochs}]" in options["epochs"]
+    assert "[pretrain.run_name, default null]" in options["run_name"]
+    assert "[data.split, default 1]" in options["split"]

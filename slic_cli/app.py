@@ -4,6 +4,7 @@
 # and evaluating them as strings costs more than the rest of `slic --help`.
 import dataclasses
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -465,23 +466,29 @@ def with_config_defaults(command: click.Command) -> click.Command:
     """`command` whose options' help names the config key they set ("[pretrain.epochs]")
     also shows that key's default ("[pretrain.epochs, default 600]"): the options default to
     None so that a config file can set them, which left --help with no default to show."""
-    from stages.config import SECTIONS
-
     for sub in getattr(command, "commands", {}).values():
         with_config_defaults(sub)
-    for parameter in command.params:
-        text = getattr(parameter, "help", None)
-        found = _CONFIG_KEY.search(text or "")
-        if found is None or found.group(1) not in SECTIONS:
-            continue
-        fields = {f.name: f for f in dataclasses.fields(SECTIONS[found.group(1)])}
-        if found.group(2) in fields:
-            default = fields[found.group(2)].default
+    keyed = [(p, found) for p in command.params
+             if (found := _CONFIG_KEY.search(getattr(p, "help", None) or "")) is not None]
+    if not keyed:
+        return command
+    from stages.config import SECTIONS  # only for a help page that shows keys
+
+    for parameter, found in keyed:
+        section, key = found.groups()
+        fields = ({f.name: f for f in dataclasses.fields(SECTIONS[section])}
+                  if section in SECTIONS else {})
+        if key in fields:
+            default = fields[key].default
             default = "null" if default is None else default
-            parameter.help = text.replace(found.group(0), f"[{found.group(1)}."
-                                          f"{found.group(2)}, default {default}]")
+            parameter.help = parameter.help.replace(found.group(0),
+                                                    f"[{section}.{key}, default {default}]")
     return command
 
 
 def main() -> None:
-    with_config_defaults(typer.main.get_command(app))()
+    command = typer.main.get_command(app)
+    asked = sys.argv[1] if len(sys.argv) > 2 else None
+    if asked in getattr(command, "commands", {}) and {"--help", "-h"} & set(sys.argv[2:]):
+        with_config_defaults(command.commands[asked])  # the rest of the time: no config load
+    command()

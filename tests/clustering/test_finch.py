@@ -223,3 +223,18 @@ def test_default_search_is_exact_and_the_asked_one_reaches_every_level(monkeypat
     used.clear()
     finch(points, neighbours="ivf")
     assert len(used) >= 2 and set(used) == {"ivf"}
+
+
+def test_a_level_that_merges_just_two_clusters_ends_the_partitions():
+    """Pairs at 0-20°, 100-101° and 104-105°, with early exit: one level up only the two close
+    pairs link (4°, under the finest partition's longest link of 20°), leaving 2 of 3
+    clusters. A level that merges only two clusters is not kept, so there is one partition."""
+    angles = np.radians([0, 20, 100, 101, 104, 105])
+    points = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
+    assert finch(points, ensure_early_exit=True).num_clusters == [3]
+
+
+def test_first_neighbours_search_exactly_unless_told_otherwise():
+    points = blobs(4, 60, 8, 3)
+    assert all(np.array_equal(a, b) for a, b in zip(first_neighbours(points),
+                                                   first_neighbours(points, "exact")))

@@ -149,7 +149,8 @@ def test_official_flow_is_augmented_as_a_gray_image():
 
 
 def test_unknown_flow_augment_mode_is_refused():
-    with pytest.raises(ValueError, match="flow_augment"):
+    with pytest.raises(ValueError, match="flow_augment is 'mirror'; use one of consistent, "
+                                         "official"):
         AugmentSettings(flow_augment="mirror")
 
 
@@ -365,3 +366,44 @@ def test_normalisation_is_imagenet_per_channel_and_keeps_the_frame_order():
     for t in range(2):
         expected = (frames[t, 0, 0] / 255 - mean) / std
         assert np.allclose(out[:, t].reshape(3, -1).numpy(), expected[:, None], atol=1e-5), t
+
+
+def test_a_crop_that_cannot_fit_the_ratio_falls_back_to_the_centre_square():
+    """A 4 x 400 frame fits no crop of ratio 3/4..4/3 and a quarter of its area: every try
+    fails and the box is the centre 4 x 4 square, in whole pixels."""
+    from stages.clips.augment import _random_resized_crop
+
+    box = _random_resized_crop(4, 400, 0.25, np.random.default_rng(0))
+    assert box == (0, 198, 4, 4) and all(isinstance(v, int) for v in box)
+
+
+def test_gray_frames_augment_as_their_three_channel_copy():
+    from stages.clips.augment import AugmentSettings, augment_clip, draw_augmentation
+
+    gray = np.random.default_rng(1).integers(0, 256, (3, 20, 24), dtype=np.uint8)
+    settings = AugmentSettings(crop_size=16)
+    for seed in range(4):
+        draw = draw_augmentation(20, 24, settings, np.random.default_rng(seed))
+        assert torch.equal(augment_clip(gray, draw, 16),
+                           augment_clip(np.repeat(gray[..., None], 3, axis=-1), draw, 16))
+
+
+def test_a_consistent_uvm_flow_view_is_never_turned_gray():
+    """u, v and magnitude stay three channels: the grayscale and colour draws of a clip do
+    not apply to a consistent flow view."""
+    from dataclasses import replace as changed
+
+    from stages.clips.augment import (
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        AugmentSettings,
+        augment_clip,
+        draw_augmentation,
+    )
+
+    uvm = np.zeros((2, 16, 16, 3), np.uint8)
+    uvm[..., 0], uvm[..., 1], uvm[..., 2] = 100, 160, 40
+    draw = changed(draw_augmentation(16, 16, AugmentSettings(crop_size=16),
+                                     np.random.default_rng(0)), flip=False, grayscale=True)
+    view = augment_clip(uvm, draw, 16, flow="uvm") * IMAGENET_STD * 255 + IMAGENET_MEAN * 255
+    assert [round(float(view[c].mean())) for c in range(3)] == [100, 160, 40]

@@ -205,3 +205,11 @@ def test_a_stretched_magnitude_view_keeps_zero_speed_at_level_zero():
         stored = [level(item["positive_index"], f) // 2 for f in item["positive_frames"].tolist()]
         gain = min(16.0, max(1.0, 96 / max(stored)))
         assert frame_levels(item["positive"]) == [round(v * gain) for v in stored]
+
+
+def test_an_item_names_its_own_position_and_its_positives():
+    data = items(p_alpha=0.0, p_beta=1.0)
+    for index in range(4):
+        item = data[index]
+        assert item["index"] == index and item["cluster"] == 0
+        assert item["positive_index"] != index and not item["positive_flow"]

@@ -172,3 +172,11 @@ def test_sampler_order_is_drawn_from_a_stream_no_item_uses():
     order = list(sampler)
     for video in range(100):
         assert order != item_generator(seed, epoch, video).permutation(size).tolist(), video
+
+
+def test_unknown_flow_settings_name_the_choices():
+    with pytest.raises(ValueError, match="flow_replaces is 'x'; use one of positive, "
+                                         "positive_and_augmented"):
+        _settings(flow_replaces="x")
+    with pytest.raises(ValueError, match="flow_contrast is 'x'; use one of stored, clip"):
+        _settings(flow_contrast="x")

@@ -70,9 +70,9 @@ def source_files() -> list[str]:
     return [name for name in listed if (REPO_ROOT / name).is_file()]
 
 
-def prepare(work: Path, only: list[str], fresh: bool) -> None:
+def prepare(work: Path, only: list[str], fresh: bool, left_out: list[str]) -> None:
     """Copy the source tree into `work` (keeping mutmut's results unless `fresh`) and write
-    mutmut's settings into its setup.cfg."""
+    mutmut's settings into its setup.cfg; `left_out` test files are not run."""
     if fresh and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
@@ -80,7 +80,7 @@ def prepare(work: Path, only: list[str], fresh: bool) -> None:
         target = work / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / name, target)
-    ignored = "".join(f"    --ignore={test}\n" for test in SOURCE_READING_TESTS)
+    ignored = "".join(f"    --ignore={test}\n" for test in [*SOURCE_READING_TESTS, *left_out])
     patterns = "".join(f"    {pattern}\n" for pattern in only)
     (work / "setup.cfg").write_text(
         "[mutmut]\n"
@@ -147,7 +147,8 @@ def equivalent_mutants() -> dict[str, tuple[str, str]]:
     if not EQUIVALENT_LIST.is_file():
         return {}
     with EQUIVALENT_LIST.open() as handle:
-        rows = csv.reader((line for line in handle if not line.startswith("#")), delimiter="\t")
+        rows = csv.reader((line for line in handle if not line.startswith("#")), delimiter="\t",
+                          quoting=csv.QUOTE_NONE)
         return {row[0]: (row[1], row[2]) for row in rows if len(row) >= 3}
 
 
@@ -171,6 +172,9 @@ def main() -> None:
                         help="glob patterns of the modules to mutate (default: the core)")
     parser.add_argument("--json", type=Path, help="write every survivor and the table here")
     parser.add_argument("--no-run", action="store_true", help="only read the results in --work")
+    parser.add_argument("--leave-out", nargs="*", default=[], metavar="TEST_FILE",
+                        help="quick test files not to run (fewer kills, never more: for tests "
+                        "that take seconds and reach every function, like the tiny pretrains)")
     parser.add_argument("--retest", action="store_true",
                         help="test again the mutants of --work that were not killed (mutmut "
                         "keeps every earlier result otherwise, even after tests were added)")
@@ -180,7 +184,7 @@ def main() -> None:
     if not args.no_run:
         again = ([name for name, state in results(args.work).items()
                   if state not in ("killed", "timeout")] if args.retest else [])
-        prepare(args.work, args.only, args.fresh)
+        prepare(args.work, args.only, args.fresh, args.leave_out)
         if not args.retest or again:
             seconds = run_mutmut(args.work, args.children, again)
     status = results(args.work)

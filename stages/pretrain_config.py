@@ -37,8 +37,10 @@ class PretrainConfig:
     clip_length: int = setting(16, "frames per clip (T)", minimum=1)
     stride: int = setting(1, "take every stride-th frame", minimum=1)
     crop_size: int = setting(128, "clip side in pixels after cropping (S)", minimum=16)
-    anchor: str = setting("random", "anchor window start: random, or start (frame 0, the "
-                          "official code)", choices=ANCHOR_MODES)
+    anchor: str = setting("random", "anchor window start: random (uniform over every start "
+                          "that leaves room for a disjoint same-video positive: every start of "
+                          "a video three windows long), or start (frame 0, the official code)",
+                          choices=ANCHOR_MODES)
     short_videos: str = setting(
         "skip", "training videos shorter than two windows: skip them (the official code; their "
         "same-video positive could not avoid the anchor's frames) or loop-pad them (kept, but "

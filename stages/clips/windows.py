@@ -27,19 +27,33 @@ def anchor_and_positive_starts(num_frames: int, length: int, stride: int, anchor
     """Starts of the anchor window and of a same-video positive that does not overlap it.
 
     `anchor="start"` puts the anchor at frame 0 (the official code); `"random"` draws it
-    uniformly. The positive is drawn uniformly among starts whose window is disjoint from the
-    anchor's. A video shorter than two spans is treated as loop-padded to two spans: the windows
-    are disjoint on the padded timeline, but their wrapped frame indices overlap.
+    uniformly among the starts that leave room for a disjoint positive before or after it:
+    every start of the video once it holds three spans, so the last window's frames appear in
+    anchors too. The positive is drawn uniformly among starts whose window is disjoint from
+    the anchor's. A video shorter than two spans is treated as loop-padded to two spans: the
+    windows are disjoint on the padded timeline, but their wrapped frame indices overlap.
     """
     span = window_span(length, stride)
     usable = max(num_frames, 2 * span)
-    anchor_start = 0 if anchor == "start" else int(rng.integers(0, usable - 2 * span + 1))
+    anchor_start = 0 if anchor == "start" else random_anchor_start(num_frames, span, rng)
     # Disjoint starts: [0, anchor_start - span] and [anchor_start + span, usable - span].
     before = max(anchor_start - span + 1, 0)
     after = max(usable - span - (anchor_start + span) + 1, 0)
     pick = int(rng.integers(0, before + after))
     positive_start = pick if pick < before else anchor_start + span + (pick - before)
     return anchor_start, positive_start
+
+
+def random_anchor_start(num_frames: int, span: int, rng: np.random.Generator) -> int:
+    """A uniform draw among the starts of a window of `span` frames that leave a disjoint
+    window before (start >= span) or after (start <= usable - 2 span) them, where a video
+    shorter than two spans is loop-padded to two (usable) and its anchor starts at 0."""
+    usable = max(num_frames, 2 * span)
+    last_early = usable - 2 * span  # the starts 0..last_early have room after them
+    first_late = max(span, last_early + 1)  # first_late..num_frames - span room before them
+    early, late = last_early + 1, max(num_frames - span - first_late + 1, 0)
+    pick = int(rng.integers(0, early + late))
+    return pick if pick < early else first_late + (pick - early)
 
 
 def random_start(num_frames: int, length: int, stride: int, rng: np.random.Generator) -> int:

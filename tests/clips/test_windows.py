@@ -6,6 +6,7 @@ import pytest
 from stages.clips.windows import (
     anchor_and_positive_starts,
     centre_window,
+    random_anchor_start,
     random_start,
     spaced_windows,
     window,
@@ -79,3 +80,20 @@ def test_positive_is_uniform_over_every_start_disjoint_from_the_anchor(anchor):
         assert set(counts) == {p for p in range(10) if abs(p - a) >= 3}, a
         mean = sum(counts.values()) / len(counts)
         assert 0.5 * mean < min(counts.values()) and max(counts.values()) < 1.5 * mean, a
+
+
+@pytest.mark.parametrize(("frames", "span"), [(40, 8), (20, 8), (16, 8), (12, 3), (21, 10),
+                                               (10, 8)])
+def test_random_anchors_take_every_start_that_leaves_room_for_a_positive(frames, span):
+    """The anchor may start wherever a disjoint positive still fits before or after it, each
+    start about equally often: the last window of a long video is an anchor too. A video
+    shorter than two spans keeps its anchor at 0 (the positive is the loop-padded one)."""
+    rng = np.random.default_rng(7)
+    counts = Counter(random_anchor_start(frames, span, rng) for _ in range(3000))
+    usable = max(frames, 2 * span)
+    valid = {s for s in range(frames - span + 1) if s >= span or s <= usable - 2 * span}
+    assert set(counts) == valid
+    mean = 3000 / len(valid)
+    assert 0.7 * mean < min(counts.values()) and max(counts.values()) < 1.3 * mean
+    if frames >= 3 * span:
+        assert frames - span in counts  # the last start

@@ -212,7 +212,10 @@ def main() -> None:
         total.update(row)
         print(table_row(module, row))
     print(table_row("**all**", total))
-    stale = sorted(set(listed) - {n for n, s in status.items() if s in ("survived", "no tests")})
+    measured = {module_of(name) for name in status}
+    stale = sorted(name for name in set(listed) - {n for n, s in status.items()
+                                                   if s in ("survived", "no tests")}
+                   if module_of(name) in measured)
     info = machine_info()
     print(f"\n{len(survivors)} survivors; mutmut {seconds:.0f} s with {args.children} children; "
           f"{info.get('cpu', '?')}")

@@ -16,6 +16,7 @@ from slic_cli.console import (
     failures_table,
     key_value_table,
     stdout,
+    stop_on_sigterm,
     user_errors,
 )
 from slic_cli.inspect_view import (
@@ -487,6 +488,7 @@ def with_config_defaults(command: click.Command) -> click.Command:
 
 
 def main() -> None:
+    stop_on_sigterm()
     command = typer.main.get_command(app)
     asked = sys.argv[1] if len(sys.argv) > 2 else None
     if asked in getattr(command, "commands", {}) and {"--help", "-h"} & set(sys.argv[2:]):

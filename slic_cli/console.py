@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import re
 import shlex
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,6 +62,30 @@ def command_line() -> str:
     return " ".join(shlex.quote(a) for a in ["slic", *sys.argv[1:]])
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's kill, `kill PID`): stops the command as Ctrl-C does, so the
+    same clean-up runs (worker pools stopped, finished work kept) and one line is printed."""
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM raise Terminated in the main thread (the default would end the process
+    at once, leaving its worker processes to print BrokenPipeError tracebacks)."""
+    main = os.getpid()
+
+    def terminate(signum: int, frame: object) -> None:
+        if os.getpid() != main:  # a forked worker: die as SIGTERM kills, quietly
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        # Stop the workers first: left running while the pool is torn down, they would write
+        # their results into closed pipes and print tracebacks.
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminate)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn a user's mistake (SlicError) into one line on stderr and exit code 2."""
@@ -68,10 +95,11 @@ def user_errors() -> Iterator[None]:
         message = " ".join(str(error).split())
         stderr.print(labelled("error:", "bold red", message), highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        stderr.print(labelled("interrupted:", "red",
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)
+        stderr.print(labelled("terminated:" if terminated else "interrupted:", "red",
                               "finished videos are kept; run again to resume"))
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if terminated else 130) from None
     except Exception as error:
         full = disk_full_cause(error)
         if full is None:

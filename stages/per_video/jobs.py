@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -97,6 +98,11 @@ def _init_worker() -> None:
     import cv2
 
     cv2.setNumThreads(1)
+    if multiprocessing.parent_process() is not None:
+        # A worker dies at once on SIGTERM (the pool's terminate, or the command stopping),
+        # whatever handler it inherited: a Python handler would wait for the C call under
+        # way, and the worker would then write into pipes already closed.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def process_videos(

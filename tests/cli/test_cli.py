@@ -119,3 +119,24 @@ def test_sigkill_then_resume_gives_the_same_artifact(synthetic_root, tmp_path):
     run_slic(*args, "--workspace", "clean", cwd=tmp_path)
     assert_same_contents(tmp_path / "killed/synthetic/frames.h5",
                          tmp_path / "clean/synthetic/frames.h5")
+
+
+def test_sigterm_stops_with_one_line_and_the_run_resumes(synthetic_root, tmp_path):
+    """A scheduler's kill (SIGTERM to the command only): the same clean stop as Ctrl-C, one
+    line, exit 143, no worker's traceback; the next run goes on from the finished videos."""
+    args = ["extract-frames", "--dataset", "synthetic", "--root", str(synthetic_root),
+            "--workers", "2", "--codec", "raw", "--fps", "50", "--workspace", "ws"]
+    process = subprocess.Popen([slic_executable(), *args], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    parts = tmp_path / "ws" / "synthetic" / ".frames.h5.parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("*/*.npz"))) < 2:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("terminated:") and "run again to resume" in lines[-1]
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
+    resumed = json.loads(run_slic(*args, "--quiet", "--json", cwd=tmp_path).stdout)
+    assert resumed["reused"] >= 2 and resumed["reused"] + resumed["processed"] == 24

@@ -194,17 +194,17 @@ def run(
     check_output(output, KIND_FLOW, [frames])
     key = fingerprint({"stage": "compute-flow", "settings": output_relevant(settings),
                        "frames": frames_digest})
-    payloads = [
-        {"frames": str(frames.resolve()), "frames_codec": frames_codec,
-         "first_image": int(table.columns["first_image"][i]),
-         "num_images": int(table.columns["num_images"][i]),
-         "height": int(table.columns["height"][i]), "width": int(table.columns["width"][i]),
-         "device": device,
-         **dict(zip(("flow_size", "bound"), flow_geometry(
-             settings, int(table.columns["height"][i]), int(table.columns["width"][i])))),
-         **{k: getattr(settings, k) for k in ("method", "dis_preset", "codec", "jpeg_quality")}}
-        for i in range(len(table))
-    ]
+    payloads = []
+    for i in range(len(table)):
+        height, width = int(table.columns["height"][i]), int(table.columns["width"][i])
+        flow_size, bound = flow_geometry(settings, height, width)
+        payloads.append(
+            {"frames": str(frames.resolve()), "frames_codec": frames_codec,
+             "first_image": int(table.columns["first_image"][i]),
+             "num_images": int(table.columns["num_images"][i]), "height": height,
+             "width": width, "device": device, "flow_size": flow_size, "bound": bound,
+             **{k: getattr(settings, k) for k in ("method", "dis_preset", "codec",
+                                                  "jpeg_quality")}})
     inputs = [{"path": str(frames), "size": frames.stat().st_size,
                "checksum": frames_digest, "checksum_of": "content"}]
 

@@ -77,6 +77,7 @@ def hold_out_groups(rows: np.ndarray, video_ids: np.ndarray, fraction: float,
         return np.sort(rows), np.zeros(0, dtype=np.int64)
     groups = np.array([video_group(v) for v in np.asarray(video_ids)[rows]], dtype=object)
     names, members = np.unique(groups, return_inverse=True)
+    sizes = np.bincount(members, minlength=len(names))
     wanted = max(1, int(round(fraction * len(rows))))
     held_groups: list[int] = []
     held = 0
@@ -84,7 +85,7 @@ def hold_out_groups(rows: np.ndarray, video_ids: np.ndarray, fraction: float,
         if held >= wanted:
             break
         held_groups.append(int(group))
-        held += int((members == group).sum())
+        held += int(sizes[group])
     out = np.isin(members, held_groups)
     return np.sort(rows[~out]), np.sort(rows[out])
 

@@ -208,6 +208,10 @@ def test_write_gallery_writes_one_self_contained_page(store, tmp_path):
     assert "<h2>2 queries, drawn evenly from the classes</h2>" in page
     assert recall_table_html({1: 0.5, 5: 1.0}) in page
     assert "@keyframes play" in page and "font-family:sans-serif" in page
+    # Known as slic's own page, so a later retrieve --gallery may replace it.
+    from stages.io.write_guard import guard_output
+
+    assert guard_output(path, "page", option="--gallery") == path
     shown = cells_of(page.split('<table class="gallery">')[1])
     assert [[k for k, _ in row] for row in shown] == [["query", "hit", "miss"],
                                                       ["query", "miss", "miss"]]

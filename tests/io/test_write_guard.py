@@ -133,3 +133,11 @@ def test_a_run_name_of_someone_elses_folder_is_refused(motion_workspace, tmp_pat
                  DataConfig(dataset="synthetic"), WorkspaceConfig(root=str(root)))
     assert (foreign / "config.yaml").read_text() == "learning_rate: 3\n"
     assert sorted(p.name for p in Path(foreign).iterdir()) == ["config.yaml", "metrics.jsonl"]
+
+
+def test_slics_report_pages_are_known_as_its_own(tmp_path):
+    from stages.html_report.markup import page
+
+    path = tmp_path / "report.html"
+    path.write_text(page("run", "a run", []), encoding="utf-8")  # known by the mark
+    assert guard_output(path, "page", option="--out") == path

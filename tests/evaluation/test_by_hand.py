@@ -67,6 +67,27 @@ def test_nearest_neighbours_rank_by_cosine_and_break_ties_by_index():
     assert recall == {1: pytest.approx(0.5), 2: pytest.approx(1.0)}
 
 
+def test_a_tie_across_the_kth_place_keeps_the_smaller_gallery_indices():
+    # Five copies of one direction: any two of them could fill k = 2; the first two must.
+    gallery = np.array([[0.0, 1.0]] + [[1.0, 0.0]] * 5, np.float32)
+    _, indices = nearest_neighbours(np.array([[1.0, 0.0]], np.float32), gallery, 2)
+    assert indices.tolist() == [[1, 2]]
+
+
+def test_blocked_search_equals_a_full_sort_of_every_similarity(monkeypatch):
+    monkeypatch.setattr("stages.evaluation.retrieval.QUERY_BLOCK", 7)  # several blocks
+    rng = np.random.default_rng(0)
+    gallery = rng.integers(-2, 3, (40, 3)).astype(np.float32)  # many exact ties
+    queries = rng.integers(-2, 3, (23, 3)).astype(np.float32)
+    similarities, indices = nearest_neighbours(queries, gallery, 6)
+    full = unit_rows(queries) @ unit_rows(gallery).T
+    for row, scores in enumerate(full):
+        expected = np.lexsort((np.arange(len(gallery)), -scores))[:6]
+        assert indices[row].tolist() == expected.tolist()
+        assert similarities[row] == pytest.approx(scores[expected], abs=1e-6)
+    assert nearest_neighbours(queries, gallery, 99)[1].shape == (23, 40)
+
+
 def test_confusion_rows_are_true_classes_and_columns_predictions():
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2])
     predicted = np.array([0, 0, 0, 1, 0, 0, 1, 1, 1])

@@ -44,6 +44,7 @@ from slic_cli.options import (
     SetOption,
     ShardOption,
     SplitOption,
+    LoaderWorkersOption,
     WorkersOption,
     WorkspaceOption,
 )
@@ -88,7 +89,7 @@ def _shared(dataset: str | None, root: str | None, name: str | None, split: int 
 
 
 def _learning_options(section: str, dataset: str | None, name: str | None,
-                      split: int | None, workspace: str | None, workers: int | None,
+                      split: int | None, workspace: str | None, workers: str | None,
                       device: str | None, amp: str | None) -> dict[str, Any]:
     """The options every learning stage shares, as dotted config keys of `section`."""
     return {**_shared(dataset, None, name, split, workspace), f"{section}.workers": workers,
@@ -259,7 +260,7 @@ def pretrain_command(
         help="finch, kmeans, none or labels [pretrain.pseudo_labels].")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed [pretrain.seed].")] = None,
     device: DeviceOption = None, amp: AmpOption = None,
-    workers: WorkersOption = None,
+    workers: LoaderWorkersOption = None,
     logger: Annotated[Optional[str], typer.Option(
         help="Also log to: none or tensorboard [pretrain.logger].")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run from its "
@@ -308,7 +309,7 @@ def retrieve_command(
         help="Write an HTML page of queries and their nearest videos here.")] = None,
     random_init: RandomInitOption = False,
     device: DeviceOption = None, amp: AmpOption = None,
-    workers: WorkersOption = None, force: ForceOption = False,
+    workers: LoaderWorkersOption = None, force: ForceOption = False,
     config: ConfigOption = None, set_: SetOption = None,
     quiet: QuietOption = False, json_: JsonOption = False,
 ) -> None:
@@ -347,7 +348,7 @@ def linear_probe_command(
     crops: Annotated[Optional[int], typer.Option(
         help="Test crops per window: 1, 3 or 10 [linear_probe.crops].")] = None,
     device: DeviceOption = None, amp: AmpOption = None,
-    workers: WorkersOption = None,
+    workers: LoaderWorkersOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint "
                                          "(windows protocol).")] = False,
     force: ForceOption = False,
@@ -383,7 +384,7 @@ def finetune_command(
     windows: Annotated[Optional[int], typer.Option(
         help="Test windows per video [finetune.windows].")] = None,
     device: DeviceOption = None, amp: AmpOption = None,
-    workers: WorkersOption = None,
+    workers: LoaderWorkersOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")
                       ] = False,
     force: Annotated[bool, typer.Option("--force", help="Start over.")] = False,

@@ -31,6 +31,9 @@ NameOption = Annotated[
 ]
 SplitOption = Annotated[Optional[int], typer.Option(help="Official split 1, 2 or 3 [data.split].")]
 WorkersOption = Annotated[Optional[int], typer.Option(help="Parallel worker processes.")]
+LoaderWorkersOption = Annotated[
+    Optional[str], typer.Option(help="DataLoader worker processes, or auto (the default).")
+]
 ShardOption = Annotated[
     Optional[str],
     typer.Option(help="Process only shard i/n (0-based) of the videos; under torchrun, "

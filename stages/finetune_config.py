@@ -31,6 +31,9 @@ class FinetuneConfig:
     crops: int = setting(10, "test crops per window: 10 (the paper's protocol), or 3 or 1 "
                          "(faster)", choices=CROP_COUNTS)
     seed: int = setting(0, "seed of sampling, augmentation and dropout", minimum=0)
-    workers: int = setting(2, "DataLoader worker processes (test passes on CPU: "
-                          "at most the cores the model's threads leave free)",
-                          minimum=0, affects_output=False)
+    workers: int | str = setting(
+        "auto",
+        "DataLoader worker processes; auto: on CUDA every core of this rank but "
+        "one, on CPU up to 4 for training and the cores the model's threads "
+        "leave free for test passes",
+        minimum=0, affects_output=False, auto=True)

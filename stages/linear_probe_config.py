@@ -40,6 +40,9 @@ class LinearProbeConfig:
                                "each a sample", minimum=1)
     seed: int = setting(0, "seed of the classifier's initialisation, clips and batches",
                         minimum=0)
-    workers: int = setting(2, "DataLoader worker processes (on CPU at most the "
-                          "cores the model's threads leave free)",
-                          minimum=0, affects_output=False)
+    workers: int | str = setting(
+        "auto",
+        "DataLoader worker processes; auto: on CUDA every core of this rank but "
+        "one; on CPU up to 4 for training, and the cores the model's threads "
+        "leave free for embedding passes",
+        minimum=0, affects_output=False, auto=True)

@@ -42,8 +42,9 @@ from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
 from stages.runtime.settings import output_relevant
 from stages.runtime.workspace import flow_path, frames_path, runs_folder
 from stages.training import distributed as dist_tools
-from stages.training.compute import Compute, computing, every_usable_core, training_workers
-from stages.training.embedding import configure_worker, embed_clips
+from stages.training.compute import Compute, computing, every_usable_core
+from stages.training.embedding import embed_clips
+from stages.training.loading import clip_loader, training_workers
 from stages.training.loggers import LoggedEmbeddings, open_logger, require_logger
 from stages.training.monitor import MetricsLog, draw_plots
 from stages.training.rounds import (
@@ -103,20 +104,26 @@ class SlicTraining:
         self.finished = False
         self.collapse_warned = False
         self.plotted_at = -math.inf  # time.monotonic() of the last drawing of the curves
+        self.sampler = EpochSampler(len(triplets), settings.seed, compute.distribution.rank,
+                                    compute.distribution.world)
+        self.loader: DataLoader | None = None
 
     # -- the TrainingTask protocol --------------------------------------------------------
     def batches(self, epoch: int) -> DataLoader:
         """This rank's triplet batches of `epoch` (batch_size // world items, partial batch
-        dropped), with positives drawn from the current pseudo-labels."""
+        dropped), with positives drawn from the current pseudo-labels. The loader and its
+        workers live on from epoch to epoch; a clustering round that changed the pseudo-labels
+        makes a new one (workers hold their own copy of them)."""
         s, d = self.settings, self.compute.distribution
-        self.triplets.set_clusters(self.clusters)
-        self.triplets.set_epoch(epoch)
-        sampler = EpochSampler(len(self.triplets), s.seed, d.rank, d.world)
-        sampler.set_epoch(epoch)
-        return DataLoader(self.triplets, batch_size=s.batch_size // d.world, sampler=sampler,
-                          num_workers=training_workers(s.workers), drop_last=True,
-                          worker_init_fn=configure_worker,
-                          pin_memory=self.compute.device.type == "cuda")
+        if self.loader is None or not np.array_equal(self.triplets.clusters, self.clusters):
+            self.loader = None  # its workers stop before the new ones start
+            self.triplets.set_clusters(self.clusters)
+            self.loader = clip_loader(
+                self.triplets, self.sampler, batch_size=s.batch_size // d.world,
+                workers=training_workers(s.workers, self.compute.device),
+                pin_memory=self.compute.device.type == "cuda", drop_last=True)
+        self.sampler.set_epoch(epoch)
+        return self.loader
 
     def step(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], epoch: int,
              step: int) -> StepResult:

@@ -115,7 +115,9 @@ class PretrainConfig:
                                   "whole groups (UCF101's gXX) at a time",
                                   minimum=0.01, maximum=0.5)
     seed: int = setting(7, "seed of initialisation, sampling and mining", minimum=0)
-    workers: int = setting(4, "DataLoader worker processes", minimum=0, affects_output=False)
+    workers: int | str = setting("auto", "DataLoader worker processes; auto: on CUDA every "
+                                 "core of this rank but one, on CPU up to 4", minimum=0,
+                                 affects_output=False, auto=True)
     logger: str = setting("none", "also log each epoch's metrics, the settings with the final "
                           "metrics and the final embeddings to: none or tensorboard (event "
                           "files in <run>/tensorboard; pip install 'slic[tensorboard]'); "

@@ -23,9 +23,11 @@ class RetrieveConfig:
                                     minimum=16)
     gallery_queries: int = setting(12, "queries shown by --gallery", minimum=1)
     batch_size: int = setting(32, "clips per forward pass", minimum=1, affects_output=False)
-    workers: int = setting(2, "DataLoader worker processes (on CPU at most the "
-                          "cores the model's threads leave free)",
-                          minimum=0, affects_output=False)
+    workers: int | str = setting(
+        "auto",
+        "DataLoader worker processes; auto: on CUDA every core of this rank but "
+        "one, on CPU the cores the model's threads leave free",
+        minimum=0, affects_output=False, auto=True)
 
 
 def parse_ks(text: str) -> list[int]:

@@ -1,7 +1,8 @@
 """Spatial augmentation drawn once per clip and applied to all its frames in one tensor op.
 
 Order as the official SLIC code: random resized crop, horizontal flip, colour jitter (random
-order), grayscale, Gaussian blur, then ImageNet normalisation. A flow view (one stored flow
+order), grayscale, Gaussian blur; ImageNet normalisation follows on the device
+(`normalise_clips`), so loader workers ship uint8 clips, a quarter of float32's bytes. A flow view (one stored flow
 channel, replicated to three) takes the same crop and flip as an RGB clip; by default
 (`consistent`) it stays a valid flow field: a flip negates u and the colour operations, which
 would shift the zero of motion, leave it alone. `official` treats it as a gray image, as the
@@ -13,6 +14,7 @@ as channels of one image and applies the colour operations to them stacked as on
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -130,12 +132,27 @@ def _hue(tall: np.ndarray, shift: float, frames: int) -> np.ndarray:
 _JITTER_OPS = (_brightness, _contrast, _saturation, _hue)
 
 
-def _normalise(clip: np.ndarray) -> torch.Tensor:
-    """(T, S, S, 3) uint8 -> (3, T, S, S) float32, ImageNet-normalised."""
+def _channels_first(clip: np.ndarray) -> torch.Tensor:
+    """(T, S, S, 3) uint8 -> (3, T, S, S) uint8: the layout the model takes."""
     count, height, width = clip.shape[:3]
     planes = np.stack(cv2.split(np.ascontiguousarray(clip).reshape(-1, width, 3)))
-    tensor = torch.from_numpy(planes).view(3, count, height, width).float()
-    return tensor.sub_(IMAGENET_MEAN * 255).div_(IMAGENET_STD * 255)
+    return torch.from_numpy(planes).view(3, count, height, width)
+
+
+def normalise_clips(clips: torch.Tensor) -> torch.Tensor:
+    """ImageNet normalisation of uint8 clips, on whatever device they sit.
+
+    (..., 3, T, S, S) uint8 -> the same shape in float32, memory format kept.
+    """
+    mean, std = _levels_of_normalisation(clips.device)
+    return clips.float().sub_(mean).div_(std)
+
+
+@functools.cache
+def _levels_of_normalisation(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet mean and std in uint8 levels, (3, 1, 1, 1) float32 on `device` (copied there
+    once, not every batch)."""
+    return (IMAGENET_MEAN * 255).to(device), (IMAGENET_STD * 255).to(device)
 
 
 def _as_rgb(frames: np.ndarray) -> np.ndarray:
@@ -190,7 +207,7 @@ def stretch_flow_view(stored: np.ndarray, channel: str) -> np.ndarray:
 
 def augment_clip(frames: np.ndarray, augmentation: ClipAugmentation, size: int, *,
                  flow: str | None = None, flow_augment: str = "consistent") -> torch.Tensor:
-    """Apply one augmentation draw to a clip. (T, H, W[, 3]) uint8 -> (3, T, S, S) float32.
+    """Apply one augmentation draw to a clip. (T, H, W[, 3]) uint8 -> (3, T, S, S) uint8.
 
     Gray input is replicated to three channels first. `flow` names what a flow view shows (u,
     v, magnitude, or uvm: (T, H, W, 3) with u, v and magnitude as its channels): with
@@ -218,7 +235,7 @@ def augment_clip(frames: np.ndarray, augmentation: ClipAugmentation, size: int, 
     clip = tall.reshape(count, size, size, 3)
     if augmentation.blur:
         clip = blur_clip(clip)
-    return _normalise(clip)
+    return _channels_first(clip)
 
 
 # OpenCV filters an image of at most 128 channels (CV_CN_MAX is 512, but GaussianBlur's
@@ -262,7 +279,7 @@ def evaluation_view(frames: np.ndarray, size: int, crops: int = 1, view: int = 0
     """View `view` of `crops` test-time views: resize the short side to S (to 8/7 S for 10
     crops, so the corners differ), crop S x S, maybe flip.
 
-    (T, H, W[, 3]) uint8 -> (3, T, S, S) float32, normalised.
+    (T, H, W[, 3]) uint8 -> (3, T, S, S) uint8 (normalised later, on the device).
     """
     height, width = frames.shape[1:3]
     short = size if crops < 10 else round(size * 8 / 7)
@@ -276,12 +293,12 @@ def evaluation_view(frames: np.ndarray, size: int, crops: int = 1, view: int = 0
     tall = np.ascontiguousarray(clip).reshape(count * size, size, 3)
     if flip:
         tall = cv2.flip(tall, 1)
-    return _normalise(tall.reshape(count, size, size, 3))
+    return _channels_first(tall.reshape(count, size, size, 3))
 
 
 def centre_crop_clip(frames: np.ndarray, size: int) -> torch.Tensor:
     """Evaluation view: resize the short side to S, centre crop S x S.
 
-    (T, H, W[, 3]) uint8 -> (3, T, S, S) float32, normalised.
+    (T, H, W[, 3]) uint8 -> (3, T, S, S) uint8 (normalised later, on the device).
     """
     return evaluation_view(frames, size, 1, 0)

@@ -12,7 +12,7 @@ from stages.clips.windows import centre_window, spaced_windows
 
 
 class EvaluationClips(Dataset):
-    """Item i -> (clip (3, T, S, S) float32, video position) for `clips_per_video` views a video.
+    """Item i -> (clip (3, T, S, S) uint8, video position) for `clips_per_video` views a video.
 
     A view is one of `windows` temporal windows (the centre clip when 1, else evenly spaced)
     and one of `crops` spatial crops (1, 3 or 10). Items run video by video: view i %

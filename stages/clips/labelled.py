@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 
 from stages.clips.augment import AugmentSettings, augment_clip, draw_augmentation
 from stages.clips.store import ClipStore
-from stages.clips.triplets import item_generator
+from stages.clips.triplets import ItemKey, item_generator, split_key
 from stages.clips.windows import random_start, window
 
 # The downstream augmentation of the paper's code (from CoCLR): crop area 0.2-1, jitter
@@ -18,8 +18,8 @@ FINETUNE_AUGMENT = dict(min_crop_area=0.2, jitter=0.4, hue=0.1, jitter_probabili
 
 
 class LabelledClips(Dataset):
-    """Item i -> (clip (3, T, S, S) float32, label int) of video `videos[i]`, its window and
-    augmentation seeded by (seed, epoch, i)."""
+    """Item (epoch, i) -> (clip (3, T, S, S) uint8, label int) of video `videos[i]`, its window
+    and augmentation seeded by (seed, epoch, i); a bare i is an item of epoch 0."""
 
     def __init__(self, store: ClipStore, videos: np.ndarray, clip_length: int, stride: int,
                  crop_size: int, seed: int) -> None:
@@ -27,17 +27,13 @@ class LabelledClips(Dataset):
         self.clip_length, self.stride = clip_length, stride
         self.augment = AugmentSettings(crop_size, **FINETUNE_AUGMENT)
         self.labels = store.table.columns["label"].astype(np.int64)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Seed every item with `epoch` too, so each epoch draws new windows and augmentations."""
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.videos)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        rng = item_generator(self.seed, self.epoch, index)
+    def __getitem__(self, key: ItemKey | int) -> tuple[torch.Tensor, int]:
+        epoch, index = split_key(key)
+        rng = item_generator(self.seed, epoch, index)
         video = int(self.videos[index])
         count = self.store.frame_count(video)
         start = random_start(count, self.clip_length, self.stride, rng)

@@ -2,6 +2,8 @@
 
 Every random choice of an item comes from a generator seeded by (seed, epoch, video), so an
 item is the same whichever DataLoader worker makes it and whether or not the run was resumed.
+An item is asked for by its key (epoch, position): the sampler carries the epoch, so workers
+that persist from epoch to epoch need no word of it.
 """
 
 from __future__ import annotations
@@ -51,15 +53,26 @@ class TripletSettings:
                              f"{', '.join(FLOW_CONTRASTS)}")
 
 
+ItemKey = tuple[int, int]  # (epoch, position of the item)
+
+
 def item_generator(seed: int, epoch: int, video: int) -> np.random.Generator:
     """The generator behind every random choice of one item in one epoch."""
     return np.random.Generator(np.random.PCG64([seed, epoch, video]))
 
 
-class TripletClips(Dataset):
-    """Item i of `videos` (rows of the frames table) -> a dict of three clips and metadata.
+def split_key(key: ItemKey | int) -> ItemKey:
+    """(epoch, position) of a sampler key; a bare position is an item of epoch 0."""
+    if isinstance(key, tuple):
+        return int(key[0]), int(key[1])
+    return 0, int(key)
 
-    Keys: `anchor`, `positive`, `augmented` (3, T, S, S) float32; `index` (this item's
+
+class TripletClips(Dataset):
+    """Item (epoch, i) of `videos` (rows of the frames table) -> a dict of three clips and
+    metadata (a bare i is an item of epoch 0).
+
+    Keys: `anchor`, `positive`, `augmented` (3, T, S, S) uint8; `index` (this item's
     position i), `positive_index` (position of the positive's video), `cluster` (pseudo-label
     of both), `positive_flow` and `augmented_flow` (bool: the clip is the flow view),
     `anchor_frames` and `positive_frames` (T,) int64 frame indices.
@@ -68,15 +81,11 @@ class TripletClips(Dataset):
     def __init__(self, store: ClipStore, videos: np.ndarray, settings: TripletSettings,
                  seed: int) -> None:
         self.store, self.videos, self.settings, self.seed = store, videos, settings, seed
-        self.epoch = 0
         self.set_clusters(np.arange(len(videos)))
 
-    def set_epoch(self, epoch: int) -> None:
-        """Seed every item with `epoch` too (call before each epoch's DataLoader is built)."""
-        self.epoch = epoch
-
     def set_clusters(self, clusters: np.ndarray) -> None:
-        """Use `clusters` (len(videos),) int as pseudo-labels for choosing positives."""
+        """Use `clusters` (len(videos),) int as pseudo-labels for choosing positives (workers
+        hold a copy: a loader made before this call keeps the clusters it was made with)."""
         self.clusters = np.asarray(clusters, dtype=np.int64)
         order = np.argsort(self.clusters, kind="stable")
         bounds = np.flatnonzero(np.diff(self.clusters[order])) + 1
@@ -109,8 +118,9 @@ class TripletClips(Dataset):
                             flow=self.settings.flow_channel if use_flow else None,
                             flow_augment=self.settings.augment.flow_augment)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | int | bool]:
-        settings, rng = self.settings, item_generator(self.seed, self.epoch, index)
+    def __getitem__(self, key: ItemKey | int) -> dict[str, torch.Tensor | int | bool]:
+        epoch, index = split_key(key)
+        settings, rng = self.settings, item_generator(self.seed, epoch, index)
         length, stride = settings.clip_length, settings.stride
         video = int(self.videos[index])
         count = self.store.frame_count(video)
@@ -145,8 +155,9 @@ class TripletClips(Dataset):
         }
 
 
-class EpochSampler(Sampler[int]):
-    """A seeded permutation per epoch, split across `world` ranks (each takes every world-th).
+class EpochSampler(Sampler[ItemKey]):
+    """A seeded permutation per epoch, split across `world` ranks (each takes every world-th),
+    as item keys (epoch, position).
 
     Every rank gets the same number of items: the permutation is cut to a multiple of `world`.
     """
@@ -163,7 +174,8 @@ class EpochSampler(Sampler[int]):
         order = np.random.Generator(np.random.PCG64([self.seed, self.epoch, 2**31])).permutation(
             self.size)
         usable = len(order) - len(order) % self.world
-        return iter(order[self.rank:usable:self.world].tolist())
+        return iter([(self.epoch, position)
+                     for position in order[self.rank:usable:self.world].tolist()])
 
     def __len__(self) -> int:
         return self.size // self.world

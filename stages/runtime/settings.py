@@ -26,13 +26,15 @@ def setting(
     maximum: float | None = None,
     affects_output: bool = True,
     folder_name: bool = False,
+    auto: bool = False,
 ) -> Any:
     """Declare one config key.
 
     `affects_output=False` marks keys (worker counts, for example) that change how a stage runs
     but not what it writes, so changing them does not invalidate a cached artifact.
     `folder_name=True` marks a string that names one folder slic makes (a run, a dataset's
-    workspace folder): a name, never a path.
+    workspace folder): a name, never a path. `auto=True` lets a number key also take the
+    word auto (the stage then decides, as for loader workers).
     """
     meta = {
         "help": help,
@@ -41,6 +43,7 @@ def setting(
         "maximum": maximum,
         "affects_output": affects_output,
         "folder_name": folder_name,
+        "auto": auto,
     }
     return dataclasses.field(default=default, metadata=meta)
 
@@ -100,7 +103,13 @@ def _as_float(key: str, value: Any) -> float | None:
 
 def coerce_value(key: str, value: Any, annotation: Any, meta: dict[str, Any]) -> Any:
     """Check `value` against a field's type, choices and range; return it in the field's type."""
+    if meta.get("auto") and value == "auto":
+        return value
+    if meta.get("auto") and isinstance(value, str) and re.fullmatch(r"\d+", value, re.ASCII):
+        value = int(value)  # a number typed on the command line, where auto is text too
     kinds, optional = _allowed_types(annotation)
+    if meta.get("auto"):  # int | str: a number, or the word auto handled above
+        kinds = tuple(kind for kind in kinds if kind is not str)
     if value is None:
         if optional:
             return None
@@ -121,8 +130,9 @@ def coerce_value(key: str, value: Any, annotation: Any, meta: dict[str, Any]) ->
         if result is not None:
             break
     if result is None:
+        auto = " or auto" if meta.get("auto") else ""
         raise ConfigError(
-            f"config key {key} must be {_describe(kinds, optional)}, got {quoted(value)}"
+            f"config key {key} must be {_describe(kinds, optional)}{auto}, got {quoted(value)}"
         )
     if meta.get("folder_name") and isinstance(result, str) and not is_folder_name(result):
         raise ConfigError(f"config key {key} must be a folder name (letters, digits, '-', '_', "

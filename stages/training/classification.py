@@ -38,8 +38,9 @@ from stages.io.run_folder import RunFolder
 from stages.runtime.context import RunContext
 from stages.runtime.errors import ConfigError, TrainingDiverged
 from stages.runtime.run_lock import run_folder_lock
-from stages.training.compute import Compute, training_workers
-from stages.training.embedding import configure_worker, embed_clips
+from stages.training.compute import Compute
+from stages.training.embedding import embed_clips
+from stages.training.loading import clip_loader, training_workers
 from stages.training.monitor import MetricsLog
 from stages.training.schedule import build_schedule, lr_factor, paper_drop_epochs
 from stages.training.trainer import StepResult, Trainer
@@ -100,7 +101,7 @@ class ClassifierRecipe:
     windows: int
     crops: int
     seed: int
-    workers: int
+    workers: int | str  # loader workers, or auto
     config: dict[str, Any]  # the output-relevant settings kept in the checkpoint
     resumable: tuple[str, ...]
 
@@ -135,30 +136,33 @@ class ClassifierTraining:
                                      source.clip["stride"], source.clip["crop_size"],
                                      recipe.seed)
         self.best: dict[str, Any] = {"epoch": -1, "accuracy": -1.0}
+        self.sampler = EpochSampler(len(self.dataset), recipe.seed, compute.distribution.rank,
+                                    compute.distribution.world)
+        self.loader: DataLoader | None = None
 
     def batches(self, epoch: int) -> DataLoader:
-        """This rank's labelled batches of `epoch`; torch's global generator is seeded per (seed,
-        epoch, rank) so dropout repeats on resume."""
+        """This rank's labelled batches of `epoch` (one loader whose workers live on from epoch
+        to epoch); torch's global generator is seeded per (seed, epoch, rank) so dropout
+        repeats on resume."""
         d = self.compute.distribution
-        self.dataset.set_epoch(epoch)
-        sampler = EpochSampler(len(self.dataset), self.recipe.seed, d.rank, d.world)
-        sampler.set_epoch(epoch)
+        if self.loader is None:
+            self.loader = clip_loader(
+                self.dataset, self.sampler, batch_size=self.recipe.batch_size // d.world,
+                workers=training_workers(self.recipe.workers, self.compute.device),
+                pin_memory=self.compute.device.type == "cuda", drop_last=True)
+        self.sampler.set_epoch(epoch)
         # Dropout draws from the global generator: seed it per epoch and rank for exact resumes.
         torch.manual_seed(int(np.random.SeedSequence([self.recipe.seed, epoch, d.rank])
                               .generate_state(1)[0]))
-        return DataLoader(self.dataset, batch_size=self.recipe.batch_size // d.world,
-                          sampler=sampler, num_workers=training_workers(self.recipe.workers),
-                          drop_last=True,
-                          worker_init_fn=configure_worker,
-                          pin_memory=self.compute.device.type == "cuda")
+        return self.loader
 
     def step(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], epoch: int,
              step: int) -> StepResult:
         """Float32 cross-entropy of one (clips, labels) batch, the forward pass under autocast."""
         clips, targets = batch
         with self.compute.autocast():
-            logits = model(self.compute.to_device(clips))
-        loss = nn.functional.cross_entropy(logits.float(), targets.to(self.compute.device))
+            logits = model(self.compute.prepare_clips(clips))
+        loss = nn.functional.cross_entropy(logits.float(), targets.to(self.compute.device, non_blocking=True))
         return StepResult(loss)
 
     def before_epoch(self, epoch: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from stages.clips.augment import normalise_clips
 from stages.runtime.context import launch_position
 from stages.runtime.errors import ConfigError
 from stages.runtime.sections import ComputeConfig
@@ -58,10 +59,14 @@ class Compute:
         """A loss scaler, enabled for fp16 only (bf16 keeps fp32's exponent range)."""
         return torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
 
-    def to_device(self, clips: torch.Tensor) -> torch.Tensor:
-        """(B, C, T, H, W) clips on the device in the model's memory format."""
-        clips = clips.to(self.device, non_blocking=True)
-        return clips.contiguous(memory_format=self.memory_format)
+    def prepare_clips(self, *parts: torch.Tensor) -> torch.Tensor:
+        """Model input from uint8 clips: each part (B_i, 3, T, S, S) uint8, pinned by the
+        loader on CUDA, goes to the device without blocking, the parts are joined there, and
+        the cast to float32, ImageNet normalisation and memory format happen on the device.
+        Returns (sum B_i, 3, T, S, S) float32."""
+        moved = [part.to(self.device, non_blocking=True) for part in parts]
+        clips = moved[0] if len(moved) == 1 else torch.cat(moved)
+        return normalise_clips(clips.contiguous(memory_format=self.memory_format))
 
     def describe(self) -> dict[str, Any]:
         """The resolved policy for display: device, amp, channels-last 3D on or off, the
@@ -98,12 +103,6 @@ def every_usable_core() -> Iterator[int]:
             yield cores
     finally:
         torch.set_num_threads(before)
-
-
-def training_workers(requested: int) -> int:
-    """DataLoader workers for training: at most one a usable core (more only take turns, and
-    torch warns about each epoch's loader on a small machine)."""
-    return min(requested, usable_cores())
 
 
 def resolve_device(choice: str) -> torch.device:

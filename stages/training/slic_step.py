@@ -54,9 +54,8 @@ def slic_step(encoder: torch.nn.Module, batch: dict[str, torch.Tensor], true_lab
     """Loss of one batch. `true_labels` (N,) int64 of the training videos (-1 unknown) only
     feeds the false-positive / false-negative statistics, never the loss."""
     size = len(batch["index"])
-    clips = torch.cat([batch["anchor"], batch["positive"], batch["augmented"]])
     device = compute.device
-    clips = compute.to_device(clips)
+    clips = compute.prepare_clips(batch["anchor"], batch["positive"], batch["augmented"])
     with compute.autocast():
         embeddings = encoder(clips)
     anchors, positives, augmented = embeddings.float().split(size)

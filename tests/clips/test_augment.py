@@ -3,8 +3,6 @@ import pytest
 import torch
 
 from stages.clips.augment import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     STRETCH_MAX_GAIN,
     STRETCH_TARGET_LEVELS,
     AugmentSettings,
@@ -13,6 +11,7 @@ from stages.clips.augment import (
     centre_crop_clip,
     draw_augmentation,
     negate_flow,
+    normalise_clips,
     stretch_flow_view,
     stretch_gain,
 )
@@ -20,7 +19,8 @@ from stages.flow.methods import dequantise_flow
 
 
 def _unnormalise(clip: torch.Tensor) -> torch.Tensor:
-    return clip * IMAGENET_STD + IMAGENET_MEAN
+    """A uint8 clip's levels as 0..1."""
+    return clip.float() / 255
 
 
 def test_one_draw_is_shared_by_every_frame():
@@ -361,11 +361,14 @@ def test_normalisation_is_imagenet_per_channel_and_keeps_the_frame_order():
     frames[0], frames[1] = (255, 0, 128), (0, 255, 51)
     plain = ClipAugmentation((0, 0, 2, 2), False, (), False, False)
     out = augment_clip(frames, plain, 2)
-    assert out.shape == (3, 2, 2, 2) and out.dtype == torch.float32
+    assert out.shape == (3, 2, 2, 2) and out.dtype == torch.uint8  # workers ship uint8
+    normalised = normalise_clips(out)
     mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
     for t in range(2):
+        assert out[:, t].reshape(3, -1).tolist() == [[v] * 4 for v in frames[t, 0, 0]], t
         expected = (frames[t, 0, 0] / 255 - mean) / std
-        assert np.allclose(out[:, t].reshape(3, -1).numpy(), expected[:, None], atol=1e-5), t
+        assert np.allclose(normalised[:, t].reshape(3, -1).numpy(), expected[:, None],
+                           atol=1e-5), t
 
 
 def test_a_crop_that_cannot_fit_the_ratio_falls_back_to_the_centre_square():
@@ -394,8 +397,6 @@ def test_a_consistent_uvm_flow_view_is_never_turned_gray():
     from dataclasses import replace as changed
 
     from stages.clips.augment import (
-        IMAGENET_MEAN,
-        IMAGENET_STD,
         AugmentSettings,
         augment_clip,
         draw_augmentation,
@@ -405,5 +406,5 @@ def test_a_consistent_uvm_flow_view_is_never_turned_gray():
     uvm[..., 0], uvm[..., 1], uvm[..., 2] = 100, 160, 40
     draw = changed(draw_augmentation(16, 16, AugmentSettings(crop_size=16),
                                      np.random.default_rng(0)), flip=False, grayscale=True)
-    view = augment_clip(uvm, draw, 16, flow="uvm") * IMAGENET_STD * 255 + IMAGENET_MEAN * 255
+    view = augment_clip(uvm, draw, 16, flow="uvm").float()
     assert [round(float(view[c].mean())) for c in range(3)] == [100, 160, 40]

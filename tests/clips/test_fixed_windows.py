@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from stages.clips.augment import IMAGENET_MEAN, IMAGENET_STD
+
 from stages.clips.fixed_windows import EvaluationClips
 
 HEIGHT, WIDTH, SIZE = 8, 14, 8
@@ -33,7 +33,7 @@ class PositionStore:
 
 def shown(clip) -> tuple[int, list[int], int]:
     """(first column, the frame of each time step, video) a (3, T, S, S) view shows."""
-    levels = (clip * IMAGENET_STD * 255 + IMAGENET_MEAN * 255).round().to(int)
+    levels = clip.float().round().to(int)
     blue = levels[2, :, 0, 0].tolist()
     return int(levels[0, 0, 0, 0]) // 10, [b // 10 for b in blue], blue[0] % 10 // 5
 

@@ -4,7 +4,7 @@ frames whose pixels spell their own row, column and frame index."""
 import numpy as np
 import pytest
 
-from stages.clips.augment import IMAGENET_MEAN, IMAGENET_STD, crop_boxes, evaluation_view
+from stages.clips.augment import crop_boxes, evaluation_view
 
 SIZE = 8
 
@@ -20,7 +20,7 @@ def position_frames(height: int, width: int, count: int = 2) -> np.ndarray:
 
 def pixels(view) -> np.ndarray:
     """A normalised (3, T, S, S) view back to (T, S, S, 3) uint8 levels."""
-    levels = (view * IMAGENET_STD * 255 + IMAGENET_MEAN * 255).round().numpy()
+    levels = view.float().round().numpy()
     return np.moveaxis(levels, 0, -1).astype(np.int64)
 
 

@@ -53,7 +53,7 @@ def test_cpu_runs_the_gpu_path_autocast_scaler_and_channels_last(amp, dtype, sca
     model = model.to(memory_format=compute.memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scaler = compute.grad_scaler()
-    clips = compute.to_device(torch.randn(2, 3, 4, 8, 8))
+    clips = compute.prepare_clips(torch.randint(0, 256, (2, 3, 4, 8, 8), dtype=torch.uint8))
     assert clips.is_contiguous(memory_format=torch.channels_last_3d)
     before = [p.detach().clone() for p in model.parameters()]
     with compute.autocast():
@@ -68,15 +68,6 @@ def test_cpu_runs_the_gpu_path_autocast_scaler_and_channels_last(amp, dtype, sca
 def test_channels_last_auto_is_off_on_cpu():
     compute = Compute(torch.device("cpu"), "off", torch.contiguous_format, Distribution())
     assert start_compute(ComputeConfig(device="cpu")).memory_format == compute.memory_format
-
-
-def test_training_workers_are_capped_by_the_usable_cores(monkeypatch):
-    from stages.training import compute as compute_module
-
-    monkeypatch.setattr(compute_module, "usable_cores", lambda: 2)
-    assert compute_module.training_workers(4) == 2
-    assert compute_module.training_workers(1) == 1
-    assert compute_module.training_workers(0) == 0
 
 
 def test_computing_leaves_after_success_and_after_an_error(monkeypatch):

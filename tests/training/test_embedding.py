@@ -13,7 +13,8 @@ from stages.clips.store import ClipStore
 from stages.models.encoder import Encoder
 from stages.runtime.progress import SilentProgress
 from stages.training.compute import Compute
-from stages.training.embedding import configure_worker, embed_clips, inference_workers
+from stages.clips.augment import normalise_clips
+from stages.training.embedding import embed_clips
 
 CPU = Compute(torch.device("cpu"), "off", torch.contiguous_format)
 
@@ -68,7 +69,8 @@ def test_rows_follow_the_videos_and_average_their_clips(store):
     progress = Recorder()
     features = embed(encoder, clips, batch_size=5, progress=progress)
     assert features.shape == (4, 3) and features.dtype == np.float32
-    per_clip = np.stack([clips[item][0].mean(dim=(1, 2, 3)).numpy() for item in range(24)])
+    per_clip = np.stack([normalise_clips(clips[item][0]).mean(dim=(1, 2, 3)).numpy()
+                         for item in range(24)])
     assert np.allclose(features, per_clip.reshape(4, 6, 3).mean(axis=1), atol=1e-5)
     each = embed(encoder, clips, batch_size=5, average=False)
     assert each.shape == (4, 6, 3)
@@ -109,26 +111,6 @@ def test_autograd_records_nothing_while_embedding(store):
     features = embed(encoder, clips, batch_size=2)
     assert encoder.recording == [False, False] and torch.is_grad_enabled()
     assert isinstance(features, np.ndarray)
-
-
-def test_cpu_workers_get_only_the_cores_the_model_leaves(monkeypatch):
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    cpu = torch.device("cpu")
-    assert inference_workers(8, cpu) == 3 and inference_workers(2, cpu) == 2
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
-    assert inference_workers(8, cpu) == 0
-    assert inference_workers(8, torch.device("cuda")) == 8  # beside a GPU every worker helps
-
-
-def test_a_loader_worker_uses_one_thread():
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        configure_worker(0)
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(threads)
 
 
 class LinearEmbedding(nn.Module):

@@ -12,7 +12,17 @@ from stages.models.encoder import Encoder
 from stages.training.compute import Compute
 from stages.training.slic_step import LossSettings, slic_step, step_generator
 
-CPU = Compute(torch.device("cpu"), "off", torch.contiguous_format)
+
+
+class FloatClipsCompute(Compute):
+    """Takes these tests' float clips as they are (they are about mining and the losses; the
+    step's own preparation of uint8 clips has its test below)."""
+
+    def prepare_clips(self, *parts: torch.Tensor) -> torch.Tensor:
+        return torch.cat(parts)
+
+
+CPU = FloatClipsCompute(torch.device("cpu"), "off", torch.contiguous_format)
 CLIP = (3, 2, 4, 4)  # (C, T, H, W)
 
 
@@ -307,3 +317,27 @@ def test_a_step_on_cuda_equals_the_step_on_cpu():
         assert (on_gpu.triplets, on_gpu.fallbacks) == (on_cpu.triplets, on_cpu.fallbacks)
         assert on_gpu.loss.item() == pytest.approx(on_cpu.loss.item(), abs=1e-5)
         assert on_gpu.negative_distance == pytest.approx(on_cpu.negative_distance, abs=1e-5)
+
+
+class InputRecorder(nn.Module):
+    """(B, 3, T, H, W) -> (B, 3) channel means; keeps the input it was given."""
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        self.seen = clips
+        return clips.mean(dim=(2, 3, 4))
+
+
+def test_the_step_feeds_the_encoder_its_uint8_clips_joined_and_normalised():
+    from stages.clips.augment import normalise_clips
+
+    generator = torch.Generator().manual_seed(0)
+    parts = {key: torch.randint(0, 256, (2, *CLIP), dtype=torch.uint8, generator=generator)
+             for key in ("anchor", "positive", "augmented")}
+    batch = {**parts, "cluster": torch.tensor([0, 1]), "index": torch.arange(2),
+             "positive_index": torch.arange(2)}
+    encoder = InputRecorder()
+    compute = Compute(torch.device("cpu"), "off", torch.contiguous_format)
+    slic_step(encoder, batch, np.full(2, -1), LossSettings(), step_generator(0, 0, 0, 0), compute)
+    expected = normalise_clips(torch.cat([parts["anchor"], parts["positive"],
+                                          parts["augmented"]]))
+    assert encoder.seen.dtype == torch.float32 and torch.equal(encoder.seen, expected)

@@ -11,8 +11,12 @@ Three measurements on real videos (../shared/data/real-clips by default), each a
    PIL and transformed frame by frame with PIL (the official code's path), one process.
 3. step overhead: steps/s of slic's step (mining, statistics) against a bare loop of the same
    model, a plain triplet loss and SGD on in-memory tensors.
+4. `--cpu-ms`: only the CPU cost of the pretrain loader itself (benchmarks/_loader_cost.py):
+   worker CPU-ms per training clip at `--crop`, median over --runs epochs; prints
+   `cpu_ms_per_clip=X` last (issue 23's target: X <= 3.0 at 16x128).
 
     python benchmarks/bench_pretrain_loader.py [--input DIR] [--runs 3]
+    python benchmarks/bench_pretrain_loader.py --cpu-ms --crop 128 [--work DIR]
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2 as T
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._loader_cost import measure_loader  # noqa: E402
 from benchmarks._common import (  # noqa: E402
     default_real_clips,
     machine_info,
@@ -49,14 +54,18 @@ from stages.models.encoder import Encoder  # noqa: E402
 from stages.pretrain import triplet_settings  # noqa: E402
 from stages.pretrain_config import PretrainConfig  # noqa: E402
 from stages.training.compute import Compute  # noqa: E402
-from stages.training.embedding import configure_worker  # noqa: E402
+from stages.training.loading import configure_worker  # noqa: E402
 from stages.training.slic_step import LossSettings, slic_step, step_generator  # noqa: E402
 
 CPU = Compute(torch.device("cpu"), "off", torch.contiguous_format)
 
 
 def prepare(input_dir: Path, work: Path) -> tuple[Path, Path]:
-    """frames.h5 (short side 128) and flow.h5 of the input videos, made with slic."""
+    """frames.h5 (short side 128) and flow.h5 of the input videos, made with slic (kept from
+    an earlier run in the same `work` folder)."""
+    made = work / "ws" / "bench" / "frames.h5", work / "ws" / "bench" / "flow.h5"
+    if all(path.is_file() for path in made):
+        return made
     videos = prepare_folder_input(input_dir, work / "videos")
     common = ["--workspace", str(work / "ws"), "--name", "bench", "--quiet"]
     subprocess.run(slic_command() + ["extract-frames", "--dataset", "folder", "--root",
@@ -84,7 +93,7 @@ def timed_steps(encoder, optimizer, batches, steps: int, step_function) -> float
 
 def slic_training_step(encoder, optimizer, batch) -> None:
     labels = np.zeros(int(batch["index"].max()) + 1000, dtype=np.int64)
-    outcome = slic_step(encoder, batch, labels, LossSettings(), step_generator(0, 0, 0, 0), CPU)
+    outcome = slic_step(encoder, batch, labels, LossSettings(), [step_generator(0, 0, 0, 0)], CPU)
     optimizer.zero_grad()
     outcome.loss.backward()
     optimizer.step()
@@ -92,7 +101,8 @@ def slic_training_step(encoder, optimizer, batch) -> None:
 
 def bare_training_step(encoder, optimizer, batch) -> None:
     size = len(batch["index"])
-    embeddings = encoder(torch.cat([batch["anchor"], batch["positive"], batch["augmented"]]))
+    embeddings = encoder(CPU.prepare_clips(batch["anchor"], batch["positive"],
+                                           batch["augmented"]))
     anchor, positive, augmented = embeddings.split(size)
     distance = torch.nn.TripletMarginWithDistanceLoss(
         distance_function=lambda a, b: 1 - torch.nn.functional.cosine_similarity(a, b),
@@ -267,6 +277,22 @@ def step_comparison(store: ClipStore, args: argparse.Namespace) -> None:
     print(table(["arch", "items/step", "bare loop", "slic step", "ratio"], rows))
 
 
+def loader_cpu_cost(store: ClipStore, args: argparse.Namespace) -> None:
+    """Worker CPU-ms per training clip of the pretrain loader at 16 x crop; the median is
+    printed last as cpu_ms_per_clip=X."""
+    costs, rates = [], []
+    for _ in range(args.runs):
+        measured = measure_loader(store, crop=args.crop, clip_length=16, batch_size=8,
+                                  workers=args.workers, batches=args.batches)
+        costs.append(measured["cpu_ms_per_clip"])
+        rates.append(measured["clips_per_second"])
+    print(f"\npretrain loader, 16x{args.crop}x{args.crop} clips, {args.workers} workers, "
+          f"{args.batches} batches of 8 items (24 clips) a run:")
+    print(table(["run", "worker CPU-ms per clip", "clips/s (loader alone)"],
+                [[i + 1, f"{c:.2f}", f"{r:.0f}"] for i, (c, r) in enumerate(zip(costs, rates))]))
+    print(f"cpu_ms_per_clip={median(costs):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", type=Path, default=default_real_clips())
@@ -276,14 +302,25 @@ def main() -> None:
     parser.add_argument("--r3d-steps", type=int, default=3)
     parser.add_argument("--parts", nargs="+", default=["official", "loader", "step"],
                         choices=["official", "loader", "step"])
+    parser.add_argument("--cpu-ms", action="store_true",
+                        help="only the loader's worker CPU-ms per clip (printed last)")
+    parser.add_argument("--crop", type=int, default=128, help="crop size for --cpu-ms")
+    parser.add_argument("--workers", type=int, default=2, help="loader workers for --cpu-ms")
+    parser.add_argument("--batches", type=int, default=40, help="batches a run for --cpu-ms")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep frames.h5 and flow.h5 here and reuse them (default: a "
+                             "temporary folder)")
     args = parser.parse_args()
     info = machine_info()
     print_machine(info)
-    work = Path(tempfile.mkdtemp(prefix="slic-bench-loader-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="slic-bench-loader-"))
     try:
         frames, flow = prepare(args.input, work)
         store = ClipStore(frames, flow)
         print(f"{len(store.table)} videos, {int(store.frames_layout.num_images.sum())} frames")
+        if args.cpu_ms:
+            loader_cpu_cost(store, args)
+            return
 
         if "official" in args.parts:
             official_comparison(store, work, args)
@@ -293,7 +330,8 @@ def main() -> None:
         if "step" in args.parts:
             step_comparison(store, args)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

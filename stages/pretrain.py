@@ -54,7 +54,7 @@ from stages.training.rounds import (
     labels_digest,
 )
 from stages.training.schedule import build_schedule, lr_factor
-from stages.training.slic_step import LossSettings, slic_step, step_generator
+from stages.training.slic_step import LossSettings, pool_generators, slic_step
 from stages.training.trainer import StepResult, Trainer
 from stages.training.video_split import TrainingVideos, select_training_videos
 
@@ -104,8 +104,9 @@ class SlicTraining:
         self.finished = False
         self.collapse_warned = False
         self.plotted_at = -math.inf  # time.monotonic() of the last drawing of the curves
+        self.group = mining_group(settings, compute.distribution.world)
         self.sampler = EpochSampler(len(triplets), settings.seed, compute.distribution.rank,
-                                    compute.distribution.world)
+                                    compute.distribution.world, self.group)
         self.loader: DataLoader | None = None
 
     # -- the TrainingTask protocol --------------------------------------------------------
@@ -129,9 +130,11 @@ class SlicTraining:
              step: int) -> StepResult:
         """The SLIC loss of one triplet batch, with its triplet and temporal parts, mining counts
         and the false positives and negatives against true labels."""
+        d = self.compute.distribution
+        groups = len(batch["index"]) // self.group
         outcome = slic_step(model, batch, self.videos.train_labels, self.loss_settings,
-                            step_generator(self.settings.seed, epoch, step,
-                                           self.compute.distribution.rank), self.compute)
+                            pool_generators(self.settings.seed, epoch, step, d.rank, d.world,
+                                            groups), self.compute)
         return StepResult(outcome.loss, {
             "triplet_loss": outcome.triplet, "temporal_loss": outcome.temporal,
             "triplets": outcome.triplets, "fallbacks": outcome.fallbacks,
@@ -314,6 +317,7 @@ def build_training(settings: PretrainConfig, data: DataConfig, workspace: Worksp
         raise ConfigError(f"pretrain.batch_size {settings.batch_size} does not fit: it needs "
                           f"at least 2 items per rank ({world} ranks) and at most "
                           f"{len(videos.train)} training videos")
+    mining_group(settings, world)
     torch.manual_seed(settings.seed)
     encoder = Encoder(settings.arch, settings.projection_hidden, settings.projection_dim)
     if settings.init:
@@ -333,6 +337,22 @@ def build_training(settings: PretrainConfig, data: DataConfig, workspace: Worksp
     trainer = Trainer("pretrain", compute, encoder, optimizer, scheduler, [settings.lr],
                       output_relevant(settings), RESUMABLE_CHANGES, folder.path)
     return task, trainer
+
+
+def mining_group(settings: PretrainConfig, world: int) -> int:
+    """Items per mining group on `world` ranks: pretrain.mining_pool (at most the batch), or
+    each rank's whole batch when it is 0. A rank's batch must hold whole groups."""
+    per_rank = settings.batch_size // world
+    if settings.mining_pool == 0:
+        return per_rank
+    group = min(settings.mining_pool, settings.batch_size)
+    if per_rank % group:
+        raise ConfigError(
+            f"pretrain.mining_pool {group} does not divide the {per_rank} items each of the "
+            f"{world} ranks gets (pretrain.batch_size {settings.batch_size}): set "
+            f"pretrain.batch_size to a multiple of {group * world}, or mining_pool to a "
+            f"divisor of {per_rank} (0: each rank's batch, which changes with the GPU count)")
+    return group
 
 
 def triplet_settings(settings: PretrainConfig) -> TripletSettings:

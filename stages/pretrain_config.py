@@ -100,6 +100,12 @@ class PretrainConfig:
     epochs: int = setting(600, "training epochs", minimum=1)
     batch_size: int = setting(32, "items (anchor, positive, augmented) per step, all ranks "
                               "together", minimum=2)
+    mining_pool: int = setting(16, "items per mining group: triplets are mined, and the "
+                               "triplet loss averaged, within groups of this many items of a "
+                               "step, as on each GPU of the official code (16), so results do "
+                               "not depend on the GPU count; a smaller batch is one group; 0: "
+                               "each rank's whole batch (changes with the GPU count)",
+                               minimum=0)
     lr: float = setting(0.1, "SGD learning rate", minimum=0.0)
     momentum: float = setting(0.5, "SGD momentum", minimum=0.0, maximum=1.0)
     weight_decay: float = setting(0.0, "SGD weight decay", minimum=0.0)

@@ -156,14 +156,18 @@ class TripletClips(Dataset):
 
 
 class EpochSampler(Sampler[ItemKey]):
-    """A seeded permutation per epoch, split across `world` ranks (each takes every world-th),
-    as item keys (epoch, position).
+    """A seeded permutation per epoch, as item keys (epoch, position), dealt to `world` ranks
+    in groups of `group` consecutive items: rank r takes groups r, r + world, r + 2 world, ...
 
-    Every rank gets the same number of items: the permutation is cut to a multiple of `world`.
+    With groups of a step's mining group size, a step's B items form the same groups on 1, 2
+    or 8 ranks: global step s is groups s B/group .. (s + 1) B/group - 1 however they are
+    dealt. Every rank gets the same number of items: the permutation is cut to a multiple of
+    world x group.
     """
 
-    def __init__(self, size: int, seed: int, rank: int = 0, world: int = 1) -> None:
-        self.size, self.seed, self.rank, self.world = size, seed, rank, world
+    def __init__(self, size: int, seed: int, rank: int = 0, world: int = 1,
+                 group: int = 1) -> None:
+        self.size, self.seed, self.rank, self.world, self.group = size, seed, rank, world, group
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -173,9 +177,9 @@ class EpochSampler(Sampler[ItemKey]):
     def __iter__(self):
         order = np.random.Generator(np.random.PCG64([self.seed, self.epoch, 2**31])).permutation(
             self.size)
-        usable = len(order) - len(order) % self.world
-        return iter([(self.epoch, position)
-                     for position in order[self.rank:usable:self.world].tolist()])
+        groups = order[:len(self) * self.world].reshape(-1, self.group)
+        mine = groups[self.rank::self.world].reshape(-1)
+        return iter([(self.epoch, position) for position in mine.tolist()])
 
     def __len__(self) -> int:
-        return self.size // self.world
+        return self.size // (self.world * self.group) * self.group

@@ -10,7 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from stages.training.compute import Compute
-from stages.training.losses import cosine_distances, mine_triplets, temporal_loss, triplet_loss
+from stages.training.losses import (
+    Triplets,
+    cosine_distances,
+    mine_triplets,
+    temporal_loss,
+    triplet_loss,
+)
 
 
 @dataclass(frozen=True)
@@ -48,40 +54,67 @@ def step_generator(seed: int, epoch: int, step: int, rank: int) -> torch.Generat
     return torch.Generator().manual_seed(int(state))
 
 
+def pool_generators(seed: int, epoch: int, step: int, rank: int, world: int, pools: int
+                    ) -> list[torch.Generator]:
+    """The generators of a rank's `pools` mining groups in one step: group j of rank r is
+    group r + world * j of the step (the order `EpochSampler` deals them in), so each group
+    draws the same negatives whatever the number of ranks."""
+    return [step_generator(seed, epoch, step, rank + world * group) for group in range(pools)]
+
+
 def slic_step(encoder: torch.nn.Module, batch: dict[str, torch.Tensor], true_labels: np.ndarray,
-              settings: LossSettings, generator: torch.Generator, compute: Compute
+              settings: LossSettings, generators: list[torch.Generator], compute: Compute
               ) -> StepOutcome:
-    """Loss of one batch. `true_labels` (N,) int64 of the training videos (-1 unknown) only
-    feeds the false-positive / false-negative statistics, never the loss."""
-    size = len(batch["index"])
+    """Loss of one batch of B items in len(generators) mining groups of equal size (group j:
+    items j * B/G .. (j+1) * B/G - 1, mined with generators[j]). Triplets are mined within a
+    group, the triplet loss is the mean over groups of each group's mean, the temporal loss the
+    mean over items. `true_labels` (N,) int64 of the training videos (-1 unknown) only feeds
+    the false-positive / false-negative statistics, never the loss."""
+    size, groups = len(batch["index"]), len(generators)
+    if groups < 1 or size % groups:
+        raise ValueError(f"{size} items cannot make {groups} equal mining groups")
     device = compute.device
     clips = compute.prepare_clips(batch["anchor"], batch["positive"], batch["augmented"])
     with compute.autocast():
         embeddings = encoder(clips)
     anchors, positives, augmented = embeddings.float().split(size)
-    mined = torch.cat([anchors, positives])
-    clusters = torch.cat([batch["cluster"], batch["cluster"]]).to(device)
-    distances = cosine_distances(mined)
-    triplets = mine_triplets(distances, clusters, settings.margin, generator,
-                             settings.official_fallback)
-    triplet = triplet_loss(distances, triplets, settings.margin)
+    clusters = batch["cluster"].to(device, non_blocking=True)
+    videos = torch.stack([batch["index"], batch["positive_index"]]).numpy()  # (2, B)
+    pool = size // groups
+    losses, found = [], []
+    for group, generator in enumerate(generators):
+        part = slice(group * pool, (group + 1) * pool)
+        distances = cosine_distances(torch.cat([anchors[part], positives[part]]))
+        triplets = mine_triplets(distances, torch.cat([clusters[part], clusters[part]]),
+                                 settings.margin, generator, settings.official_fallback)
+        losses.append(triplet_loss(distances, triplets, settings.margin))
+        found.append(_group_figures(distances, triplets,
+                                    true_labels[videos[:, part].reshape(-1)]))
+    triplet = torch.stack(losses).mean()
     temporal = (temporal_loss(anchors, augmented, positives, settings.temporal_margin)
                 if settings.temporal else torch.zeros((), device=device))
     loss = triplet + settings.temporal_weight * temporal
-    videos = torch.cat([batch["index"], batch["positive_index"]]).numpy()
-    truth = true_labels[videos]
+    with torch.no_grad():
+        gap = F.normalize(anchors, dim=1) - F.normalize(positives, dim=1)
+        alignment = float(gap.pow(2).sum(dim=1).mean())
+    totals = np.sum(found, axis=0)
+    mined = int(totals[0])
+    return StepOutcome(loss, float(triplet.detach()), float(temporal.detach()), mined,
+                       int(totals[1]), int(totals[2]), int(totals[3]), int(totals[4]),
+                       alignment, float(totals[5]) / mined if mined else 0.0,
+                       float(totals[6]) / mined if mined else 0.0)
+
+
+def _group_figures(distances: torch.Tensor, triplets: Triplets, truth: np.ndarray
+                   ) -> list[float]:
+    """One group's triplets, fallbacks, false positives, false negatives, labelled triplets
+    and the sums of d(a, p) and d(a, n). `truth` (2P,) true labels of the group's anchors then
+    positives, -1 unknown."""
     a, p, n = (truth[t.cpu().numpy()] for t in (triplets.anchors, triplets.positives,
                                                  triplets.negatives))
     known = (a >= 0) & (p >= 0) & (n >= 0)
     with torch.no_grad():
-        gap = F.normalize(anchors, dim=1) - F.normalize(positives, dim=1)
-        alignment = float(gap.pow(2).sum(dim=1).mean())
-        # Against the margin these say whether the loss can fall (benchmarks/RESULTS.md 14).
-        d_ap = distances[triplets.anchors, triplets.positives]
-        d_an = distances[triplets.anchors, triplets.negatives]
-        positive_distance = float(d_ap.mean()) if len(d_ap) else 0.0
-        negative_distance = float(d_an.mean()) if len(d_an) else 0.0
-    return StepOutcome(loss, float(triplet.detach()), float(temporal.detach()),
-                       len(triplets.anchors), int(triplets.fallback.sum()),
-                       int((known & (a != p)).sum()), int((known & (a == n)).sum()),
-                       int(known.sum()), alignment, positive_distance, negative_distance)
+        d_ap = distances[triplets.anchors, triplets.positives].sum()
+        d_an = distances[triplets.anchors, triplets.negatives].sum()
+    return [len(triplets.anchors), int(triplets.fallback.sum()), int((known & (a != p)).sum()),
+            int((known & (a == n)).sum()), int(known.sum()), float(d_ap), float(d_an)]

@@ -80,3 +80,24 @@ def test_ranks_that_see_different_checkpoints_stop_together(tmp_path):
     assert "rank 0 sees epoch 2" in messages[0] and "rank 1 sees none" in messages[1]
     for message in messages:
         assert "filesystem every node shares" in message
+
+
+def _mine_on_this_rank(distribution: Distribution, folder: Path) -> list:
+    from tests.training.mining_case import mined_triplets
+
+    return mined_triplets(folder.parent / "frames.h5", distribution)
+
+
+def test_one_and_two_gloo_processes_mine_the_same_triplets(tmp_path):
+    from tests.helpers import write_tiny_frames
+
+    write_tiny_frames(tmp_path / "frames.h5")
+    results = {}
+    for world in (1, 2):
+        folder = tmp_path / f"world{world}"
+        folder.mkdir()
+        results[world] = run_ranks(_mine_on_this_rank, folder, world)
+    (alone,), ranks = results[1], results[2]
+    assert any(triplets for groups in alone for triplets in groups)
+    for step, groups in enumerate(alone):
+        assert [ranks[j % 2][step][j // 2] for j in range(len(groups))] == groups, step

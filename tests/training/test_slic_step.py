@@ -71,7 +71,7 @@ def test_loss_falls_on_a_separable_batch():
     truth = np.array([0, 0, 0, 1, 1, 1])
     losses = []
     for step in range(20):
-        outcome = slic_step(encoder, batch, truth, LossSettings(), step_generator(0, 0, step, 0),
+        outcome = slic_step(encoder, batch, truth, LossSettings(), [step_generator(0, 0, step, 0)],
                             CPU)
         optimizer.zero_grad()
         outcome.loss.backward()
@@ -91,7 +91,7 @@ def test_gradients_reach_every_weight_of_the_encoder():
              "cluster": torch.tensor([0, 0, 1, 1]), "index": torch.arange(4),
              "positive_index": torch.arange(4)}
     outcome = slic_step(encoder, batch, np.zeros(4, np.int64), LossSettings(margin=0.5),
-                        step_generator(0, 0, 0, 0), CPU)
+                        [step_generator(0, 0, 0, 0)], CPU)
     outcome.loss.backward()
     for name, parameter in encoder.named_parameters():
         assert parameter.grad is not None, name
@@ -107,7 +107,7 @@ def test_true_labels_feed_the_statistics_and_never_the_loss():
 
     def outcome(truth: list[int]):
         return slic_step(encoder, batch, np.array(truth), LossSettings(),
-                         step_generator(5, 1, 2, 0), CPU)
+                         [step_generator(5, 1, 2, 0)], CPU)
 
     # Cluster 0 holds videos of classes 0 and 2: 4 of its 6 pairs join two classes. No
     # negative (from the other cluster) has its anchor's class.
@@ -131,7 +131,7 @@ def test_temporal_term_is_weighted_and_can_be_turned_off():
 
     def outcome(**settings):
         return slic_step(encoder, batch, truth, LossSettings(**settings),
-                         step_generator(0, 0, 0, 0), CPU)
+                         [step_generator(0, 0, 0, 0)], CPU)
 
     plain = outcome(temporal_margin=0.5)
     assert plain.temporal > 0
@@ -147,7 +147,7 @@ def test_a_batch_without_two_clusters_has_no_triplets_and_zero_triplet_loss():
     encoder = LinearEncoder()
     batch = batch_of(torch.randn(2, *CLIP), [1, 1, 1])
     outcome = slic_step(encoder, batch, np.zeros(3, np.int64), LossSettings(temporal=False),
-                        step_generator(0, 0, 0, 0), CPU)
+                        [step_generator(0, 0, 0, 0)], CPU)
     assert outcome.triplets == 0 and outcome.triplet == 0.0 and outcome.loss.item() == 0.0
     outcome.loss.backward()  # still a graph: a step with no triplets does not crash training
 
@@ -156,7 +156,7 @@ def test_alignment_is_the_mean_squared_gap_of_unit_anchor_positive_pairs():
     torch.manual_seed(0)
     encoder = LinearEncoder()
     batch = batch_of(torch.randn(2, *CLIP), [0, 0, 1, 1], noise=0.5)
-    outcome = slic_step(encoder, batch, np.full(4, -1), LossSettings(), step_generator(0, 0, 0, 0),
+    outcome = slic_step(encoder, batch, np.full(4, -1), LossSettings(), [step_generator(0, 0, 0, 0)],
                         CPU)
     with torch.no_grad():
         anchors = nn.functional.normalize(encoder(batch["anchor"]), dim=1)
@@ -164,7 +164,7 @@ def test_alignment_is_the_mean_squared_gap_of_unit_anchor_positive_pairs():
     expected = ((anchors - positives) ** 2).sum(dim=1).mean().item()
     assert outcome.alignment == pytest.approx(expected, rel=1e-5)
     same = {**batch, "positive": batch["anchor"]}  # identical views: perfectly aligned
-    outcome = slic_step(encoder, same, np.full(4, -1), LossSettings(), step_generator(0, 0, 0, 0),
+    outcome = slic_step(encoder, same, np.full(4, -1), LossSettings(), [step_generator(0, 0, 0, 0)],
                         CPU)
     assert outcome.alignment == pytest.approx(0.0, abs=1e-10)
 
@@ -176,7 +176,7 @@ def test_mined_distances_are_those_of_the_step_triplets():
     encoder = LinearEncoder()
     batch = batch_of(torch.randn(3, *CLIP), [0, 0, 1, 1, 2, 2], noise=0.5)
     settings = LossSettings()
-    outcome = slic_step(encoder, batch, np.full(6, -1), settings, step_generator(0, 0, 0, 0),
+    outcome = slic_step(encoder, batch, np.full(6, -1), settings, [step_generator(0, 0, 0, 0)],
                         CPU)
     with torch.no_grad():
         mined = torch.cat([encoder(batch["anchor"]), encoder(batch["positive"])])
@@ -241,7 +241,7 @@ def hand_triplets(margin: float) -> tuple[list[float], list[float], int]:
 def test_one_step_equals_a_case_worked_by_hand(margin):
     settings = LossSettings(margin=margin, temporal_margin=0.04)
     outcome = slic_step(nn.Identity(), HAND_BATCH, np.array([0, 0, 1, 1]), settings,
-                        step_generator(0, 0, 0, 0), CPU)
+                        [step_generator(0, 0, 0, 0)], CPU)
     positives, negatives, fallbacks = hand_triplets(margin)
     triplet = np.mean([max(0.0, p - n + margin) for p, n in zip(positives, negatives)])
     # aug(x) must be nearer to x than x's positive is, by the temporal margin:
@@ -273,7 +273,7 @@ def test_the_official_fallback_setting_reaches_the_mining():
     margin = 0.05
     settings = LossSettings(margin=margin, temporal=False, official_fallback=True)
     outcome = slic_step(nn.Identity(), HAND_BATCH, np.array([0, 0, 1, 1]), settings,
-                        step_generator(0, 0, 0, 0), CPU)
+                        [step_generator(0, 0, 0, 0)], CPU)
     positives, negatives, fallbacks = hand_triplets(margin)
     # hand_triplets lists cluster 0's pairs (0, 60), (0, 20), (0, 150), (60, 20), ...: the
     # fallbacks a0-p0 and a1-p0 are its second and fourth.
@@ -289,7 +289,7 @@ def test_a_triplet_is_labelled_only_when_all_three_videos_have_a_true_label():
     """The hand case with the videos of cluster 0 unlabelled: cluster 0's triplets have
     unlabelled anchors and positives, cluster 1's have unlabelled negatives (from cluster 0)."""
     outcome = slic_step(nn.Identity(), HAND_BATCH, np.array([-1, -1, 1, 1]), LossSettings(),
-                        step_generator(0, 0, 0, 0), CPU)
+                        [step_generator(0, 0, 0, 0)], CPU)
     assert outcome.triplets == 12
     assert (outcome.false_positives, outcome.false_negatives, outcome.labelled) == (0, 0, 0)
 
@@ -298,7 +298,7 @@ def test_a_step_without_triplets_reports_zero_distances():
     encoder = LinearEncoder()
     batch = batch_of(torch.randn(2, *CLIP), [1, 1, 1])
     outcome = slic_step(encoder, batch, np.zeros(3, np.int64), LossSettings(),
-                        step_generator(0, 0, 0, 0), CPU)
+                        [step_generator(0, 0, 0, 0)], CPU)
     assert outcome.triplets == 0
     assert (outcome.positive_distance, outcome.negative_distance) == (0.0, 0.0)
 
@@ -311,7 +311,7 @@ def test_a_step_on_cuda_equals_the_step_on_cpu():
     for temporal in (True, False):
         settings = LossSettings(margin=0.05, temporal=temporal)
         on_cpu, on_gpu = (slic_step(nn.Identity(), HAND_BATCH, np.array([0, 0, 1, 1]), settings,
-                                    step_generator(0, 0, 0, 0), compute)
+                                    [step_generator(0, 0, 0, 0)], compute)
                           for compute in (CPU, gpu))
         assert on_gpu.loss.device.type == "cuda"
         assert (on_gpu.triplets, on_gpu.fallbacks) == (on_cpu.triplets, on_cpu.fallbacks)
@@ -337,7 +337,7 @@ def test_the_step_feeds_the_encoder_its_uint8_clips_joined_and_normalised():
              "positive_index": torch.arange(2)}
     encoder = InputRecorder()
     compute = Compute(torch.device("cpu"), "off", torch.contiguous_format)
-    slic_step(encoder, batch, np.full(2, -1), LossSettings(), step_generator(0, 0, 0, 0), compute)
+    slic_step(encoder, batch, np.full(2, -1), LossSettings(), [step_generator(0, 0, 0, 0)], compute)
     expected = normalise_clips(torch.cat([parts["anchor"], parts["positive"],
                                           parts["augmented"]]))
     assert encoder.seen.dtype == torch.float32 and torch.equal(encoder.seen, expected)

@@ -31,10 +31,13 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def training_items(store: ClipStore, crop: int, clip_length: int) -> TripletClips:
+def training_items(store: ClipStore, crop: int, clip_length: int, colour_on: str
+                   ) -> TripletClips:
     """Every video of `store` as a training item with the pretrain defaults at `crop` x
-    `clip_length`, in four pseudo-clusters so that positives come from other videos too."""
-    settings = triplet_settings(PretrainConfig(clip_length=clip_length, crop_size=crop))
+    `clip_length`, in four pseudo-clusters so that positives come from other videos too;
+    `colour_on` worker or device (the workers leave the colour operations to the GPU)."""
+    settings = triplet_settings(PretrainConfig(clip_length=clip_length, crop_size=crop,
+                                               colour_on=colour_on))
     videos = np.arange(len(store.table))
     items = TripletClips(store, videos, settings, seed=0)
     items.set_clusters(videos % 4)
@@ -42,14 +45,16 @@ def training_items(store: ClipStore, crop: int, clip_length: int) -> TripletClip
 
 
 def measure_loader(store: ClipStore, *, crop: int, clip_length: int, batch_size: int,
-                   workers: int, batches: int) -> dict[str, float]:
+                   workers: int, batches: int, colour_on: str = "device"
+                   ) -> dict[str, float]:
     """Clips/s and worker CPU-ms per clip of `batches` batches of the pretrain loader.
 
     The items are drawn with replacement from `store`'s videos so that an epoch holds
-    `batches` batches however few videos there are. Returns clips_per_second (wall, the
-    loader alone), cpu_ms_per_clip and workers.
+    `batches` batches however few videos there are. `colour_on` device is what pretrain
+    does on CUDA (the default there), worker what it does on CPU. Returns clips_per_second
+    (wall, the loader alone), cpu_ms_per_clip and workers.
     """
-    items = training_items(store, crop, clip_length)
+    items = training_items(store, crop, clip_length, colour_on)
     sampler = RepeatingSampler(EpochSampler(len(items), seed=0), batches * batch_size)
     loader = clip_loader(items, sampler, batch_size=batch_size, workers=workers,
                          pin_memory=False)

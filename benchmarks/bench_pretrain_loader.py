@@ -280,17 +280,23 @@ def step_comparison(store: ClipStore, args: argparse.Namespace) -> None:
 def loader_cpu_cost(store: ClipStore, args: argparse.Namespace) -> None:
     """Worker CPU-ms per training clip of the pretrain loader at 16 x crop; the median is
     printed last as cpu_ms_per_clip=X."""
-    costs, rates = [], []
-    for _ in range(args.runs):
-        measured = measure_loader(store, crop=args.crop, clip_length=16, batch_size=8,
-                                  workers=args.workers, batches=args.batches)
-        costs.append(measured["cpu_ms_per_clip"])
-        rates.append(measured["clips_per_second"])
+    costs: dict[str, list[float]] = {"worker": [], "device": []}
+    rates: dict[str, list[float]] = {"worker": [], "device": []}
+    for _ in range(args.runs):  # the two placements alternate, so load affects both alike
+        for colour_on in ("worker", "device"):
+            measured = measure_loader(store, crop=args.crop, clip_length=16, batch_size=8,
+                                      workers=args.workers, batches=args.batches,
+                                      colour_on=colour_on)
+            costs[colour_on].append(measured["cpu_ms_per_clip"])
+            rates[colour_on].append(measured["clips_per_second"])
     print(f"\npretrain loader, 16x{args.crop}x{args.crop} clips, {args.workers} workers, "
-          f"{args.batches} batches of 8 items (24 clips) a run:")
-    print(table(["run", "worker CPU-ms per clip", "clips/s (loader alone)"],
-                [[i + 1, f"{c:.2f}", f"{r:.0f}"] for i, (c, r) in enumerate(zip(costs, rates))]))
-    print(f"cpu_ms_per_clip={median(costs):.2f}")
+          f"{args.batches} batches of 8 items (24 clips) a run, median of {args.runs}:")
+    print(table(["colour operations on", "worker CPU-ms per clip (runs)",
+                 "clips/s (loader alone)"],
+                [[f"{place} ({'CPU default' if place == 'worker' else 'CUDA default'})",
+                  f"{median(costs[place]):.2f} ({', '.join(f'{c:.2f}' for c in costs[place])})",
+                  f"{median(rates[place]):.0f}"] for place in ("worker", "device")]))
+    print(f"cpu_ms_per_clip={median(costs['device']):.2f}")
 
 
 def main() -> None:

@@ -328,7 +328,8 @@ def build_training(settings: PretrainConfig, data: DataConfig, workspace: Worksp
     steps = len(videos.train) // world // per_rank
     scheduler = build_schedule(optimizer, lr_factor(settings.epochs, steps, settings.schedule,
                                                     settings.warmup_epochs))
-    triplets = TripletClips(store, videos.train, triplet_settings(settings), settings.seed)
+    triplets = TripletClips(store, videos.train, triplet_settings(settings, compute.device),
+                            settings.seed)
     name = settings.run_name or f"{settings.arch}-{settings.pseudo_labels}"
     folder = RunFolder(runs_folder(workspace, data) / name)
     inputs = [artifact_input(p) for p in [frames, flow_file] if p is not None]
@@ -355,8 +356,13 @@ def mining_group(settings: PretrainConfig, world: int) -> int:
     return group
 
 
-def triplet_settings(settings: PretrainConfig) -> TripletSettings:
-    """How the pretrain section samples a training item: its clip, positives and views."""
+def triplet_settings(settings: PretrainConfig, device: torch.device | None = None
+                     ) -> TripletSettings:
+    """How the pretrain section samples a training item on `device` (None: the CPU): its clip,
+    positives and views; colour_on auto becomes device on CUDA, worker elsewhere."""
+    colour_on = settings.colour_on
+    if colour_on == "auto":
+        colour_on = "device" if device is not None and device.type == "cuda" else "worker"
     return TripletSettings(
         clip_length=settings.clip_length, stride=settings.stride, anchor=settings.anchor,
         p_alpha=settings.p_alpha, p_beta=settings.p_beta, multiview=settings.multiview,
@@ -364,7 +370,8 @@ def triplet_settings(settings: PretrainConfig) -> TripletSettings:
         flow_replaces=settings.flow_replaces,
         augment=AugmentSettings(crop_size=settings.crop_size,
                                 min_crop_area=settings.min_crop_area, jitter=settings.jitter,
-                                hue=settings.hue, flow_augment=settings.flow_augment))
+                                hue=settings.hue, flow_augment=settings.flow_augment,
+                                colour_on=colour_on))
 
 
 def run(settings: PretrainConfig, data: DataConfig, workspace: WorkspaceConfig, *,

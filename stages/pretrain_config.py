@@ -70,6 +70,11 @@ class PretrainConfig:
         "consistent", "flow view augmentation: consistent (crop and flip only; a flip negates "
         "u) or official (also colour jitter, grayscale and blur, and u not negated on a flip, "
         "as the official code)", choices=FLOW_AUGMENT_MODES)
+    colour_on: str = setting(
+        "auto", "where colour jitter, grayscale and blur run: worker (the loader's processes), "
+        "device (on the batch, on the GPU: the loader then only decodes, crops and flips; "
+        "same draws, levels within rounding), auto (device on CUDA, worker on CPU)",
+        choices=("auto", "worker", "device"), affects_output=False)
     flow_replaces: str = setting(
         "positive", "clips that may become the flow view: positive (the poster: only x+) or "
         "positive_and_augmented (the official code: aug(x) too, drawn independently)",

@@ -41,6 +41,7 @@ class AugmentSettings:
     grayscale_probability: float = 0.2
     blur_probability: float = 0.2
     flow_augment: str = "consistent"  # how a flow view is augmented: FLOW_AUGMENT_MODES
+    colour_on: str = "worker"  # worker, or device: jitter, grayscale and blur on the device
 
     def __post_init__(self) -> None:
         if self.flow_augment not in FLOW_AUGMENT_MODES:
@@ -205,20 +206,34 @@ def stretch_flow_view(stored: np.ndarray, channel: str) -> np.ndarray:
     return np.clip(np.rint(stretched), 0, 255).astype(np.uint8)
 
 
+def colour_draw(augmentation: ClipAugmentation, flow: str | None,
+                flow_augment: str) -> ClipAugmentation:
+    """The draw a clip's colour operations follow: a consistent flow view takes none of them
+    (they would shift its zero of motion); RGB and an `official` flow view take them all."""
+    if flow is not None and flow_augment == "consistent":
+        return replace(augmentation, jitter=(), grayscale=False, blur=False)
+    return augmentation
+
+
 def augment_clip(frames: np.ndarray, augmentation: ClipAugmentation, size: int, *,
-                 flow: str | None = None, flow_augment: str = "consistent") -> torch.Tensor:
+                 flow: str | None = None, flow_augment: str = "consistent",
+                 colour: bool = True) -> torch.Tensor:
     """Apply one augmentation draw to a clip. (T, H, W[, 3]) uint8 -> (3, T, S, S) uint8.
 
     Gray input is replicated to three channels first. `flow` names what a flow view shows (u,
     v, magnitude, or uvm: (T, H, W, 3) with u, v and magnitude as its channels): with
     `flow_augment="consistent"` it takes only the crop and the flip, and a flip negates u
     (mirrored motion runs the other way; v and the magnitude keep their values). With
-    `"official"`, or `flow=None`, the input takes every operation, as RGB does.
+    `"official"`, or `flow=None`, the input takes every operation, as RGB does. With
+    `colour=False` only the crop and flip happen here: the colour operations follow on the
+    device (`device_colour.apply_colour` of the same draw).
     """
     top, left, h, w = augmentation.box
     clip = resize_clip(frames[:, top:top + h, left:left + w], size, size)
-    if flow is not None and flow_augment == "consistent":
+    augmentation = colour_draw(augmentation, flow, flow_augment)
+    if not colour:
         augmentation = replace(augmentation, jitter=(), grayscale=False, blur=False)
+    if flow is not None and flow_augment == "consistent":
         if augmentation.flip and flow == "u":
             clip = negate_flow(clip)
         elif augmentation.flip and flow == "uvm":

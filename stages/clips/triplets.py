@@ -17,9 +17,11 @@ from torch.utils.data import Dataset, Sampler
 from stages.clips.augment import (
     AugmentSettings,
     augment_clip,
+    colour_draw,
     draw_augmentation,
     stretch_flow_view,
 )
+from stages.clips.device_colour import colour_parameters
 from stages.clips.store import ClipStore
 from stages.clips.windows import anchor_and_positive_starts, random_start, window
 from stages.runtime.choices import FLOW_CONTRASTS, FLOW_REPLACEMENTS
@@ -72,7 +74,9 @@ class TripletClips(Dataset):
     """Item (epoch, i) of `videos` (rows of the frames table) -> a dict of three clips and
     metadata (a bare i is an item of epoch 0).
 
-    Keys: `anchor`, `positive`, `augmented` (3, T, S, S) uint8; `index` (this item's
+    Keys: `anchor`, `positive`, `augmented` (3, T, S, S) uint8 (when augment.colour_on is
+    device, `<clip>_colour` (COLOUR_FIELDS,) float32 too: the colour operations the device
+    applies to it); `index` (this item's
     position i), `positive_index` (position of the positive's video), `cluster` (pseudo-label
     of both), `positive_flow` and `augmented_flow` (bool: the clip is the flow view),
     `anchor_frames` and `positive_frames` (T,) int64 frame indices.
@@ -103,7 +107,9 @@ class TripletClips(Dataset):
         return int(others[rng.integers(0, len(others))])
 
     def _view(self, video: int, frames: np.ndarray, rgb: np.ndarray | None,
-              rng: np.random.Generator, use_flow: bool) -> torch.Tensor:
+              rng: np.random.Generator, use_flow: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """A clip (3, T, S, S) uint8 and its colour parameters (COLOUR_FIELDS,): those still
+        to apply on the device when augment.colour_on is device, else all "none"."""
         height, width = (rgb.shape[1:3] if rgb is not None else
                          (int(self.store.table.columns["height"][video]),
                           int(self.store.table.columns["width"][video])))
@@ -114,9 +120,13 @@ class TripletClips(Dataset):
                 pixels = stretch_flow_view(pixels, self.settings.flow_channel)
         else:
             pixels = rgb if rgb is not None else self.store.rgb(video, frames)
-        return augment_clip(pixels, augmentation, self.settings.augment.crop_size,
-                            flow=self.settings.flow_channel if use_flow else None,
-                            flow_augment=self.settings.augment.flow_augment)
+        flow = self.settings.flow_channel if use_flow else None
+        augment = self.settings.augment
+        on_device = augment.colour_on == "device"
+        clip = augment_clip(pixels, augmentation, augment.crop_size, flow=flow,
+                            flow_augment=augment.flow_augment, colour=not on_device)
+        later = colour_draw(augmentation, flow, augment.flow_augment) if on_device else None
+        return clip, colour_parameters(later)
 
     def __getitem__(self, key: ItemKey | int) -> dict[str, torch.Tensor | int | bool]:
         epoch, index = split_key(key)
@@ -143,10 +153,16 @@ class TripletClips(Dataset):
         positive_flow = (settings.multiview and self.store.has_flow(positive_video)
                          and bool(rng.random() >= settings.p_beta))
         anchor_rgb = self.store.rgb(video, anchor_frames)
+        anchor, anchor_colour = self._view(video, anchor_frames, anchor_rgb, rng, False)
+        augmented, augmented_colour = self._view(video, anchor_frames, anchor_rgb, rng,
+                                                 augmented_flow)
+        positive, positive_colour = self._view(positive_video, positive_frames, None, rng,
+                                               positive_flow)
+        colour = ({"anchor_colour": anchor_colour, "augmented_colour": augmented_colour,
+                   "positive_colour": positive_colour}
+                  if settings.augment.colour_on == "device" else {})
         return {
-            "anchor": self._view(video, anchor_frames, anchor_rgb, rng, False),
-            "augmented": self._view(video, anchor_frames, anchor_rgb, rng, augmented_flow),
-            "positive": self._view(positive_video, positive_frames, None, rng, positive_flow),
+            "anchor": anchor, "augmented": augmented, "positive": positive, **colour,
             "anchor_frames": torch.from_numpy(anchor_frames),
             "positive_frames": torch.from_numpy(positive_frames),
             "index": index, "positive_index": positive_index,

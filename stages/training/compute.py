@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from stages.clips.augment import normalise_clips
+from stages.clips.device_colour import apply_colour
 from stages.runtime.context import launch_position
 from stages.runtime.errors import ConfigError
 from stages.runtime.sections import ComputeConfig
@@ -59,13 +60,18 @@ class Compute:
         """A loss scaler, enabled for fp16 only (bf16 keeps fp32's exponent range)."""
         return torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
 
-    def prepare_clips(self, *parts: torch.Tensor) -> torch.Tensor:
+    def prepare_clips(self, *parts: torch.Tensor,
+                      colour: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Model input from uint8 clips: each part (B_i, 3, T, S, S) uint8, pinned by the
-        loader on CUDA, goes to the device without blocking, the parts are joined there, and
-        the cast to float32, ImageNet normalisation and memory format happen on the device.
+        loader on CUDA, goes to the device without blocking, the parts are joined there, the
+        colour operations of `colour` (one (B_i, COLOUR_FIELDS) CPU tensor a part, when the
+        loader left them to the device) are applied, and the cast to float32, ImageNet
+        normalisation and memory format happen on the device.
         Returns (sum B_i, 3, T, S, S) float32."""
         moved = [part.to(self.device, non_blocking=True) for part in parts]
         clips = moved[0] if len(moved) == 1 else torch.cat(moved)
+        if colour is not None:
+            clips = apply_colour(clips, torch.cat(colour))
         return normalise_clips(clips.contiguous(memory_format=self.memory_format))
 
     def describe(self) -> dict[str, Any]:

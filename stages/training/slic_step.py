@@ -74,7 +74,9 @@ def slic_step(encoder: torch.nn.Module, batch: dict[str, torch.Tensor], true_lab
     if groups < 1 or size % groups:
         raise ValueError(f"{size} items cannot make {groups} equal mining groups")
     device = compute.device
-    clips = compute.prepare_clips(batch["anchor"], batch["positive"], batch["augmented"])
+    views = ("anchor", "positive", "augmented")
+    colour = [batch[f"{view}_colour"] for view in views] if "anchor_colour" in batch else None
+    clips = compute.prepare_clips(*(batch[view] for view in views), colour=colour)
     with compute.autocast():
         embeddings = encoder(clips)
     anchors, positives, augmented = embeddings.float().split(size)

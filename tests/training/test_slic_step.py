@@ -18,7 +18,7 @@ class FloatClipsCompute(Compute):
     """Takes these tests' float clips as they are (they are about mining and the losses; the
     step's own preparation of uint8 clips has its test below)."""
 
-    def prepare_clips(self, *parts: torch.Tensor) -> torch.Tensor:
+    def prepare_clips(self, *parts: torch.Tensor, colour=None) -> torch.Tensor:
         return torch.cat(parts)
 
 

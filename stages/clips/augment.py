@@ -99,8 +99,10 @@ def resize_clip(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     One OpenCV call per frame: measured 4x faster than one call on the frames stacked as
     channels, which takes OpenCV's generic many-channel path.
     """
-    return np.stack([cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
-                     for frame in frames])
+    resized = np.empty((len(frames), height, width, *frames.shape[3:]), np.uint8)
+    for frame, target in zip(frames, resized):
+        cv2.resize(frame, (width, height), dst=target, interpolation=cv2.INTER_LINEAR)
+    return resized
 
 
 # Colour operations work on the clip as one tall uint8 image (T * S, S, 3), as PIL does on
@@ -134,10 +136,10 @@ _JITTER_OPS = (_brightness, _contrast, _saturation, _hue)
 
 
 def _channels_first(clip: np.ndarray) -> torch.Tensor:
-    """(T, S, S, 3) uint8 -> (3, T, S, S) uint8: the layout the model takes."""
-    count, height, width = clip.shape[:3]
-    planes = np.stack(cv2.split(np.ascontiguousarray(clip).reshape(-1, width, 3)))
-    return torch.from_numpy(planes).view(3, count, height, width)
+    """(T, S, S, 3) uint8 -> (3, T, S, S) uint8, a view that keeps the frames' channels-last
+    memory: the layout the model takes on the GPU, which `clip_collate` batches without a
+    copy."""
+    return torch.from_numpy(np.ascontiguousarray(clip)).permute(3, 0, 1, 2)
 
 
 def normalise_clips(clips: torch.Tensor) -> torch.Tensor:

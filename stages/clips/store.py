@@ -22,7 +22,7 @@ from stages.io.artifacts import (
     VideoTable,
     open_artifact,
     read_content_digest,
-    read_encoded_images,
+    ImageStream,
     read_flow_settings,
     read_provenance,
     read_video_table,
@@ -67,6 +67,7 @@ class ClipStore:
         if flow_path is not None:
             self._index_flow(Path(flow_path))
         self._handles: dict[str, ArtifactFile] = {}
+        self._streams: dict[tuple[str, str], ImageStream] = {}
 
     def _index_flow(self, path: Path) -> None:
         with open_artifact(path, KIND_FLOW) as h5:
@@ -88,13 +89,20 @@ class ClipStore:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_handles"] = {}
+        state["_handles"], state["_streams"] = {}, {}
         return state
 
     def _file(self, key: str, path: Path) -> ArtifactFile:
         if key not in self._handles:
             self._handles[key] = reopen_artifact(path)
         return self._handles[key]
+
+    def _stream(self, h5: ArtifactFile, stream: str) -> ImageStream:
+        """Image stream `stream` of `h5`, looked up once per process."""
+        key = (h5.filename, stream)
+        if key not in self._streams:
+            self._streams[key] = ImageStream(h5, stream)
+        return self._streams[key]
 
     def has_flow(self, video: int) -> bool:
         """Whether flow.h5 holds at least one flow field for `video` (a frames-table row)."""
@@ -109,8 +117,8 @@ class ClipStore:
                     frames: np.ndarray, channels: int) -> np.ndarray:
         """Decode images `frames` of video row `row`, reading the covering range once."""
         low, high = int(frames.min()), int(frames.max())
-        encoded = read_encoded_images(h5, stream, int(layout.first_image[row]) + low,
-                                      high - low + 1)
+        encoded = self._stream(h5, stream).read(int(layout.first_image[row]) + low,
+                                                high - low + 1)
         height, width = int(self.table.columns["height"][row]), int(
             self.table.columns["width"][row])
         decoded: dict[int, np.ndarray] = {}

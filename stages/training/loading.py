@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate, get_worker_info
 
 from stages.training.compute import usable_cores
 
@@ -61,8 +61,35 @@ def inference_workers(setting: int | str, device: torch.device) -> int:
 def clip_loader(dataset: Dataset, sampler: Sampler | None, *, batch_size: int, workers: int,
                 pin_memory: bool, drop_last: bool = False) -> DataLoader:
     """A DataLoader over `dataset` in `sampler`'s order with persistent, single-threaded
-    workers that keep PREFETCH_BATCHES batches each ready (pinned when `pin_memory`)."""
+    workers that keep PREFETCH_BATCHES batches each ready (pinned when `pin_memory`), batched
+    by `clip_collate`."""
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       drop_last=drop_last, worker_init_fn=configure_worker,
-                      pin_memory=pin_memory, persistent_workers=workers > 0,
+                      collate_fn=clip_collate, pin_memory=pin_memory,
+                      persistent_workers=workers > 0,
                       prefetch_factor=PREFETCH_BATCHES if workers > 0 else None)
+
+
+def clip_collate(items: list) -> object:
+    """`default_collate`, except that clips ((3, T, S, S) uint8 views of channels-last frames)
+    are stacked frame memory to frame memory into (B, 3, T, S, S) channels-last: a plain copy,
+    and the layout the GPU takes as it is. Dicts and tuples are collated key by key."""
+    first = items[0]
+    if isinstance(first, torch.Tensor) and first.dtype == torch.uint8 and first.dim() == 4:
+        return _stack_channels_last(items)
+    if isinstance(first, dict):
+        return {key: clip_collate([item[key] for item in items]) for key in first}
+    if isinstance(first, tuple):
+        return tuple(clip_collate(list(column)) for column in zip(*items))
+    return default_collate(items)
+
+
+def _stack_channels_last(clips: list[torch.Tensor]) -> torch.Tensor:
+    """B clips (3, T, S, S) -> (B, 3, T, S, S) uint8 in channels-last 3D memory; in shared
+    memory inside a worker, so that passing it to the main process copies nothing."""
+    frames = [clip.permute(1, 2, 3, 0) for clip in clips]  # (T, S, S, 3) views
+    batch = torch.empty((len(frames), *frames[0].shape), dtype=torch.uint8)
+    if get_worker_info() is not None:
+        batch.share_memory_()
+    torch.stack(frames, out=batch)
+    return batch.permute(0, 4, 1, 2, 3)

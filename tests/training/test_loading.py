@@ -132,3 +132,27 @@ def test_item_keys_carry_the_epoch():
     sampler.set_epoch(4)
     assert [epoch for epoch, _ in sampler] == [4, 4]
     assert np.isin([i for _, i in sampler], range(5)).all()
+
+
+class ClipItems(Dataset):
+    """Item i -> ({"clip": (3, 2, 4, 4) uint8 view of channels-last frames, "index": i}, i)."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, key) -> tuple[dict, int]:
+        index = key[1] if isinstance(key, tuple) else key
+        frames = torch.arange(2 * 4 * 4 * 3, dtype=torch.uint8).view(2, 4, 4, 3) + index
+        return {"clip": frames.permute(3, 0, 1, 2), "index": index}, index
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_clips_are_batched_channels_last_with_their_values(workers):
+    loader = clip_loader(ClipItems(), None, batch_size=4, workers=workers, pin_memory=False)
+    (batch, indices), = list(loader)
+    clips = batch["clip"]
+    assert clips.shape == (4, 3, 2, 4, 4) and clips.dtype == torch.uint8
+    assert clips.is_contiguous(memory_format=torch.channels_last_3d)
+    expected = torch.stack([ClipItems()[i][0]["clip"] for i in range(4)])
+    assert torch.equal(clips, expected)
+    assert batch["index"].tolist() == indices.tolist() == [0, 1, 2, 3]

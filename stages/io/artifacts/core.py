@@ -422,9 +422,21 @@ def stream_info(h5: h5py.File, name: str) -> dict[str, Any]:
             "num_images": len(group["offsets"]) - 1, "bytes": int(group["data"].shape[0])}
 
 
+class ImageStream:
+    """One image stream's datasets, looked up once for many reads (a loader worker reads a
+    clip at a time, and each lookup by path costs as much as a small read)."""
+
+    def __init__(self, h5: h5py.File, name: str) -> None:
+        self.offsets, self.data = h5[f"{name}/offsets"], h5[f"{name}/data"]
+
+    def read(self, first: int, count: int) -> list[np.ndarray]:
+        """The encoded bytes of images first ... first + count - 1, one read."""
+        offsets = self.offsets[first:first + count + 1]
+        block = self.data[offsets[0]:offsets[-1]]
+        relative = offsets - offsets[0]
+        return [block[relative[i]:relative[i + 1]] for i in range(count)]
+
+
 def read_encoded_images(h5: h5py.File, name: str, first: int, count: int) -> list[np.ndarray]:
     """The encoded bytes of images first ... first + count - 1 of a stream, one read."""
-    offsets = h5[f"{name}/offsets"][first:first + count + 1]
-    block = h5[f"{name}/data"][offsets[0]:offsets[-1]]
-    relative = offsets - offsets[0]
-    return [block[relative[i]:relative[i + 1]] for i in range(count)]
+    return ImageStream(h5, name).read(first, count)

@@ -27,6 +27,7 @@ from stages.clips.augment import (  # noqa: E402
     augment_clip,
     centre_crop_clip,
     draw_augmentation,
+    normalise_clips,
 )
 from stages.clips.windows import centre_window, random_start, window  # noqa: E402
 from stages.make_dataset import MakeDatasetConfig, render_video  # noqa: E402
@@ -63,11 +64,12 @@ def probe(videos: list[np.ndarray], labels: np.ndarray, test: np.ndarray,
         frames = videos[video]
         start = random_start(len(frames), CLIP_LENGTH, STRIDE, rng)
         clip = frames[window(start, CLIP_LENGTH, STRIDE, len(frames))]
-        return augment_clip(clip, draw_augmentation(*clip.shape[1:3], augment, rng), CROP)
+        return normalise_clips(
+            augment_clip(clip, draw_augmentation(*clip.shape[1:3], augment, rng), CROP))
 
-    test_clips = torch.stack([
+    test_clips = normalise_clips(torch.stack([
         centre_crop_clip(videos[v][centre_window(len(videos[v]), CLIP_LENGTH, STRIDE)], CROP)
-        for v in test_videos])
+        for v in test_videos]))
     torch.manual_seed(seed)
     backbone = VideoResNet3d((16, 32, 64, 128), (1, 1, 1, 1), (3, 7, 7), differences)
     model = torch.nn.Sequential(backbone, torch.nn.Linear(128, int(labels.max()) + 1))

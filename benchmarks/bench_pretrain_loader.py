@@ -37,7 +37,6 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2 as T
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._loader_cost import measure_loader  # noqa: E402
 from benchmarks._common import (  # noqa: E402
     default_real_clips,
     machine_info,
@@ -47,6 +46,7 @@ from benchmarks._common import (  # noqa: E402
     slic_command,
     table,
 )
+from benchmarks._loader_cost import measure_loader  # noqa: E402
 from stages.clips.augment import AugmentSettings, augment_clip, draw_augmentation  # noqa: E402
 from stages.clips.store import ClipStore  # noqa: E402
 from stages.clips.triplets import EpochSampler, TripletClips  # noqa: E402

@@ -36,6 +36,7 @@ from slic_cli.options import (
     DeviceOption,
     ForceOption,
     JsonOption,
+    LoaderWorkersOption,
     NameOption,
     QuietOption,
     RandomInitOption,
@@ -44,7 +45,6 @@ from slic_cli.options import (
     SetOption,
     ShardOption,
     SplitOption,
-    LoaderWorkersOption,
     WorkersOption,
     WorkspaceOption,
 )

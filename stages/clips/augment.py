@@ -2,11 +2,11 @@
 
 Order as the official SLIC code: random resized crop, horizontal flip, colour jitter (random
 order), grayscale, Gaussian blur; ImageNet normalisation follows on the device
-(`normalise_clips`), so loader workers ship uint8 clips, a quarter of float32's bytes. A flow view (one stored flow
-channel, replicated to three) takes the same crop and flip as an RGB clip; by default
-(`consistent`) it stays a valid flow field: a flip negates u and the colour operations, which
-would shift the zero of motion, leave it alone. `official` treats it as a gray image, as the
-official code does.
+(`normalise_clips`), so loader workers ship uint8 clips, a quarter of float32's bytes. A flow
+view (one stored flow channel, replicated to three) takes the same crop and flip as an RGB
+clip; by default (`consistent`) it stays a valid flow field: a flip negates u and the colour
+operations, which would shift the zero of motion, leave it alone. `official` treats it as a
+gray image, as the official code does.
 
 The frames of a clip are processed together, in uint8: OpenCV resizes and blurs them stacked
 as channels of one image and applies the colour operations to them stacked as one tall image.

@@ -162,7 +162,8 @@ class ClassifierTraining:
         clips, targets = batch
         with self.compute.autocast():
             logits = model(self.compute.prepare_clips(clips))
-        loss = nn.functional.cross_entropy(logits.float(), targets.to(self.compute.device, non_blocking=True))
+        targets = targets.to(self.compute.device, non_blocking=True)
+        loss = nn.functional.cross_entropy(logits.float(), targets)
         return StepResult(loss)
 
     def before_epoch(self, epoch: int) -> dict[str, Any]:

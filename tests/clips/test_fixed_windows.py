@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import numpy as np
 
-
 from stages.clips.fixed_windows import EvaluationClips
 
 HEIGHT, WIDTH, SIZE = 8, 14, 8

@@ -1,6 +1,5 @@
 """Embedding videos in eval mode: one row per video, in video order, whatever the batch size."""
 
-import os
 from dataclasses import replace
 
 import numpy as np
@@ -8,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
+from stages.clips.augment import normalise_clips
 from stages.clips.fixed_windows import EvaluationClips
 from stages.clips.store import ClipStore
 from stages.models.encoder import Encoder
 from stages.runtime.progress import SilentProgress
 from stages.training.compute import Compute
-from stages.clips.augment import normalise_clips
 from stages.training.embedding import embed_clips
 
 CPU = Compute(torch.device("cpu"), "off", torch.contiguous_format)

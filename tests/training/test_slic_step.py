@@ -13,7 +13,6 @@ from stages.training.compute import Compute
 from stages.training.slic_step import LossSettings, slic_step, step_generator
 
 
-
 class FloatClipsCompute(Compute):
     """Takes these tests' float clips as they are (they are about mining and the losses; the
     step's own preparation of uint8 clips has its test below)."""
@@ -156,8 +155,8 @@ def test_alignment_is_the_mean_squared_gap_of_unit_anchor_positive_pairs():
     torch.manual_seed(0)
     encoder = LinearEncoder()
     batch = batch_of(torch.randn(2, *CLIP), [0, 0, 1, 1], noise=0.5)
-    outcome = slic_step(encoder, batch, np.full(4, -1), LossSettings(), [step_generator(0, 0, 0, 0)],
-                        CPU)
+    outcome = slic_step(encoder, batch, np.full(4, -1), LossSettings(),
+                        [step_generator(0, 0, 0, 0)], CPU)
     with torch.no_grad():
         anchors = nn.functional.normalize(encoder(batch["anchor"]), dim=1)
         positives = nn.functional.normalize(encoder(batch["positive"]), dim=1)

@@ -108,6 +108,7 @@ class SlicTraining:
         self.sampler = EpochSampler(len(triplets), settings.seed, compute.distribution.rank,
                                     compute.distribution.world, self.group)
         self.loader: DataLoader | None = None
+        self.true_labels: torch.Tensor | None = None
 
     # -- the TrainingTask protocol --------------------------------------------------------
     def batches(self, epoch: int) -> DataLoader:
@@ -132,7 +133,10 @@ class SlicTraining:
         and the false positives and negatives against true labels."""
         d = self.compute.distribution
         groups = len(batch["index"]) // self.group
-        outcome = slic_step(model, batch, self.videos.train_labels, self.loss_settings,
+        if self.true_labels is None:  # on the device once, not copied there every step
+            self.true_labels = torch.from_numpy(self.videos.train_labels).to(
+                self.compute.device)
+        outcome = slic_step(model, batch, self.true_labels, self.loss_settings,
                             pool_generators(self.settings.seed, epoch, step, d.rank, d.world,
                                             groups), self.compute)
         return StepResult(outcome.loss, {

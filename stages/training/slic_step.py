@@ -33,19 +33,21 @@ class LossSettings:
 
 @dataclass
 class StepOutcome:
-    """The loss to minimise and the step's statistics (plain floats)."""
+    """The loss to minimise and the step's statistics, each a 0-dim float32 tensor on the
+    device: reading one waits for the GPU, so the trainer sums them there and reads the
+    totals once an epoch."""
 
     loss: torch.Tensor
-    triplet: float
-    temporal: float
-    triplets: int
-    fallbacks: int
-    false_positives: int  # mined triplets whose positive has another true class
-    false_negatives: int  # mined triplets whose negative has the anchor's true class
-    labelled: int  # mined triplets whose anchor, positive and negative have true labels
-    alignment: float  # mean ||a - p||^2 of the unit anchor/positive pairs (Wang & Isola)
-    positive_distance: float  # mean cosine distance d(a, p) of the mined triplets
-    negative_distance: float  # mean cosine distance d(a, n) of the mined triplets
+    triplet: torch.Tensor
+    temporal: torch.Tensor
+    triplets: torch.Tensor
+    fallbacks: torch.Tensor
+    false_positives: torch.Tensor  # mined triplets whose positive has another true class
+    false_negatives: torch.Tensor  # mined triplets whose negative has the anchor's true class
+    labelled: torch.Tensor  # mined triplets whose anchor, positive and negative have labels
+    alignment: torch.Tensor  # mean ||a - p||^2 of the unit anchor/positive pairs
+    positive_distance: torch.Tensor  # mean cosine distance d(a, p) of the mined triplets
+    negative_distance: torch.Tensor  # mean cosine distance d(a, n) of the mined triplets
 
 
 def step_generator(seed: int, epoch: int, step: int, rank: int) -> torch.Generator:
@@ -62,14 +64,16 @@ def pool_generators(seed: int, epoch: int, step: int, rank: int, world: int, poo
     return [step_generator(seed, epoch, step, rank + world * group) for group in range(pools)]
 
 
-def slic_step(encoder: torch.nn.Module, batch: dict[str, torch.Tensor], true_labels: np.ndarray,
-              settings: LossSettings, generators: list[torch.Generator], compute: Compute
-              ) -> StepOutcome:
+def slic_step(encoder: torch.nn.Module, batch: dict[str, torch.Tensor],
+              true_labels: np.ndarray | torch.Tensor, settings: LossSettings,
+              generators: list[torch.Generator], compute: Compute) -> StepOutcome:
     """Loss of one batch of B items in len(generators) mining groups of equal size (group j:
     items j * B/G .. (j+1) * B/G - 1, mined with generators[j]). Triplets are mined within a
     group, the triplet loss is the mean over groups of each group's mean, the temporal loss the
-    mean over items. `true_labels` (N,) int64 of the training videos (-1 unknown) only feeds
-    the false-positive / false-negative statistics, never the loss."""
+    mean over items. `true_labels` (N,) int64 of the training videos (-1 unknown; a tensor on
+    the device spares a copy every step) only feeds the false-positive / false-negative
+    statistics, never the loss. Mining's selection of same-label pairs is the step's one wait
+    for the device."""
     size, groups = len(batch["index"]), len(generators)
     if groups < 1 or size % groups:
         raise ValueError(f"{size} items cannot make {groups} equal mining groups")
@@ -81,7 +85,8 @@ def slic_step(encoder: torch.nn.Module, batch: dict[str, torch.Tensor], true_lab
         embeddings = encoder(clips)
     anchors, positives, augmented = embeddings.float().split(size)
     clusters = batch["cluster"].to(device, non_blocking=True)
-    videos = torch.stack([batch["index"], batch["positive_index"]]).numpy()  # (2, B)
+    videos = torch.stack([batch["index"], batch["positive_index"]]).to(device, non_blocking=True)
+    truth = torch.as_tensor(true_labels).to(device, non_blocking=True)[videos]  # (2, B)
     pool = size // groups
     losses, found = [], []
     for group, generator in enumerate(generators):
@@ -90,33 +95,31 @@ def slic_step(encoder: torch.nn.Module, batch: dict[str, torch.Tensor], true_lab
         triplets = mine_triplets(distances, torch.cat([clusters[part], clusters[part]]),
                                  settings.margin, generator, settings.official_fallback)
         losses.append(triplet_loss(distances, triplets, settings.margin))
-        found.append(_group_figures(distances, triplets,
-                                    true_labels[videos[:, part].reshape(-1)]))
+        found.append(_group_figures(distances, triplets, truth[:, part].reshape(-1)))
     triplet = torch.stack(losses).mean()
     temporal = (temporal_loss(anchors, augmented, positives, settings.temporal_margin)
                 if settings.temporal else torch.zeros((), device=device))
     loss = triplet + settings.temporal_weight * temporal
     with torch.no_grad():
         gap = F.normalize(anchors, dim=1) - F.normalize(positives, dim=1)
-        alignment = float(gap.pow(2).sum(dim=1).mean())
-    totals = np.sum(found, axis=0)
-    mined = int(totals[0])
-    return StepOutcome(loss, float(triplet.detach()), float(temporal.detach()), mined,
-                       int(totals[1]), int(totals[2]), int(totals[3]), int(totals[4]),
-                       alignment, float(totals[5]) / mined if mined else 0.0,
-                       float(totals[6]) / mined if mined else 0.0)
+        alignment = gap.pow(2).sum(dim=1).mean()
+        totals = torch.stack(found).sum(dim=0)
+        mined = totals[0].clamp(min=1)
+    return StepOutcome(loss, triplet.detach(), temporal.detach(), totals[0], totals[1],
+                       totals[2], totals[3], totals[4], alignment, totals[5] / mined,
+                       totals[6] / mined)
 
 
-def _group_figures(distances: torch.Tensor, triplets: Triplets, truth: np.ndarray
-                   ) -> list[float]:
-    """One group's triplets, fallbacks, false positives, false negatives, labelled triplets
-    and the sums of d(a, p) and d(a, n). `truth` (2P,) true labels of the group's anchors then
-    positives, -1 unknown."""
-    a, p, n = (truth[t.cpu().numpy()] for t in (triplets.anchors, triplets.positives,
-                                                 triplets.negatives))
+def _group_figures(distances: torch.Tensor, triplets: Triplets, truth: torch.Tensor
+                   ) -> torch.Tensor:
+    """(7,) float32 on the device: one group's triplets, fallbacks, false positives, false
+    negatives, labelled triplets and the sums of d(a, p) and d(a, n). `truth` (2P,) true
+    labels of the group's anchors then positives, -1 unknown."""
+    a, p, n = (truth[t] for t in (triplets.anchors, triplets.positives, triplets.negatives))
     known = (a >= 0) & (p >= 0) & (n >= 0)
     with torch.no_grad():
         d_ap = distances[triplets.anchors, triplets.positives].sum()
         d_an = distances[triplets.anchors, triplets.negatives].sum()
-    return [len(triplets.anchors), int(triplets.fallback.sum()), int((known & (a != p)).sum()),
-            int((known & (a == n)).sum()), int(known.sum()), float(d_ap), float(d_an)]
+    counts = torch.stack([torch.ones_like(a).sum(), triplets.fallback.sum(),
+                          (known & (a != p)).sum(), (known & (a == n)).sum(), known.sum()])
+    return torch.cat([counts.float(), torch.stack([d_ap, d_an]).float()])

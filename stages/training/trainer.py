@@ -10,14 +10,12 @@ on the `Compute` of the job (device, autocast, channels-last, DDP), and writes c
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -35,11 +33,12 @@ from stages.training.schedule import set_base_learning_rates
 
 @dataclass
 class StepResult:
-    """One batch's loss to minimise and the stage's named statistics of that batch (plain
-    floats, summed over steps and ranks by the trainer; the same names every step)."""
+    """One batch's loss to minimise and the stage's named statistics of that batch (0-dim
+    tensors on the device, summed over steps there and over ranks once an epoch by the
+    trainer; the same names every step)."""
 
     loss: torch.Tensor
-    stats: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class TrainingTask(Protocol):
@@ -239,13 +238,17 @@ class Trainer:
     def train_epoch(self, task: TrainingTask, epoch: int, epochs: int,
                     progress: Progress) -> dict[str, Any]:
         """One pass over the task's batches; stops with TrainingDiverged on a NaN/Inf loss
-        (before the step that would write it into the weights)."""
+        (before the optimiser step that would write it into the weights).
+
+        The statistics stay on the device, summed there step by step and over the ranks once
+        at the end of the epoch; a step waits for the device only to read whether its loss is
+        finite, after its backward pass has been queued."""
         distribution = self.compute.distribution
         self.model.train()
         batches = task.batches(epoch)
         steps = len(batches) if hasattr(batches, "__len__") else 0
         names: list[str] = []
-        totals = np.zeros(0)
+        totals: torch.Tensor | None = None
         if self.compute.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.compute.device)
         clock = time.perf_counter()
@@ -254,30 +257,38 @@ class Trainer:
         for step, batch in enumerate(batches):
             outcome = task.step(self.wrapped, batch, epoch, step)
             names = ["loss", *outcome.stats]
-            stats = torch.tensor([float(outcome.loss.detach().float()),
-                                  *outcome.stats.values()], dtype=torch.float64)
-            stats = dist_tools.sum_across(stats, distribution)
-            if not math.isfinite(stats[0].item()):
-                raise TrainingDiverged(
-                    f"{self.stage} loss became {stats[0].item()} at epoch {epoch} step {step}; "
-                    f"the last good checkpoint is kept in {self.folder}; lower {self.section}.lr "
-                    f"(now {self.learning_rates[-1]}) and pass --resume")
+            loss = outcome.loss.detach().float()
+            values = torch.stack([loss, *(value.detach().float().reshape(())
+                                          for value in outcome.stats.values())])
+            totals = values.double() if totals is None else totals + values.double()
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(outcome.loss).backward()
+            self._stop_unless_finite(loss, epoch, step)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()
-            totals = stats.numpy() + (totals if len(totals) else 0.0)
             if self.is_main:
                 progress.advance()
         if self.is_main:
             progress.finish()
-        record = task.summarise(dict(zip(names, totals.tolist())), steps or 1,
+        summed = (dist_tools.sum_across(totals.cpu(), distribution).tolist()
+                  if totals is not None else [])
+        record = task.summarise(dict(zip(names, summed)), steps or 1,
                                 time.perf_counter() - clock)
         record["lr"] = self.optimizer.param_groups[-1]["lr"]
         if self.compute.device.type == "cuda":
             record["gpu_peak_gib"] = torch.cuda.max_memory_allocated(self.compute.device) / 2**30
         return record
+
+    def _stop_unless_finite(self, loss: torch.Tensor, epoch: int, step: int) -> None:
+        """TrainingDiverged on every rank when any rank's loss is NaN/Inf (the ranks agree, so
+        they stop together)."""
+        bad = (~torch.isfinite(loss)).double().reshape(1).cpu()
+        if dist_tools.sum_across(bad, self.compute.distribution).item() > 0:
+            raise TrainingDiverged(
+                f"{self.stage} loss became {loss.item()} at epoch {epoch} step {step}; "
+                f"the last good checkpoint is kept in {self.folder}; lower {self.section}.lr "
+                f"(now {self.learning_rates[-1]}) and pass --resume")
 
 
 def parameters_digest(model: nn.Module) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stages.runtime.choices import CROP_COUNTS
-from stages.runtime.settings import setting
+from stages.runtime.settings import loader_workers_setting, setting
 
 # Keys a resumed fine-tuning run may change: its length, the test-time views and the learning
 # rates (the usual cure after a divergence).
@@ -31,9 +31,7 @@ class FinetuneConfig:
     crops: int = setting(10, "test crops per window: 10 (the paper's protocol), or 3 or 1 "
                          "(faster)", choices=CROP_COUNTS)
     seed: int = setting(0, "seed of sampling, augmentation and dropout", minimum=0)
-    workers: int | str = setting(
-        "auto",
+    workers: int | str = loader_workers_setting(
         "DataLoader worker processes; auto: on CUDA every core of this rank but "
         "one, on CPU up to 4 for training and the cores the model's threads "
-        "leave free for test passes",
-        minimum=0, affects_output=False, auto=True)
+        "leave free for test passes")

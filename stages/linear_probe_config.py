@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stages.runtime.choices import CROP_COUNTS
-from stages.runtime.settings import setting
+from stages.runtime.settings import loader_workers_setting, setting
 
 PROBE_PROTOCOLS = ("windows", "cached")
 
@@ -40,9 +40,7 @@ class LinearProbeConfig:
                                "each a sample", minimum=1)
     seed: int = setting(0, "seed of the classifier's initialisation, clips and batches",
                         minimum=0)
-    workers: int | str = setting(
-        "auto",
+    workers: int | str = loader_workers_setting(
         "DataLoader worker processes; auto: on CUDA every core of this rank but "
         "one; on CPU up to 4 for training, and the cores the model's threads "
-        "leave free for embedding passes",
-        minimum=0, affects_output=False, auto=True)
+        "leave free for embedding passes")

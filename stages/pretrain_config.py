@@ -15,7 +15,7 @@ from stages.runtime.choices import (
     NEIGHBOUR_SEARCHES,
     PSEUDO_LABEL_SOURCES,
 )
-from stages.runtime.settings import setting
+from stages.runtime.settings import loader_workers_setting, setting
 
 # Keys a resumed run may change: how long, how often to evaluate, and the learning rate (the
 # usual cure after a divergence).
@@ -126,9 +126,9 @@ class PretrainConfig:
                                   "whole groups (UCF101's gXX) at a time",
                                   minimum=0.01, maximum=0.5)
     seed: int = setting(7, "seed of initialisation, sampling and mining", minimum=0)
-    workers: int | str = setting("auto", "DataLoader worker processes; auto: on CUDA every "
-                                 "core of this rank but one, on CPU up to 4", minimum=0,
-                                 affects_output=False, auto=True)
+    workers: int | str = loader_workers_setting(
+        "DataLoader worker processes; auto: on CUDA every core of this rank but one, on CPU "
+        "up to 4")
     logger: str = setting("none", "also log each epoch's metrics, the settings with the final "
                           "metrics and the final embeddings to: none or tensorboard (event "
                           "files in <run>/tensorboard; pip install 'slic[tensorboard]'); "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stages.runtime.choices import EMBEDDED_FEATURES
-from stages.runtime.settings import setting
+from stages.runtime.settings import loader_workers_setting, setting
 
 
 @dataclass
@@ -23,11 +23,9 @@ class RetrieveConfig:
                                     minimum=16)
     gallery_queries: int = setting(12, "queries shown by --gallery", minimum=1)
     batch_size: int = setting(32, "clips per forward pass", minimum=1, affects_output=False)
-    workers: int | str = setting(
-        "auto",
+    workers: int | str = loader_workers_setting(
         "DataLoader worker processes; auto: on CUDA every core of this rank but "
-        "one, on CPU the cores the model's threads leave free",
-        minimum=0, affects_output=False, auto=True)
+        "one, on CPU the cores the model's threads leave free")
 
 
 def parse_ks(text: str) -> list[int]:

@@ -48,6 +48,12 @@ def setting(
     return dataclasses.field(default=default, metadata=meta)
 
 
+def loader_workers_setting(help: str) -> Any:
+    """The `workers` key of a learning stage: DataLoader processes, a number or auto (the
+    default: `stages.training.loading` decides from the device and the rank's cores)."""
+    return setting("auto", help, minimum=0, affects_output=False, auto=True)
+
+
 def _allowed_types(annotation: Any) -> tuple[tuple[type, ...], bool]:
     """Return the concrete types a field accepts and whether it accepts None."""
     origin = typing.get_origin(annotation)

@@ -126,7 +126,10 @@ def step_part(check: Check) -> Found:
          f"{f['slic_clips_per_second']:.1f} clips/s{peak}"),
         ("bare forward/backward/SGD, same encoder and clips",
          f"{f['bare_clips_per_second']:.1f} clips/s"),
-        ("step overhead: SLIC / bare", f"{f['slic_over_bare']:.2f}x")])
+        ("step overhead: SLIC / bare", f"{f['slic_over_bare']:.2f}x"),
+        ("embedding pass (FINCH, R@k, features.h5): fp32 against autocast",
+         f"{f['embed_fp32_clips_per_second']:.1f} against "
+         f"{f['embed_amp_clips_per_second']:.1f} clips/s ({f['embed_fp32_over_amp']:.2f}x)")])
 
 
 def loader_part(check: Check) -> Found:

@@ -52,6 +52,7 @@ CUDA capability, torch), to the JSON file (default gpu_check.json).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -334,10 +335,37 @@ def measure_step(workspace: Path, device: str, amp: str, preset: Preset) -> dict
             rates[name].append(rate)
             peaks[name] = max(peaks[name], peak)
     slic, bare = median(rates["slic"]), median(rates["bare"])
-    return {"slic_clips_per_second": slic, "bare_clips_per_second": bare,
+    embedding = embedding_rates(encoder, compute, batches, preset.steps, preset.repeats)
+    return {**embedding, "slic_clips_per_second": slic, "bare_clips_per_second": bare,
             "slic_over_bare": slic / bare, "slic_peak_gib": peaks["slic"],
             "bare_peak_gib": peaks["bare"], "clips_a_step": len(CLIP_KEYS) * preset.batch_size,
             "colour_on": colour_on, **compute.describe()}
+
+
+@torch.no_grad()
+def embedding_rates(encoder: torch.nn.Module, compute: Compute, batches: list[dict],
+                    steps: int, repeats: int) -> dict[str, float]:
+    """Clips/s of the embedding pass that feeds FINCH, R@k and features.h5 (eval mode,
+    projection output) in float32 (`compute.embedding_precision: fp32`, the default) and
+    under the run's autocast (`amp`): what fp32 costs."""
+    encoder.eval()
+    inputs = [model_input(compute, batch) for batch in batches]
+    rates: dict[str, list[float]] = {"fp32": [], "amp": []}
+    for _ in range(repeats + 1):  # the first round warms up (cuDNN autotuning)
+        for precision, context in (("fp32", contextlib.nullcontext), ("amp", compute.autocast)):
+            if compute.device.type == "cuda":
+                torch.cuda.synchronize(compute.device)
+            started = time.perf_counter()
+            for clips in itertools.islice(itertools.cycle(inputs), steps):
+                with context():
+                    encoder.embed(clips, "projection")
+            if compute.device.type == "cuda":
+                torch.cuda.synchronize(compute.device)
+            rates[precision].append(len(inputs[0]) * steps / (time.perf_counter() - started))
+    encoder.train()
+    fp32, amp = median(rates["fp32"][1:]), median(rates["amp"][1:])
+    return {"embed_fp32_clips_per_second": fp32, "embed_amp_clips_per_second": amp,
+            "embed_fp32_over_amp": fp32 / amp}
 
 
 def measure_loader_part(workspace: Path, device: str, preset: Preset) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from typing import Any
 import ffmpeg
 import numpy as np
 
-from stages.runtime.errors import SlicError
+from stages.runtime.errors import RetryableFailure, SlicError
 
 _DIMS = re.compile(r", (\d+)x(\d+)")
 _FPS = re.compile(r"([\d.]+)(k?) (?:fps|tbr)")
@@ -44,6 +45,10 @@ def ffmpeg_executable() -> str:
 
 class VideoDecodeError(Exception):
     """A video that ffmpeg cannot decode; the message is the reason recorded in artifacts."""
+
+
+class DecoderInterrupted(RetryableFailure):
+    """ffmpeg was stopped by a signal before the end of a video it was decoding."""
 
 
 @dataclass
@@ -171,6 +176,10 @@ def _finish(process: subprocess.Popen, watcher: _StderrWatcher, completed: bool)
     process.stdout.close()
     code = process.wait()
     watcher.join()
+    if completed and code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        cause = " (the out-of-memory killer?)" if -code == signal.SIGKILL else ""
+        raise DecoderInterrupted(f"ffmpeg was stopped by {name}{cause}")
     if completed and (code != 0 or not watcher.info.width):
         raise VideoDecodeError(f"ffmpeg: {watcher.reason()}")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from stages.io.staging import EncodedStream, StagingArea
 from stages.runtime.context import launch_position
-from stages.runtime.errors import ConfigError
+from stages.runtime.errors import ConfigError, RetryableFailure
 from stages.runtime.progress import Progress
 
 # A per-video function: takes a picklable payload, returns encoded image streams and metadata.
@@ -58,24 +58,31 @@ class Shard:
 
 @dataclass
 class ProcessCounts:
-    """What one process did: videos reused from an earlier run, newly processed, failed now."""
+    """What one process did: videos reused from an earlier run, newly processed, failed now,
+    and interrupted (a retryable failure: nothing staged, the next run tries again)."""
 
     reused: int = 0
     processed: int = 0
     failed: int = 0
+    interrupted: int = 0
+    interruption: str = ""  # the last retryable failure's reason
 
 
 def _process_one(worker: VideoWorker, output: Path, fingerprint: str,
-                 job: tuple[int, Any]) -> tuple[int, str | None]:
+                 job: tuple[int, Any]) -> tuple[int, str | None, bool]:
+    """Run `worker` on one payload and stage its part: (position, failure or None, whether
+    the failure is retryable, in which case nothing is staged)."""
     position, payload = job
     try:
         streams, meta = worker(payload)
         failure = None
+    except RetryableFailure as error:  # not the video's fault: leave it to the next run
+        return position, str(error), True
     except Exception as error:  # any video-specific failure is recorded, never fatal
         failure = str(error) or type(error).__name__
         streams, meta = {}, {"failure": failure}
     StagingArea(output, fingerprint).write(position, streams, meta)
-    return position, failure
+    return position, failure, False
 
 
 @contextlib.contextmanager
@@ -129,7 +136,7 @@ def process_videos(
     with contextlib.ExitStack() as stack:
         if workers <= 1 or len(todo) <= 1:
             _init_worker()
-            results: Iterator[tuple[int, str | None]] = map(task, todo)
+            results: Iterator[tuple[int, str | None, bool]] = map(task, todo)
         else:
             # fork: fast to start, and works from notebooks and scripts without a main guard. The
             # parent holds no open HDF5 file or decoder while it forks.
@@ -139,9 +146,13 @@ def process_videos(
                     context.Pool(min(workers, len(todo)), initializer=_init_worker)
                 )
             results = pool.imap_unordered(task, todo)
-        for _, failure in results:
+        for _, failure, retryable in results:
             counts.processed += 1
-            counts.failed += failure is not None
+            if retryable:
+                counts.interrupted += 1
+                counts.interruption = failure or ""
+            else:
+                counts.failed += failure is not None
             progress.advance()
     progress.finish()
     return counts

@@ -21,6 +21,7 @@ from stages.io.space import require_space
 from stages.io.staging import StagingArea
 from stages.per_video.jobs import ProcessCounts, Shard, VideoWorker, process_videos
 from stages.runtime.context import RunContext
+from stages.runtime.errors import VideosInterrupted
 
 
 @dataclass
@@ -79,6 +80,11 @@ def run_video_stage(
         return result
     result.counts = process_videos(payloads, worker, staging, output, fingerprint, shard,
                                    workers, context.progress, description, costs)
+    if result.counts.interrupted:
+        raise VideosInterrupted(
+            f"{stage}: {result.counts.interrupted} videos were interrupted "
+            f"({result.counts.interruption}); the {len(staging.done_positions())} others are "
+            "kept: run the same command again to retry them")
     result.status = "shard done"
     if len(staging.done_positions()) == len(payloads):
         # Shards leave the merge to whoever holds the lock; a whole run waits for a twin

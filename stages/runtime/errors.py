@@ -23,3 +23,13 @@ class TrainingDiverged(SlicError):
 
 class DiskFull(SlicError):
     """No space left where an artifact or checkpoint is written; what was written is kept."""
+
+
+class RetryableFailure(Exception):
+    """A per-video failure that says nothing about the video (its decoder was killed by a
+    signal: the out-of-memory killer, a Ctrl-C that reached it): never recorded as the
+    video's verdict; the next run of the command tries the video again."""
+
+
+class VideosInterrupted(SlicError):
+    """Some videos of a stage hit a RetryableFailure: the rest is kept, a rerun retries them."""

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from stages.io.artifacts import (
     KIND_FRAMES,
@@ -160,3 +161,60 @@ def test_worker_processes_give_the_same_artifact(tmp_path):
     alone = ToyStage(tmp_path / "alone.h5").run(workers=1)
     assert pooled.counts.processed == 6 and pooled.status == "written"
     assert_same_contents(pooled.output, alone.output)
+
+
+def test_a_decoder_killed_by_a_signal_is_retried_by_the_next_run_not_recorded(tmp_path):
+    from stages.io.video import DecoderInterrupted
+    from stages.runtime.errors import VideosInterrupted
+
+    stage = ToyStage(tmp_path / "toy.h5")
+
+    def killed_once(payload: dict) -> tuple[dict, dict]:
+        if payload["name"] == "v2":
+            raise DecoderInterrupted("ffmpeg was stopped by SIGKILL")
+        return stage.worker(payload)
+
+    with pytest.raises(VideosInterrupted, match=r"1 videos were interrupted \(ffmpeg was "
+                                                r"stopped by SIGKILL\); the 5 others"):
+        stage.run(worker=killed_once)
+    assert stage.merges == 0 and not stage.output.exists()
+    stage.seen.clear()
+    result = stage.run()  # no --force: the same command again
+    assert stage.seen == ["v2"] and result.status == "written"
+    assert [f.video_id for f in result.failures] == ["v4"]  # v2 is not a failure
+    assert result.extra["num_written"] == 5
+
+
+def test_ffmpeg_stopped_by_a_signal_is_an_interruption_not_a_verdict():
+    import signal as signals
+
+    from stages.io import video
+
+    class Stopped:
+        stdout = type("Pipe", (), {"close": lambda self: None})()
+
+        def __init__(self, code: int) -> None:
+            self.code = code
+
+        def wait(self) -> int:
+            return self.code
+
+        def kill(self) -> None:
+            pass
+
+    class Watcher:
+        info = video.StreamInfo(width=4)
+
+        def join(self) -> None:
+            pass
+
+        def reason(self) -> str:
+            return "Invalid data found when processing input"
+
+    with pytest.raises(video.DecoderInterrupted, match="SIGKILL.*out-of-memory"):
+        video._finish(Stopped(-signals.SIGKILL), Watcher(), completed=True)
+    with pytest.raises(video.DecoderInterrupted, match="SIGINT"):
+        video._finish(Stopped(-signals.SIGINT), Watcher(), completed=True)
+    with pytest.raises(video.VideoDecodeError, match="Invalid data"):
+        video._finish(Stopped(1), Watcher(), completed=True)
+    video._finish(Stopped(-signals.SIGKILL), Watcher(), completed=False)  # we stopped it

@@ -11,14 +11,14 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from stages.io.space import disk_full_cause, disk_full_message
+from stages.io.os_errors import os_error_message, user_os_error
 from stages.runtime.errors import SlicError
 
 # Piped or redirected, rich would cut tables at 80 columns ("ucfTrainTes…"); a file or
@@ -86,27 +86,33 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, terminate)
 
 
+def _error_line(message: str) -> NoReturn:
+    """Print `message` as one "error:" line on stderr (its whitespace, newlines included,
+    folded to single spaces) and exit with code 2."""
+    stderr.print(labelled("error:", "bold red", " ".join(message.split())), highlight=False,
+                 soft_wrap=True)
+    raise typer.Exit(2) from None
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn a user's mistake (SlicError) into one line on stderr and exit code 2."""
+    """Turn a user's mistake (SlicError) or an OS refusal the user can fix (read-only or
+    forbidden path, full disk, missing folder: `user_os_error`) into one line on stderr and
+    exit code 2; any other exception keeps its traceback."""
     try:
         yield
     except SlicError as error:
-        message = " ".join(str(error).split())
-        stderr.print(labelled("error:", "bold red", message), highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        _error_line(str(error))
     except KeyboardInterrupt as stop:
         terminated = isinstance(stop, Terminated)
         stderr.print(labelled("terminated:" if terminated else "interrupted:", "red",
                               "finished videos are kept; run again to resume"))
         raise typer.Exit(143 if terminated else 130) from None
     except Exception as error:
-        full = disk_full_cause(error)
-        if full is None:
+        refused = user_os_error(error)
+        if refused is None:
             raise
-        stderr.print(labelled("error:", "bold red", disk_full_message(full)), highlight=False,
-                     soft_wrap=True)
-        raise typer.Exit(2) from None
+        _error_line(os_error_message(refused))
 
 
 def key_value_table(title: str, rows: dict[str, Any]) -> Table:

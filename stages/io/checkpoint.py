@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from stages.io.checkpoint_archive import check_checkpoint
 from stages.io.space import describe, disk_full_cause, free_bytes
 from stages.io.temporaries import remove_stale_temporaries, temporary_for
 from stages.runtime.errors import ArtifactError, DiskFull
@@ -41,9 +42,11 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by `save_checkpoint` (tensors and plain values only)."""
+    """Read a checkpoint written by `save_checkpoint` (tensors and plain values only), after
+    refusing a zip whose members would inflate out of proportion with the file."""
     if not Path(path).is_file():
         raise ArtifactError(f"checkpoint {path} does not exist")
+    check_checkpoint(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:

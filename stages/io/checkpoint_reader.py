@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import pickletools
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stages.io.checkpoint_archive import check_archive, read_member
 from stages.runtime.errors import ArtifactError
 
 STORAGE_DTYPES = {
@@ -185,16 +187,19 @@ def _set_item(target: Any, key: Any, value: Any) -> None:
 
 
 def read_checkpoint_structure(path: Path) -> Any:
-    """The saved object of a `torch.save` zip archive, as plain values and TensorInfo."""
+    """The saved object of a `torch.save` zip archive, as plain values and TensorInfo; an
+    archive whose members would inflate out of proportion with the file is refused before its
+    pickle is read (`checkpoint_archive`)."""
     try:
         with zipfile.ZipFile(path) as archive:
+            check_archive(path, archive)
             pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")
                        or n == "data.pkl"]
             if not pickles:
                 raise ArtifactError(f"{path} is a zip archive without data.pkl: not a torch "
                                     "checkpoint")
-            data = archive.read(pickles[0])
-    except (zipfile.BadZipFile, OSError) as error:
+            data = read_member(path, archive, pickles[0])
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as error:
         raise ArtifactError(f"{path} is not a torch checkpoint (a zip archive written by "
                             f"torch.save): {error}") from None
     try:

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from stages.io.checkpoint_archive import check_checkpoint
 from stages.models.registry import BACKBONES, build_backbone
 from stages.runtime.choices import EMBEDDED_FEATURES
 from stages.runtime.errors import ConfigError
@@ -68,12 +69,14 @@ class Encoder(nn.Module):
 def load_encoder_weights(encoder: Encoder, path: Path) -> None:
     """Initialise from a local checkpoint (slic's checkpoint.pt/best.pt or a bare state dict).
 
-    Only tensors are unpickled (`weights_only=True`). The projection head is loaded when its
-    shapes match and left at random init otherwise.
+    Only tensors are unpickled (`weights_only=True`), after refusing a zip whose members would
+    inflate out of proportion with the file. The projection head is loaded when its shapes
+    match and left at random init otherwise.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"init checkpoint {path} does not exist; fix pretrain.init")
+    check_checkpoint(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file is the user's to fix

@@ -29,6 +29,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from stages.io.artifacts.safety import unsafe_content
 from stages.io.temporaries import remove_stale_temporaries, temporary_for
 from stages.runtime.errors import ArtifactError
 
@@ -154,6 +155,18 @@ class Provenance:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _create_file(path: Path) -> h5py.File:
+    """A new HDF5 file at `path`, open for writing. h5py's OSError carries the errno but no
+    filename (HDF5's internals are in its message): re-raised naming `path`, so a read-only or
+    forbidden folder is one line that names it."""
+    try:
+        return h5py.File(path, "w")
+    except OSError as error:
+        if error.errno is None or error.filename is not None:
+            raise
+        raise OSError(error.errno, os.strerror(error.errno), str(path)) from error
+
+
 @contextmanager
 def write_artifact(path: Path, kind: str, fingerprint: str) -> Iterator[h5py.File]:
     """Open a new artifact for writing; it appears at `path` only if the block succeeds.
@@ -165,7 +178,7 @@ def write_artifact(path: Path, kind: str, fingerprint: str) -> Iterator[h5py.Fil
     remove_stale_temporaries(path)
     temporary = temporary_for(path)
     try:
-        with h5py.File(temporary, "w") as h5:
+        with _create_file(temporary) as h5:
             h5.attrs["kind"], h5.attrs["schema_version"] = kind, SCHEMA_VERSION
             h5.attrs["fingerprint"] = fingerprint
             yield h5
@@ -247,7 +260,9 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
 
 
 def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
-    """Open an artifact for reading after checking it is one, of `kind`, of a known schema."""
+    """Open an artifact for reading after checking it is one, of `kind`, of a known schema,
+    that reads no other file and whose every dataset declares no more bytes than its size
+    allows (`safety`), so that a whole read of any of them cannot exhaust memory."""
     path = Path(path)
     if path.is_dir():
         raise ArtifactError(f"{path} is a folder; pass an artifact file in it, for example "
@@ -273,11 +288,10 @@ def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
             f"{path} has schema version {int(version)}, newer than this slic reads "
             f"({SCHEMA_VERSION}); upgrade slic"
         )
-    outside = _outside_reference(h5)
-    if outside is not None:
+    unsafe = unsafe_content(h5, path.stat().st_size)
+    if unsafe is not None:
         h5.close()
-        raise ArtifactError(f"{path} is a damaged or unsafe artifact: {outside}; slic never "
-                            "reads another file through an artifact (make it again)")
+        raise ArtifactError(f"{path} is a damaged or unsafe artifact: {unsafe} (make it again)")
     missing = [name for name in _REQUIRED.get(str(found), ()) if name not in h5]
     if missing:
         h5.close()
@@ -285,26 +299,6 @@ def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
                             + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
                             + ": it is damaged or was not written by slic; make it again")
     return h5
-
-
-def _outside_reference(group: h5py.Group) -> str | None:
-    """What in `group` (recursively) would make HDF5 read another file, or None: an external
-    link, a dataset kept in external raw files, or a virtual dataset (slic writes none)."""
-    for name in group:
-        link = group.get(name, getlink=True)
-        where = f"{group.name.rstrip('/')}/{name}"
-        if isinstance(link, h5py.ExternalLink):
-            return f"{where} is a link to another file"
-        if isinstance(link, h5py.SoftLink):
-            continue  # a path inside this file; its target is visited where it lives
-        item = group[name]
-        if isinstance(item, h5py.Group):
-            found = _outside_reference(item)
-            if found is not None:
-                return found
-        elif isinstance(item, h5py.Dataset) and (item.external or item.is_virtual):
-            return f"{where} keeps its data in other files"
-    return None
 
 
 def reopen_artifact(path: Path) -> h5py.File:

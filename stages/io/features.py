@@ -59,6 +59,65 @@ def _load_artifact(path: Path) -> FeatureSet:
                       stored.video_ids, stored.class_names)
 
 
+# A user's .npz may be compressed (numpy.savez_compressed), so its arrays may rightly inflate
+# well past the file: features of a few distinct values compress about 50x. Past this, or with
+# more members than arrays anyone saves, it is refused before numpy allocates anything.
+NPZ_INFLATION_FACTOR = 256
+NPZ_INFLATION_SLACK = 64 * 2**20
+NPZ_MAX_MEMBERS = 64
+
+
+def check_npz(path: Path) -> None:
+    """Raise ArtifactError (one line) unless the .npz at `path` is safe to load: at most
+    NPZ_MAX_MEMBERS members, which declare at most NPZ_INFLATION_FACTOR x the file (+ slack)
+    in all, each .npy holding no more array bytes than its member declares (numpy allocates
+    the array its header names before reading it). A file that is no zip is left to
+    numpy's own error."""
+    if not zipfile.is_zipfile(path):
+        return
+    size = path.stat().st_size
+    limit = NPZ_INFLATION_FACTOR * size + NPZ_INFLATION_SLACK
+
+    def unsafe(reason: str) -> ArtifactError:
+        return ArtifactError(f"{path} is a damaged or unsafe .npz: {reason}; save the features "
+                             "with numpy.savez or savez_compressed")
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if len(members) > NPZ_MAX_MEMBERS:
+                raise unsafe(f"it holds {len(members)} members (at most {NPZ_MAX_MEMBERS})")
+            total = sum(member.file_size for member in members)
+            if total > limit:
+                raise unsafe(f"its members would inflate to {total} bytes from a file of "
+                             f"{size} bytes")
+            for member in members:
+                with archive.open(member) as stream:
+                    declared = _npy_array_bytes(stream)
+                if declared is not None and declared > member.file_size:
+                    raise unsafe(f"array {member.filename!r} declares {declared} bytes in a "
+                                 f"member of {member.file_size}")
+    except (zipfile.BadZipFile, EOFError) as error:
+        raise unsafe(f"a damaged zip archive ({error})") from None
+
+
+def _npy_array_bytes(stream) -> int | None:
+    """Bytes of the array a .npy stream's header declares (shape x item size), or None when
+    the stream is no .npy (numpy then refuses it itself)."""
+    from numpy.lib import format as npy
+
+    try:
+        major, _ = npy.read_magic(stream)
+        read_header = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
+        shape, _, dtype = read_header(stream)
+    except (ValueError, EOFError, SyntaxError, TypeError):
+        return None
+    count = 1
+    for extent in shape:
+        count *= int(extent)
+    return count * dtype.itemsize
+
+
 def load_features(path: Path) -> FeatureSet:
     """Read slic's features.h5, or a `.npz` with `features` and optional `labels`, `split`,
     `video_ids`, `class_names`."""
@@ -71,6 +130,7 @@ def load_features(path: Path) -> FeatureSet:
         raise ArtifactError(f"{path} is neither a features.h5 nor a .npz; pass slic's "
                             "features.h5 or a .npz holding an array 'features' (N, D) and "
                             "optionally labels, split, video_ids")
+    check_npz(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}

@@ -106,9 +106,25 @@ def _video_stage_tables(summary: dict[str, Any]) -> list:
     return tables
 
 
+def _random_init_seed(resolved: Any, set_items: list[str] | None) -> int | None:
+    """The seed of a random-init baseline where `--set pretrain.seed=S` chose one; None: the
+    seed the compared run was trained with (a config file's pretrain.seed is that of the runs
+    it trains, not a choice for the baseline)."""
+    from stages.runtime.layers import set_keys
+
+    return resolved.pretrain.seed if "pretrain.seed" in set_keys(set_items) else None
+
+
+def _summary_rows(summary: dict[str, Any], *lists: str) -> dict[str, Any]:
+    """`summary` less its `lists` (shown as tables of their own, or in --json only) and the
+    random-init keys of a trained encoder (None)."""
+    return {key: value for key, value in summary.items() if key not in lists
+            and not (key.startswith("random_init") and value is None)}
+
+
 def _classifier_stage(stage: Any, what: str, *, run: Path | None, checkpoint: Path | None,
-                      random_init: bool, cross: str | None, resume: bool
-                      ) -> tuple[Any, Any]:
+                      random_init: bool, cross: str | None, resume: bool,
+                      set_items: list[str] | None) -> tuple[Any, Any]:
     """The stage call and the summary table of linear-probe or finetune (`stage`, whose config
     section shares its module's name): both evaluate the encoder of `run`, `checkpoint` or
     `random_init` in the same way."""
@@ -118,12 +134,13 @@ def _classifier_stage(stage: Any, what: str, *, run: Path | None, checkpoint: Pa
         return stage.run(getattr(resolved, section), resolved.data, resolved.workspace,
                          pretrain=resolved.pretrain, context=context, run_dir=run,
                          checkpoint=checkpoint, random_init=random_init, cross=cross,
-                         resume=resume, compute_settings=resolved.compute)
+                         resume=resume, compute_settings=resolved.compute,
+                         random_init_seed=_random_init_seed(resolved, set_items))
 
     def tables(summary: dict[str, Any]) -> list:
-        return [key_value_table(f"{what} of {summary['encoder']}",
-                                {key: value for key, value in summary.items()
-                                 if key not in ("per_class", "confusion")})]
+        return [key_value_table(f"{what} of {summary['random_init'] or summary['encoder']}",
+                                _summary_rows(summary, "per_class", "confusion",
+                                              "class_names"))]
 
     return call, tables
 
@@ -320,11 +337,9 @@ def retrieve_command(
         resolved.retrieve, resolved.data, resolved.workspace, context=context, run_dir=run,
         checkpoint=checkpoint, features=features, cross=cross, out=out, gallery=gallery,
         compute_settings=resolved.compute, random_init=random_init,
-        pretrain=resolved.pretrain),
-        lambda summary: [
-            key_value_table("retrieve", {key: value for key, value in summary.items()
-                                         if key != "per_class"}),
-            per_class_table(summary["per_class"])],
+        pretrain=resolved.pretrain, random_init_seed=_random_init_seed(resolved, set_)),
+        lambda summary: [key_value_table("retrieve", _summary_rows(summary, "per_class")),
+                         per_class_table(summary["per_class"])],
         config=config, options={
             **_shared(dataset, None, name, split, workspace), "retrieve.ks": k,
             "retrieve.clips": clips, "retrieve.feature": feature,
@@ -359,7 +374,8 @@ def linear_probe_command(
     from stages import linear_probe  # torch loads only for the commands that embed
 
     run_stage(*_classifier_stage(linear_probe, "linear probe", run=run, checkpoint=checkpoint,
-                                 random_init=random_init, cross=cross, resume=resume),
+                                 random_init=random_init, cross=cross, resume=resume,
+                                 set_items=set_),
               config=config, options={
                 **_learning_options("linear_probe", dataset, name, split, workspace, workers,
                                     device, amp),
@@ -395,7 +411,8 @@ def finetune_command(
     from stages import finetune  # torch loads only for the commands that train
 
     run_stage(*_classifier_stage(finetune, "fine-tuning", run=run, checkpoint=checkpoint,
-                                 random_init=random_init, cross=cross, resume=resume),
+                                 random_init=random_init, cross=cross, resume=resume,
+                                 set_items=set_),
               config=config, options={
                 **_learning_options("finetune", dataset, name, split, workspace, workers,
                                     device, amp),

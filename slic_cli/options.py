@@ -52,10 +52,10 @@ CheckpointOption = Annotated[
     typer.Option(help="A checkpoint (best.pt, checkpoint.pt) instead of a run folder."),
 ]
 RandomInitOption = Annotated[
-    bool, typer.Option("--random-init", help="The baseline: an untrained encoder (seed "
-                       "pretrain.seed) with the architecture and clip settings of the run it "
-                       "is compared with (--run, --checkpoint, else the latest run; "
-                       "pretrain.* when there is none).")
+    bool, typer.Option("--random-init", help="The baseline: an untrained encoder with the "
+                       "architecture, clip settings and seed of the run it is compared with "
+                       "(--run, --checkpoint, else the latest run; pretrain.* when there is "
+                       "none); --set pretrain.seed=S draws it under another seed.")
 ]
 CrossOption = Annotated[
     Optional[str],

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stages.evaluation.random_init import RandomInit, baseline_summary
 from stages.evaluation.sources import encoder_source
 from stages.finetune_config import FINETUNE_RESUMABLE, FinetuneConfig
 from stages.pretrain_config import PretrainConfig
@@ -31,7 +32,8 @@ __all__ = ["FinetuneConfig", "FinetuneResult", "run"]
 @dataclass
 class FinetuneResult:
     """What `finetune.run` did: the results folder, test top-1/top-5 of best.pt, the epoch it came
-    from and accuracy per class."""
+    from, accuracy per class, the class names (frames.h5's, in label order) and the random-init
+    baseline when the encoder was one."""
 
     folder: Path
     encoder: str  # the checkpoint fine-tuned (a random-init baseline's best.pt included)
@@ -41,15 +43,20 @@ class FinetuneResult:
     best_epoch: int
     per_class: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    class_names: list[str] = field(default_factory=list)
+    random_init: RandomInit | None = None
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready summary the CLI prints and results.json holds: `folder`, `encoder`,
-        `status`, `top1`, `top5` (shares, 0..1), `best_epoch`, `per_class` and `seconds`."""
+        `random_init` (what the baseline encoder is; None for a trained one),
+        `random_init_seed`, `status`, `top1`, `top5` (shares, 0..1), `best_epoch`,
+        `per_class`, `class_names` (the confusion matrix's rows and columns, in order) and
+        `seconds`."""
         return {"stage": "finetune", "folder": str(self.folder), "encoder": self.encoder,
-                "status": self.status,
+                **baseline_summary(self.random_init), "status": self.status,
                 "top1": round(self.top1, 6), "top5": round(self.top5, 6),
                 "best_epoch": self.best_epoch, "per_class": self.per_class,
-                "seconds": round(self.seconds, 3)}
+                "class_names": self.class_names, "seconds": round(self.seconds, 3)}
 
 
 def recipe(settings: FinetuneConfig) -> ClassifierRecipe:
@@ -66,8 +73,10 @@ def run(settings: FinetuneConfig, data: DataConfig, workspace: WorkspaceConfig, 
         pretrain: PretrainConfig | None = None, context: RunContext | None = None,
         run_dir: Path | None = None, checkpoint: Path | None = None,
         random_init: bool = False, cross: str | None = None, resume: bool = False,
-        compute_settings: ComputeConfig | None = None) -> FinetuneResult:
-    """Fine-tune, choose best.pt on the validation share, then test it."""
+        compute_settings: ComputeConfig | None = None, random_init_seed: int | None = None
+        ) -> FinetuneResult:
+    """Fine-tune, choose best.pt on the validation share, then test it. With `random_init`,
+    from an untrained encoder drawn under `random_init_seed`, else the compared run's seed."""
     context = (context or RunContext()).running(
         finetune=settings, pretrain=pretrain, data=data, workspace=workspace,
         compute=compute_settings or ComputeConfig())
@@ -75,13 +84,14 @@ def run(settings: FinetuneConfig, data: DataConfig, workspace: WorkspaceConfig, 
     with computing(compute_settings or ComputeConfig()) as compute:
         source = encoder_source(output_relevant(pretrain or PretrainConfig()), data, workspace,
                                 run_dir=run_dir, checkpoint=checkpoint,
-                                random_init=random_init, stage="finetune", cross=cross)
+                                random_init=random_init, random_init_seed=random_init_seed,
+                                stage="finetune", cross=cross)
         outcome = train_classifier(recipe(settings), source, data.split, compute, context,
                                    resume)
         result = FinetuneResult(source.folder, source.description, outcome.status,
                                 outcome.top1, outcome.top5, outcome.best_epoch,
-                                outcome.per_class,
-                                time.perf_counter() - clock)
+                                outcome.per_class, time.perf_counter() - clock,
+                                outcome.class_names, source.random_init)
         if compute.distribution.is_main:
             write_results(source.folder, result.summary(), outcome.confusion,
                           outcome.class_names,

@@ -14,7 +14,7 @@ cached in features.h5, and the classifier trains on the cache.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from stages.evaluation.classification import (
     per_class_accuracy,
     top_k_accuracy,
 )
+from stages.evaluation.random_init import RandomInit, baseline_summary
 from stages.evaluation.sources import EncoderSource, encoder_source
 from stages.io.artifacts import (
     KIND_FEATURES,
@@ -60,7 +61,8 @@ __all__ = ["LinearProbeConfig", "LinearProbeResult", "run"]
 @dataclass
 class LinearProbeResult:
     """What `linear_probe.run` did: the results folder, test top-1/top-5, accuracy per class, the
-    video counts and whether cached features were reused."""
+    video counts, whether cached features were reused, the class names (frames.h5's, in label
+    order) and the random-init baseline when the encoder was one."""
 
     folder: Path
     protocol: str
@@ -73,26 +75,33 @@ class LinearProbeResult:
     features_reused: bool = False
     best_epoch: int | None = None
     seconds: float = 0.0
+    class_names: list[str] = field(default_factory=list)
+    random_init: RandomInit | None = None
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready summary the CLI prints and results.json holds: `folder`, `protocol`,
-        `encoder`, `top1`, `top5` (shares, 0..1), `num_train`, `num_test`, `features_reused`,
-        `best_epoch` (None for the cached protocol) and `per_class`."""
+        `encoder`, `random_init` (what the baseline encoder is; None for a trained one),
+        `random_init_seed`, `top1`, `top5` (shares, 0..1), `num_train`, `num_test`,
+        `features_reused`, `best_epoch` (None for the cached protocol), `per_class` and
+        `class_names` (the confusion matrix's rows and columns, in order)."""
         return {"stage": "linear-probe", "folder": str(self.folder), "protocol": self.protocol,
-                "encoder": self.encoder, "top1": round(self.top1, 6),
+                "encoder": self.encoder, **baseline_summary(self.random_init),
+                "top1": round(self.top1, 6),
                 "top5": round(self.top5, 6), "num_train": self.num_train,
                 "num_test": self.num_test, "features_reused": self.features_reused,
                 "best_epoch": self.best_epoch, "per_class": self.per_class,
-                "seconds": round(self.seconds, 3)}
+                "class_names": self.class_names, "seconds": round(self.seconds, 3)}
 
 
 def run(settings: LinearProbeConfig, data: DataConfig, workspace: WorkspaceConfig, *,
         pretrain: PretrainConfig | None = None, context: RunContext | None = None,
         run_dir: Path | None = None, checkpoint: Path | None = None,
         random_init: bool = False, cross: str | None = None, resume: bool = False,
-        compute_settings: ComputeConfig | None = None) -> LinearProbeResult:
-    """Probe a checkpoint (or a random-init encoder); results go to `<run>/linear-probe/`
-    (`linear-probe-cached/` for the cached protocol)."""
+        compute_settings: ComputeConfig | None = None, random_init_seed: int | None = None
+        ) -> LinearProbeResult:
+    """Probe a checkpoint (or a random-init encoder, drawn under `random_init_seed`, else the
+    compared run's seed); results go to `<run>/linear-probe/` (`linear-probe-cached/` for the
+    cached protocol)."""
     context = (context or RunContext()).running(
         linear_probe=settings, pretrain=pretrain, data=data, workspace=workspace,
         compute=compute_settings or ComputeConfig())
@@ -101,7 +110,8 @@ def run(settings: LinearProbeConfig, data: DataConfig, workspace: WorkspaceConfi
     with computing(compute_settings or ComputeConfig()) as compute:
         frozen = encoder_source(output_relevant(pretrain or PretrainConfig()), data, workspace,
                                 run_dir=run_dir, checkpoint=checkpoint,
-                                random_init=random_init, stage=stage, cross=cross)
+                                random_init=random_init, random_init_seed=random_init_seed,
+                                stage=stage, cross=cross)
         if settings.protocol == "cached":
             # Other settings sit beside earlier results; linear-probe-cached links the newest.
             frozen.folder = settings_folder(frozen.folder.parent, frozen.folder.name,
@@ -127,7 +137,9 @@ def _windows_protocol(settings: LinearProbeConfig, frozen: EncoderSource, split:
     result = LinearProbeResult(frozen.folder, "windows", outcome.top1, outcome.top5,
                                outcome.per_class, outcome.num_train, outcome.num_test,
                                frozen.description, best_epoch=outcome.best_epoch,
-                               seconds=time.perf_counter() - started)
+                               seconds=time.perf_counter() - started,
+                               class_names=outcome.class_names,
+                               random_init=frozen.random_init)
     if compute.distribution.is_main:
         write_results(frozen.folder, result.summary(), outcome.confusion, outcome.class_names,
                       f"linear probe, top-1 {result.top1:.3f}", context)
@@ -149,18 +161,20 @@ def _cached_protocol(settings: LinearProbeConfig, frozen: EncoderSource, split: 
         logits = classifier(torch.from_numpy(test_features))
         probabilities = torch.softmax(logits, dim=-1).mean(dim=1).numpy()
     matrix = confusion_matrix(probabilities.argmax(axis=1), test_labels, classes)
+    names = list(stored.class_names)
     result = LinearProbeResult(frozen.folder, "cached",
                                top_k_accuracy(probabilities, test_labels, 1),
                                top_k_accuracy(probabilities, test_labels, min(5, classes)),
-                               per_class_accuracy(matrix, stored.class_names),
+                               per_class_accuracy(matrix, names),
                                int(train.sum() // settings.train_clips), len(test_labels),
                                frozen.description, reused,
-                               seconds=time.perf_counter() - started)
+                               seconds=time.perf_counter() - started, class_names=names,
+                               random_init=frozen.random_init)
     if compute.distribution.is_main:
         frozen.folder.mkdir(parents=True, exist_ok=True)
         torch.save({"weight": classifier.weight.detach(), "bias": classifier.bias.detach()},
                    RunFolder(frozen.folder).classifier)
-        write_results(frozen.folder, result.summary(), matrix.tolist(), stored.class_names,
+        write_results(frozen.folder, result.summary(), matrix.tolist(), names,
                       f"linear probe (cached), top-1 {result.top1:.3f}", context)
         point_latest(frozen.folder, frozen.folder.name.rsplit("-", 1)[0])
     return result

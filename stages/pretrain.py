@@ -35,7 +35,7 @@ from stages.io.run_folder import (
 )
 from stages.models.encoder import Encoder, load_encoder_weights
 from stages.pretrain_config import RESUMABLE_CHANGES, PretrainConfig, evaluation_interval
-from stages.runtime.context import RunContext
+from stages.runtime.context import RunContext, now
 from stages.runtime.errors import ConfigError, TrainingDiverged
 from stages.runtime.run_lock import run_folder_lock
 from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
@@ -103,6 +103,9 @@ class SlicTraining:
         self.best: dict[str, Any] = {"epoch": -1, "value": None}
         self.finished = False
         self.collapse_warned = False
+        # When the run started and finished (UTC, ISO 8601): its report's provenance.
+        self.started_at: str | None = now()
+        self.finished_at: str | None = None
         self.plotted_at = -math.inf  # time.monotonic() of the last drawing of the curves
         self.group = mining_group(settings, compute.distribution.world)
         self.sampler = EpochSampler(len(triplets), settings.seed, compute.distribution.rank,
@@ -201,16 +204,22 @@ class SlicTraining:
 
     def extra_state(self) -> dict[str, Any]:
         """The pseudo-labels, best epoch, finished and collapse-warned flags, arch and run
-        config, for checkpoint.pt."""
+        config, for checkpoint.pt; and the run's provenance: when it started and finished
+        (`started_at`, `finished_at`: UTC ISO 8601, None where not known), the command that
+        last ran it and the inputs it read."""
         return {"clusters": torch.from_numpy(np.asarray(self.clusters)), "best": self.best,
                 "finished": self.finished, "collapse_warned": self.collapse_warned,
-                "arch": self.settings.arch, "run_config": self.context.config}
+                "arch": self.settings.arch, "run_config": self.context.config,
+                "started_at": self.started_at, "finished_at": self.finished_at,
+                "command": self.context.command, "inputs": self.inputs}
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Take back the pseudo-labels, best epoch and the flags of a resumed checkpoint."""
+        """Take back the pseudo-labels, best epoch, the flags and the start and end times of a
+        resumed checkpoint (None where an older slic recorded none)."""
         self.clusters, self.best = state["clusters"].numpy(), state["best"]
         self.finished = bool(state["finished"])
         self.collapse_warned = bool(state.get("collapse_warned", False))
+        self.started_at, self.finished_at = state.get("started_at"), state.get("finished_at")
 
     def epoch_written(self, records: list[dict[str, Any]]) -> None:
         """Redraw the PNG curves at most every PLOT_EVERY_SECONDS (and always at the end of
@@ -449,7 +458,7 @@ def _finish(task: SlicTraining, trainer: Trainer, log: MetricsLog) -> dict[str, 
         record_features(folder, stored, task.context, task.inputs)
         if s.best_by == "last":
             save_checkpoint(task.weights(s.epochs - 1, "last", None), folder.best)
-        task.finished = True
+        task.finished, task.finished_at = True, now()
         trainer.save(s.epochs, **task.extra_state())
         assert found is not None
         log.append({"epoch": s.epochs, "final": True, **found.metrics})

@@ -19,13 +19,13 @@ from stages import __version__
 from stages.clips.fixed_windows import EvaluationClips
 from stages.clips.store import ClipStore
 from stages.evaluation.gallery import balanced_queries, write_gallery
+from stages.evaluation.random_init import RandomInit, baseline_summary
 from stages.evaluation.recall import per_class_recall
 from stages.evaluation.retrieval import nearest_neighbours, recall_at_k
 from stages.evaluation.sources import (
-    compared_run,
     frames_of,
     load_encoder,
-    random_init_checkpoint,
+    random_init_baseline,
     resolve_checkpoint,
 )
 from stages.io.artifacts import (
@@ -69,7 +69,8 @@ __all__ = ["RetrieveConfig", "RetrieveResult", "run"]
 @dataclass
 class RetrieveResult:
     """What `retrieve.run` did: retrieval.h5, the features it used, R@k (k -> share of queries),
-    recall per class and the gallery page when one was drawn."""
+    recall per class, the gallery page when one was drawn, and the random-init baseline when
+    the encoder was one."""
 
     retrieval: Path
     features: Path | None
@@ -81,13 +82,17 @@ class RetrieveResult:
     gallery: Path | None = None
     seconds: float = 0.0
     source: dict[str, Any] = field(default_factory=dict)
+    random_init: RandomInit | None = None
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready summary the CLI prints: `retrieval`, `features`, `features_reused`,
-        `num_queries`, `num_gallery`, one `r<k>` per k, `per_class` and `gallery`."""
+        `random_init` (what the baseline encoder is; None for a trained one),
+        `random_init_seed`, `num_queries`, `num_gallery`, one `r<k>` per k, `per_class` and
+        `gallery`."""
         return {"stage": "retrieve", "retrieval": str(self.retrieval),
                 "features": str(self.features) if self.features else None,
                 "features_reused": self.features_reused,
+                **baseline_summary(self.random_init),
                 "num_queries": self.num_queries, "num_gallery": self.num_gallery,
                 **{f"r{k}": round(v, 6) for k, v in self.recall.items()},
                 "per_class": self.per_class,
@@ -142,27 +147,31 @@ def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig, 
         checkpoint: Path | None = None, features: Path | None = None,
         cross: str | None = None, out: Path | None = None,
         gallery: Path | None = None, compute_settings: ComputeConfig | None = None,
-        random_init: bool = False, pretrain: PretrainConfig | None = None
-        ) -> RetrieveResult:
+        random_init: bool = False, pretrain: PretrainConfig | None = None,
+        random_init_seed: int | None = None) -> RetrieveResult:
     """Embed (or read) features, retrieve test -> train, write retrieval.h5 (and a gallery).
 
     With `random_init`, the encoder is an untrained one with the settings of the run it is
-    compared with (`random_init_checkpoint`; seed `pretrain.seed`). Under torchrun every rank
+    compared with (`random_init_baseline`), drawn under `random_init_seed`, else the seed
+    that run was trained with (`pretrain.seed` without a run). Under torchrun every rank
     embeds its share of the clips; rank 0 retrieves and writes."""
     context = (context or RunContext()).running(
         retrieve=settings, data=data, workspace=workspace,
         compute=compute_settings or ComputeConfig())
+    baseline = None
     with computing(compute_settings or ComputeConfig()) as compute:
         if random_init:
             if features is not None:
                 raise ConfigError("--random-init and --features exclude each other: features "
                                   "come from a model already")
-            checkpoint = random_init_checkpoint(
+            checkpoint, baseline = random_init_baseline(
                 output_relevant(pretrain or PretrainConfig()), workspace, data,
-                like=compared_run(run_dir, checkpoint, workspace, data))
-        return _run(settings, data, workspace, context=context, run_dir=run_dir,
-                    checkpoint=checkpoint, features=features, cross=cross, out=out,
-                    gallery=gallery, compute=compute)
+                run_dir=run_dir, checkpoint=checkpoint, seed=random_init_seed)
+        result = _run(settings, data, workspace, context=context, run_dir=run_dir,
+                      checkpoint=checkpoint, features=features, cross=cross, out=out,
+                      gallery=gallery, compute=compute)
+        result.random_init = baseline
+        return result
 
 
 def _run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig, *,

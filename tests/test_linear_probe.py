@@ -4,11 +4,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
-from stages.evaluation.classification import confusion_matrix, top_k_accuracy
-from stages.io.checkpoint import load_checkpoint
+from slic_cli.app import app
+from stages.evaluation.classification import (
+    confusion_figure,
+    confusion_matrix,
+    top_k_accuracy,
+)
+from stages.evaluation.sources import ENCODER_KEYS
+from stages.html_report.contents import Evaluation, read_run
+from stages.io.checkpoint import load_checkpoint, save_checkpoint
 from stages.linear_probe import LinearProbeConfig, train_linear_classifier
+from stages.models.encoder import Encoder
 from tests.conftest import TINY_PRETRAIN, copy_run, run_slic, run_slic_json
+from tests.helpers import TinyVideo, write_frames
 
 TINY = [*(f"--set=pretrain.{key}={value}" for key, value in TINY_PRETRAIN.items()),
         "--set=linear_probe.workers=0", "--set=linear_probe.train_clips=2"]
@@ -109,3 +119,64 @@ def test_no_validation_share_trains_on_every_video_and_keeps_the_last_epoch(
     assert summary["num_train"] == 16 and summary["best_epoch"] == 1
     lines = (run_dir / "linear-probe" / "metrics.jsonl").read_text().splitlines()
     assert all("val_top1" not in json.loads(line) for line in lines)
+
+
+NAMED_CLASSES = ["Archery", "Bowling", "Cycling"]
+
+
+def named_workspace(root: Path) -> Path:
+    """A workspace like an own dataset's (`--dataset folder`): folder/frames.h5 holds 3 named
+    classes, the last with no test video (a class of few videos), and a run `mine` whose
+    best.pt says it was trained with pretrain.seed 3."""
+    rng = np.random.default_rng(0)
+    videos = [TinyVideo(f"v_{name}_{i}", label,
+                        rng.integers(0, 256, (8, 36, 40, 3), dtype=np.uint8),
+                        test=i == 3 and label < 2)
+              for label, name in enumerate(NAMED_CLASSES) for i in range(4)]
+    write_frames(root / "folder" / "frames.h5", videos, NAMED_CLASSES)
+    run = root / "folder" / "runs" / "mine"
+    run.mkdir(parents=True)
+    settings = {key: TINY_PRETRAIN[key] for key in ENCODER_KEYS if key in TINY_PRETRAIN}
+    config = {**settings, "stride": 1, "seed": 3}
+    encoder = Encoder(config["arch"], config["projection_hidden"], config["projection_dim"])
+    save_checkpoint({"model": encoder.state_dict(), "config": config}, run / "best.pt")
+    return root
+
+
+def probe_baseline(workspace: Path, *options: str) -> dict:
+    """`slic linear-probe --random-init` (cached, 3 epochs) of run `mine`, in this process."""
+    result = CliRunner().invoke(app, [
+        "linear-probe", "--dataset", "folder", "--workspace", str(workspace), "--run",
+        str(workspace / "folder" / "runs" / "mine"), "--random-init", "--protocol", "cached",
+        "--epochs", "3", "--windows", "1", "--set=linear_probe.train_clips=1",
+        "--set=linear_probe.workers=0", "--json", "--quiet", *options],
+        catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_a_baseline_probe_names_its_seed_and_the_classes_of_frames_h5(tmp_path):
+    """--random-init takes the compared run's seed (3), or the one --set pretrain.seed chose,
+    and says so; the per-class rows, results.json and the report's confusion matrix name
+    the classes of frames.h5, the one without test videos included."""
+    workspace = named_workspace(tmp_path)
+    summary = probe_baseline(workspace)
+    assert summary["random_init_seed"] == 3
+    assert summary["random_init"] == ("random-init encoder with mine's architecture and clip "
+                                      "settings, seed 3")
+    assert summary["class_names"] == NAMED_CLASSES
+    assert [row["class"] for row in summary["per_class"]] == ["Archery", "Bowling"]
+    folder = Path(summary["folder"])
+    results = json.loads((folder / "results.json").read_text())
+    assert results["class_names"] == NAMED_CLASSES and results["random_init_seed"] == 3
+    evaluation = read_run(folder.parent).evaluations[0]
+    assert evaluation.class_names == NAMED_CLASSES
+    figure = confusion_figure(evaluation.confusion, evaluation.class_names, "probe")
+    axes = figure.axes[0]
+    assert [t.get_text() for t in axes.get_xticklabels()] == NAMED_CLASSES
+    assert [t.get_text() for t in axes.get_yticklabels()] == NAMED_CLASSES
+    older = {k: v for k, v in results.items() if k != "class_names"}  # before class_names
+    assert Evaluation(folder, older, []).class_names == ["Archery", "Bowling", "2"]
+    chosen = probe_baseline(workspace, "--set=pretrain.seed=9")
+    assert chosen["random_init_seed"] == 9 and chosen["random_init"].endswith("seed 9")
+    assert "seed9" in chosen["encoder"] and "seed3" in summary["encoder"]

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -77,6 +78,9 @@ def test_a_run_writes_every_artifact(training_workspace, tmp_path):
     assert clustered.num_videos == 16 and clustered.quality
     best = load_checkpoint(folder / "best.pt")
     assert best["criterion"] == "last" and best["arch"] == "r3d_tiny"
+    state = load_checkpoint(folder / "checkpoint.pt")  # the run's own provenance
+    assert state["started_at"] <= state["finished_at"] and state["command"] == "python"
+    assert [Path(i["path"]).name for i in state["inputs"]] == ["frames.h5", "flow.h5"]
     stored = yaml.safe_load((folder / "config.yaml").read_text())  # called from Python
     assert stored["pretrain"]["epochs"] == 3 and stored["pretrain"]["arch"] == "r3d_tiny"
     assert stored["data"]["dataset"] == "synthetic"
@@ -119,8 +123,12 @@ def test_resume_after_sigkill_gives_the_same_weights(training_workspace):
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL
-    assert load_checkpoint(folder / "killed" / "checkpoint.pt")["epoch"] < 4
+    killed = load_checkpoint(folder / "killed" / "checkpoint.pt")
+    assert killed["epoch"] < 4 and killed["finished_at"] is None
     run_slic(*args, "--run-name", "killed", "--resume")
+    resumed_state = load_checkpoint(folder / "killed" / "checkpoint.pt")
+    assert resumed_state["started_at"] == killed["started_at"]  # when the run first started
+    assert resumed_state["finished_at"] >= killed["started_at"]
     straight, resumed = _weights(folder / "straight" / "checkpoint.pt"), _weights(
         folder / "killed" / "checkpoint.pt")
     assert straight.keys() == resumed.keys()

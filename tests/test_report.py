@@ -4,6 +4,9 @@ Chromium rendering it without a console message and without the network."""
 from __future__ import annotations
 
 import base64
+import html
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -14,11 +17,19 @@ import numpy as np
 import pytest
 
 from stages.evaluation.gallery import balanced_queries
+from stages.evaluation.sources import random_init_checkpoint
+from stages.html_report import sections
+from stages.html_report.contents import read_run
 from stages.html_report.embedding_map import principal_components
 from stages.html_report.evolution import transitions
+from stages.html_report.provenance import Origin
+from stages.io.checkpoint import save_checkpoint
+from stages.pretrain_config import PretrainConfig
 from stages.report import write_report
 from stages.runtime.errors import ArtifactError
-from tests.html_report.synthetic_run import CLASSES, make_run_folder
+from stages.runtime.sections import DataConfig, WorkspaceConfig
+from stages.runtime.settings import output_relevant
+from tests.html_report.synthetic_run import CLASSES, PROVENANCE, make_run_folder
 
 DATA_URI = re.compile(r'data:(image/[a-z+]+);base64,([A-Za-z0-9+/=]+)')
 
@@ -187,3 +198,68 @@ def test_headless_chromium_renders_the_page_without_console_messages(report, tmp
     assert console == []
     for anchor in ("summary", "curves", "retrieval", "classifiers"):
         assert f'<section id="{anchor}">' in process.stdout
+
+
+RUN_STARTED, RUN_FINISHED = "2025-12-31T10:00:00+00:00", "2025-12-31T11:30:00+00:00"
+
+
+def the_run(contents) -> str:
+    """The 'The run' block of the configuration section."""
+    return sections.configuration(contents).body.split("<h3>The run</h3>")[1].split("<h3>")[0]
+
+
+def test_the_runs_provenance_is_its_own_and_later_files_keep_theirs(tmp_path):
+    """The run's start and end are its checkpoint's, not those of a features.h5 written in the
+    folder (by the run's last step, or later by retrieve): each file is listed under its own
+    name with its own times."""
+    run = make_run_folder(tmp_path)
+    inputs = [{"path": "frames.h5", "size": 1, "checksum": "abc"}]
+    save_checkpoint({"model": {}, "epoch": 3, "finished": True, "slic_version": "0.2.0",
+                     "command": "slic pretrain --epochs 3", "started_at": RUN_STARTED,
+                     "finished_at": RUN_FINISHED, "inputs": inputs}, run / "checkpoint.pt")
+    contents = read_run(run)
+    assert contents.origin == Origin("tiny", "slic pretrain --epochs 3", "0.2.0", RUN_STARTED,
+                                     RUN_FINISHED, inputs)
+    later = "retrieval/synthetic-projection-0123abcd/features.h5"
+    by_name = {origin.name: origin for origin in contents.artifacts}
+    assert {"features.h5", "assignments.h5", later, "finetune/results.json"} <= set(by_name)
+    assert (by_name[later].started, by_name[later].finished) == (PROVENANCE.started,
+                                                                 PROVENANCE.finished)
+    assert by_name["finetune/results.json"].command == "slic demo"
+    block = the_run(contents)
+    assert RUN_STARTED in block and RUN_FINISHED in block and "0.2.0" in block
+    assert PROVENANCE.started not in block and PROVENANCE.command not in block
+    listed = sections.configuration(contents).body.split("each with its own provenance")[1]
+    assert f"<td>{later}</td>" in listed and PROVENANCE.finished in listed
+
+
+def test_a_checkpoint_without_times_shows_file_times_and_says_so(tmp_path):
+    run = make_run_folder(tmp_path)
+    save_checkpoint({"model": {}, "epoch": 3, "finished": True}, run / "checkpoint.pt")
+    os.utime(run / "config.yaml", (1_767_261_600, 1_767_261_600))  # 2026-01-01T10:00:00Z
+    origin = read_run(run).origin
+    assert origin.started == "2026-01-01T10:00:00+00:00" and origin.finished is not None
+    assert "not recorded in checkpoint.pt" in origin.note
+    assert "not recorded in checkpoint.pt" in the_run(read_run(run))
+
+
+def test_a_random_init_folder_says_what_encoder_it_is_not_the_runs_name(tmp_path):
+    """A baseline's page names a random-init encoder with the compared run's settings and
+    seed; the pretrain section an evaluation's command resolved (its run_name is the trained
+    run's) is never shown as this folder's settings."""
+    run = make_run_folder(tmp_path)
+    encoder = {"arch": "r3d_tiny", "projection_hidden": 16, "projection_dim": 8,
+               "clip_length": 4, "stride": 2, "crop_size": 32}
+    save_checkpoint({"model": {}, "config": {**encoder, "seed": 5}}, run / "best.pt")
+    pretrain = output_relevant(PretrainConfig(**encoder, run_name="demo-slic-full"))
+    best = random_init_checkpoint(pretrain, WorkspaceConfig(root=str(tmp_path)),
+                                  DataConfig(dataset="synthetic"), like=run / "best.pt")
+    results = json.loads((run / "finetune" / "results.json").read_text())
+    results["config"] = {"pretrain": pretrain}
+    (best.parent / "finetune").mkdir()
+    (best.parent / "finetune" / "results.json").write_text(json.dumps(results))
+    page = write_report(best.parent).path.read_text()
+    described = "random-init encoder with tiny's architecture and clip settings, seed 5"
+    assert page.count(html.escape(described)) == 2  # the summary and the configuration
+    assert "Pretraining settings" not in page and "demo-slic-full" not in page
+    assert "<h3>Encoder settings</h3>" in page

@@ -52,7 +52,7 @@ def test_retrieve_right_after_pretrain(training_workspace, tmp_path):
     run_slic("pretrain", "--dataset", "synthetic", "--quiet", "--epochs", "1",
              "--set", "pretrain.arch=r3d_tiny", "--set", "pretrain.clip_length=4",
              "--set", "pretrain.crop_size=32", "--set", "pretrain.batch_size=6",
-             "--set", "pretrain.workers=0", cwd=tmp_path)
+             "--set", "pretrain.workers=0", "--set", "pretrain.seed=5", cwd=tmp_path)
     summary = run_slic_json("retrieve", "--k", "1,5", "--clips", "2",
                             "--gallery", "gallery.html", cwd=tmp_path)
     assert {"r1", "r5"} <= set(summary) and "r10" not in summary
@@ -74,6 +74,8 @@ def test_retrieve_right_after_pretrain(training_workspace, tmp_path):
     baseline = run_slic_json("retrieve", "--k", "1,5", "--clips", "2", "--random-init",
                              cwd=tmp_path)  # the latest run's encoder and clips, untrained
     assert "random-init" in baseline["retrieval"] and baseline["num_queries"] == 8
+    assert baseline["random_init_seed"] == 5 and summary["random_init_seed"] is None
+    assert baseline["random_init"].endswith("clip settings, seed 5")  # the run's seed, not 7
     source = run_slic_json("inspect", str(tmp_path / baseline["features"]))["source"]
     assert (source["clip_length"], source["crop_size"]) == (4, 32)
     bad = run_slic("retrieve", "--k", "0,x", cwd=tmp_path, check=False)

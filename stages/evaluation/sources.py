@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from stages.evaluation.random_init import RandomInit
 from stages.io.artifacts import file_checksum
 from stages.io.checkpoint import load_checkpoint, save_checkpoint
 from stages.io.checkpoint_reader import read_checkpoint_structure
@@ -110,48 +111,78 @@ def compared_run(run_dir: Path | None, checkpoint: Path | None, workspace: Works
     return resolve_checkpoint(run_dir, checkpoint, workspace, data)
 
 
+def _compared_settings(like: Path) -> dict[str, Any]:
+    """The pretrain config saved in checkpoint `like`, checked to hold ENCODER_KEYS."""
+    saved = read_checkpoint_structure(like)
+    trained = saved.get("config") if isinstance(saved, dict) else None
+    if not isinstance(trained, dict) or any(k not in trained for k in ENCODER_KEYS):
+        raise ArtifactError(f"{like} has no pretrain config with {', '.join(ENCODER_KEYS)}"
+                            "; a random-init baseline cannot take its settings")
+    return trained
+
+
+def baseline_seed(pretrain: dict[str, Any], like: Path | None, seed: int | None) -> int:
+    """The seed of a random-init baseline: `seed` where the user chose one (`--set
+    pretrain.seed`), else the pretrain.seed the compared run `like` was trained with (from its
+    checkpoint's config), else `pretrain["seed"]`."""
+    if seed is not None:
+        return seed
+    if like is not None:
+        return int(_compared_settings(like).get("seed", pretrain["seed"]))
+    return pretrain["seed"]
+
+
 def random_init_checkpoint(pretrain: dict[str, Any], workspace: WorkspaceConfig,
-                           data: DataConfig, *, like: Path | None, name: str | None = None
-                           ) -> Path:
-    """best.pt of an untrained encoder (seed `pretrain["seed"]`) with the architecture,
-    projection and clip settings of checkpoint `like` (the run it is compared with), or of
-    `pretrain` (the output-relevant pretrain settings) when there is none, so every
-    evaluation treats the baseline exactly like a trained run.
+                           data: DataConfig, *, like: Path | None, name: str | None = None,
+                           seed: int | None = None) -> Path:
+    """best.pt of an untrained encoder, built under `torch.manual_seed(baseline_seed(...))`
+    (the compared run's seed unless `seed` is given), with the architecture, projection and
+    clip settings of checkpoint `like` (the run it is compared with), or of `pretrain` (the
+    output-relevant pretrain settings) when there is none, so every evaluation treats the
+    baseline exactly like a trained run. Its config holds those settings and the seed only:
+    nothing of a training it never had.
 
     It lives in `<dataset folder>/random-init/<name>/` (name: architecture, seed and a tag of
     the settings), beside the compared run's dataset; written once, then reused with the
     results beside it.
     """
-    settings = dict(pretrain)
-    folder = dataset_folder(workspace, data)
+    seed = baseline_seed(pretrain, like, seed)
+    source, folder = pretrain, dataset_folder(workspace, data)
     if like is not None:
-        saved = read_checkpoint_structure(like)
-        trained = saved.get("config") if isinstance(saved, dict) else None
-        if not isinstance(trained, dict) or any(k not in trained for k in ENCODER_KEYS):
-            raise ArtifactError(f"{like} has no pretrain config with {', '.join(ENCODER_KEYS)}"
-                                "; a random-init baseline cannot take its settings")
-        settings.update({key: trained[key] for key in ENCODER_KEYS})
-        folder = dataset_folder_of(like) or folder
+        source, folder = _compared_settings(like), dataset_folder_of(like) or folder
+    settings = {key: source[key] for key in ENCODER_KEYS}
     if name is None:
-        encoder_settings = {key: settings[key] for key in ENCODER_KEYS}
-        tag = hashlib.blake2b(json.dumps(encoder_settings, sort_keys=True).encode(),
+        tag = hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(),
                               digest_size=4).hexdigest()
-        name = f"random-{settings['arch']}-seed{pretrain['seed']}-{tag}"
+        name = f"random-{settings['arch']}-seed{seed}-{tag}"
     path = RunFolder(random_init_folder(folder) / name).best
     if path.is_file():
         return path
-    torch.manual_seed(pretrain["seed"])
+    torch.manual_seed(seed)
     encoder = Encoder(settings["arch"], settings["projection_hidden"],
                       settings["projection_dim"])
     save_checkpoint({"model": encoder.state_dict(), "epoch": -1, "arch": settings["arch"],
-                     "config": settings, "criterion": "random init",
+                     "config": {**settings, "seed": seed}, "criterion": "random init",
                      "compared_with": None if like is None else str(like)}, path)
     return path
 
 
+def random_init_baseline(pretrain: dict[str, Any], workspace: WorkspaceConfig,
+                         data: DataConfig, *, run_dir: Path | None, checkpoint: Path | None,
+                         seed: int | None = None) -> tuple[Path, RandomInit]:
+    """best.pt of the random-init baseline compared with `run_dir` or `checkpoint` (else the
+    latest run; `compared_run`), and what it is: the seed it was drawn under (`baseline_seed`)
+    and the compared run."""
+    like = compared_run(run_dir, checkpoint, workspace, data)
+    chosen = baseline_seed(pretrain, like, seed)
+    path = random_init_checkpoint(pretrain, workspace, data, like=like, seed=chosen)
+    return path, RandomInit(chosen, like)
+
+
 @dataclass
 class EncoderSource:
-    """The encoder to evaluate, the clip settings it expects and where its results go."""
+    """The encoder to evaluate, the clip settings it expects and where its results go;
+    `random_init` says what the encoder is when it is a random-init baseline."""
 
     encoder: Encoder
     description: str
@@ -159,24 +190,30 @@ class EncoderSource:
     identity: str  # checksum of the checkpoint, or the random-init recipe
     folder: Path
     frames: Path
+    random_init: RandomInit | None = None
 
 
 def encoder_source(pretrain: dict[str, Any], data: DataConfig, workspace: WorkspaceConfig, *,
                    stage: str, run_dir: Path | None = None, checkpoint: Path | None = None,
-                   random_init: bool = False, cross: str | None = None) -> EncoderSource:
+                   random_init: bool = False, random_init_seed: int | None = None,
+                   cross: str | None = None) -> EncoderSource:
     """A checkpoint's encoder (results in `<checkpoint folder>/<stage>/`). With
     `random_init`, an untrained encoder with the settings of the run it is compared with
-    (`random_init_checkpoint`; results in `<dataset>/random-init/<name>/<stage>/`).
+    (`random_init_baseline`; seed `random_init_seed`, else that run's pretrain.seed; results
+    in `<dataset>/random-init/<name>/<stage>/`).
 
     The frames are those of the run's dataset, or of dataset `cross` (a model pretrained on
     UCF101 evaluated on HMDB51, for example; results then go to `<run>/<stage>-<cross>/`).
     """
-    path = (random_init_checkpoint(pretrain, workspace, data,
-                                   like=compared_run(run_dir, checkpoint, workspace, data))
-            if random_init else resolve_checkpoint(run_dir, checkpoint, workspace, data))
+    baseline = None
+    if random_init:
+        path, baseline = random_init_baseline(pretrain, workspace, data, run_dir=run_dir,
+                                              checkpoint=checkpoint, seed=random_init_seed)
+    else:
+        path = resolve_checkpoint(run_dir, checkpoint, workspace, data)
     encoder, trained = load_encoder(path)
     clip = {k: trained[k] for k in ("clip_length", "stride", "crop_size")}
     target = DataConfig(**{**data.__dict__, "dataset": cross, "name": None}) if cross else data
     folder = path.parent / (f"{stage}-{cross}" if cross else stage)
     return EncoderSource(encoder, str(path), clip, file_checksum(path), folder,
-                         frames_of(path, workspace, target, cross is not None))
+                         frames_of(path, workspace, target, cross is not None), baseline)

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from stages.evaluation.random_init import RandomInit
+from stages.html_report.provenance import Origin, file_origins, folder_baseline, run_origin
 from stages.io.artifacts import (
     KIND_ASSIGNMENTS,
     KIND_FEATURES,
@@ -31,7 +33,6 @@ from stages.io.artifacts import (
     read_assignment_rounds,
     read_assignments,
     read_features,
-    read_provenance,
     read_retrieval,
 )
 from stages.io.run_folder import RunFolder
@@ -62,11 +63,21 @@ class Evaluation:
 
     @property
     def class_names(self) -> list[str]:
-        """Class names in confusion-matrix order (per_class lists every class with videos)."""
+        """Class names in confusion-matrix order: results.json's `class_names` (frames.h5's
+        names), else, for an older results.json, those of `per_class` put on the matrix rows
+        that hold test videos (it lists those classes, in order); a class with no name left
+        is its number."""
         matrix = self.confusion
-        names = [row["class"] for row in self.results.get("per_class", [])]
-        if matrix is None or len(names) != len(matrix):
-            return [str(i) for i in range(0 if matrix is None else len(matrix))]
+        count = 0 if matrix is None else len(matrix)
+        saved = self.results.get("class_names")
+        if isinstance(saved, list) and len(saved) == count:
+            return [str(name) for name in saved]
+        names = [str(i) for i in range(count)]
+        listed = [row.get("class") for row in self.results.get("per_class", [])]
+        tested = [] if matrix is None else np.flatnonzero(matrix.sum(axis=1)).tolist()
+        if len(listed) == len(tested):
+            for index, name in zip(tested, listed):
+                names[index] = str(name)
         return names
 
 
@@ -94,18 +105,31 @@ class Embedding:
 
 @dataclass
 class RunContents:
-    """Everything a report shows of one folder: config, provenance, metrics records, clustering
-    rounds, the embedding to map, retrievals, evaluations, and every file with its bytes."""
+    """Everything a report shows of one folder: config (and the file it was read from), the
+    run's own provenance, metrics records, clustering rounds, the embedding to map,
+    retrievals, evaluations, every file with its bytes, the provenance of each artifact in it
+    (later ones included, each under its own name), and what a random-init baseline is."""
 
     folder: Path
     config: dict[str, Any]
-    provenance: dict[str, Any]
+    origin: Origin | None
     records: list[dict[str, Any]]
     rounds: list[tuple[int, Assignments]]
     embedding: Embedding | None
     retrievals: list[Retrieval]
     evaluations: list[Evaluation]
     files: list[tuple[str, int]] = field(default_factory=list)
+    artifacts: list[Origin] = field(default_factory=list)
+    config_source: str | None = None
+    baseline: RandomInit | None = None
+
+    @property
+    def pretrain_settings(self) -> dict[str, Any] | None:
+        """The pretrain section of the run's own config.yaml; None where the config was read
+        elsewhere (an evaluation's command resolved its own) or has none."""
+        found = self.config.get("pretrain")
+        own = self.config_source == RunFolder(self.folder).config.name
+        return found if own and isinstance(found, dict) else None
 
 
 def newest_folders(parent: Path, marker: Callable[[RunFolder], Path]) -> list[Path]:
@@ -177,28 +201,22 @@ def _evaluations(folder: Path) -> list[Evaluation]:
     return found
 
 
-def _provenance(folder: Path, evaluations: list[Evaluation]) -> dict[str, Any]:
-    """How the run was made: the provenance of its newest HDF5 artifact, else the command
-    an evaluation recorded."""
-    for path in (RunFolder(folder).features, RunFolder(folder).assignments):
-        if path.is_file():
-            with open_artifact(path) as h5:
-                return {"artifact": path.name, **read_provenance(h5)}
-    for evaluation in evaluations:
-        if "command" in evaluation.results:
-            results = RunFolder(evaluation.folder).results
-            return {"artifact": f"{evaluation.folder.name}/{results.name}",
-                    "command": evaluation.results["command"]}
-    return {}
-
-
-def _config(folder: Path, evaluations: list[Evaluation]) -> dict[str, Any]:
-    if RunFolder(folder).config.is_file():
-        return yaml.safe_load(RunFolder(folder).config.read_text()) or {}
+def _config(folder: Path, evaluations: list[Evaluation],
+            baseline: tuple[RandomInit, dict[str, Any]] | None
+            ) -> tuple[dict[str, Any], str | None]:
+    """The folder's config and the file it was read from (a path below the folder): the run's
+    config.yaml, a baseline's encoder settings from its best.pt, else the resolved config of
+    the first evaluation's command (its results.json); ({}, None) without any."""
+    files = RunFolder(folder)
+    if files.config.is_file():
+        return yaml.safe_load(files.config.read_text()) or {}, files.config.name
+    if baseline is not None:
+        return baseline[1], files.best.name
     for evaluation in evaluations:
         if isinstance(evaluation.results.get("config"), dict):
-            return evaluation.results["config"]
-    return {}
+            results = RunFolder(evaluation.folder).results
+            return evaluation.results["config"], str(results.relative_to(folder))
+    return {}, None
 
 
 def _files(folder: Path) -> list[tuple[str, int]]:
@@ -232,6 +250,10 @@ def read_run(folder: Path) -> RunContents:
         with open_artifact(files.assignments, KIND_ASSIGNMENTS) as h5:
             rounds = read_assignment_rounds(h5)
     retrievals = _retrievals(folder)
-    return RunContents(folder, _config(folder, evaluations), _provenance(folder, evaluations),
-                       MetricsLog(files.metrics).records(), rounds,
-                       _embedding(folder, retrievals), retrievals, evaluations, _files(folder))
+    baseline = folder_baseline(folder)
+    config, config_source = _config(folder, evaluations, baseline)
+    listed = _files(folder)
+    return RunContents(folder, config, run_origin(folder), MetricsLog(files.metrics).records(),
+                       rounds, _embedding(folder, retrievals), retrievals, evaluations, listed,
+                       file_origins(folder, [name for name, _ in listed]), config_source,
+                       None if baseline is None else baseline[0])

@@ -14,10 +14,12 @@ import yaml
 from stages.clips.store import ClipStore
 from stages.evaluation.classification import MAX_CLASSES_WITH_COUNTS, confusion_figure
 from stages.evaluation.gallery import balanced_queries, gallery_html
+from stages.evaluation.random_init import RandomInit
 from stages.html_report.contents import Evaluation, Retrieval, RunContents
 from stages.html_report.embedding_map import embedding_figure
 from stages.html_report.evolution import evolution_figure, summarise_rounds
 from stages.html_report.markup import Section, details, escape, figure, key_values, table
+from stages.html_report.provenance import Origin
 from stages.training.curves import (
     CURVES,
     Curve,
@@ -41,11 +43,13 @@ def _last(records: list[dict[str, Any]], key: str) -> Any:
 
 
 def summary(contents: RunContents) -> Section:
-    """The Summary section: epochs trained, final loss, R@k of each retrieval, the final clusters
-    and their NMI, and each classifier's top-1 (rows without a value left out)."""
+    """The Summary section: what a random-init baseline's encoder is, epochs trained, final
+    loss, R@k of each retrieval, the final clusters and their NMI, and each classifier's top-1
+    (rows without a value left out)."""
     records = contents.records
     trained = [r["epoch"] for r in records if not r.get("final")]
     rows: dict[str, Any] = {"run folder": str(contents.folder),
+                            "encoder": contents.baseline and contents.baseline.description(),
                             "epochs trained": max(trained) + 1 if trained else "not trained "
                             "(no metrics.jsonl)",
                             "final training loss": _last(records, "loss")}
@@ -61,26 +65,58 @@ def summary(contents: RunContents) -> Section:
         {key: value for key, value in rows.items() if value is not None}))
 
 
-def configuration(contents: RunContents) -> Section | None:
-    """How the run was made (command, version, times, inputs), its pretraining settings and the
-    whole resolved config; None when neither config nor provenance is known."""
-    if not contents.config and not contents.provenance:
-        return None
-    found = contents.provenance
-    made = {"command": found.get("command"), "slic version": found.get("slic_version"),
-            "started": found.get("started"), "finished": found.get("finished"),
-            "read from": found.get("artifact")}
-    body = key_values({k: v for k, v in made.items() if v is not None})
-    inputs = found.get("inputs") or []
-    if inputs:
+def _the_run(origin: Origin) -> str:
+    """The run's own provenance (command, version, start and end of the pretraining) and the
+    inputs it read."""
+    made = {"command": origin.command, "slic version": origin.slic_version,
+            "started": origin.started,
+            "finished": origin.finished or "not finished (or not recorded)",
+            "times": origin.note}
+    body = "<h3>The run</h3>" + key_values({k: v for k, v in made.items() if v is not None})
+    if origin.inputs:
         body += "<h3>Inputs</h3>" + table(
             ("path", "size (bytes)", "checksum"),
-            [(i.get("path"), i.get("size"), i.get("checksum", "")) for i in inputs])
-    pretrain = contents.config.get("pretrain")
-    if isinstance(pretrain, dict):
-        body += "<h3>Pretraining settings</h3>" + key_values(pretrain, columns=3)
-    if contents.config:
-        body += details("The whole resolved config (YAML)",
+            [(i.get("path"), i.get("size"), i.get("checksum", "")) for i in origin.inputs])
+    return body
+
+
+def _the_baseline(baseline: RandomInit, settings: dict[str, Any]) -> str:
+    """What a random-init baseline is, and its encoder settings (nothing of a training)."""
+    rows = {"encoder": baseline.description(), "seed": baseline.seed,
+            "compared with": None if baseline.compared_with is None
+            else str(baseline.compared_with)}
+    return ("<h3>The encoder</h3>" + key_values({k: v for k, v in rows.items() if v is not None})
+            + "<h3>Encoder settings</h3>" + key_values(settings, columns=3))
+
+
+def _later_files(artifacts: list[Origin]) -> str:
+    """The provenance of each artifact in the folder, under its own name and with its own
+    times."""
+    return ("<h3>Files written in the folder, each with its own provenance</h3>" + table(
+        ("file", "command", "slic version", "started", "finished", "note"),
+        [(a.name, a.command or "", a.slic_version or "", a.started or "", a.finished or "",
+          a.note or "") for a in artifacts]))
+
+
+def configuration(contents: RunContents) -> Section | None:
+    """How the run was made (its own command, version, start and end, inputs) or what a
+    random-init baseline is, its pretraining (or encoder) settings, the provenance of every
+    artifact written in the folder (later ones included, each under its own name), and the
+    resolved config; None when none of these is known."""
+    if not (contents.config or contents.origin or contents.artifacts or contents.baseline):
+        return None
+    body = ""
+    if contents.baseline is not None:
+        body += _the_baseline(contents.baseline, contents.config)
+    elif contents.origin is not None:
+        body += _the_run(contents.origin)
+    if contents.pretrain_settings is not None:
+        body += "<h3>Pretraining settings</h3>" + key_values(contents.pretrain_settings,
+                                                               columns=3)
+    if contents.artifacts:
+        body += _later_files(contents.artifacts)
+    if contents.config and contents.baseline is None:
+        body += details(f"The whole resolved config ({contents.config_source}, YAML)",
                         f"<pre>{escape(yaml.safe_dump(contents.config, sort_keys=False))}</pre>")
     return Section("config", "Configuration and provenance", body)
 
@@ -192,7 +228,8 @@ def _classifier(evaluation: Evaluation) -> str:
     found = evaluation.results
     rows = {"top-1": found.get("top1"), "top-5": found.get("top5"),
             "best epoch": found.get("best_epoch"), "training videos": found.get("num_train"),
-            "test videos": found.get("num_test"), "encoder": found.get("encoder"),
+            "test videos": found.get("num_test"),
+            "encoder": found.get("random_init") or found.get("encoder"),
             "folder": str(evaluation.folder)}
     parts = [f"<h3>{escape(evaluation.title)}</h3>",
              key_values({k: v for k, v in rows.items() if v is not None})]

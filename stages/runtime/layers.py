@@ -92,6 +92,12 @@ def parse_set_item(item: str) -> tuple[str, Any]:
     return dotted.strip(), value
 
 
+def set_keys(set_items: list[str] | None) -> set[str]:
+    """The dotted keys (`section.key`, dashes as underscores) that `--set` items give a value:
+    the settings a user chose on the command line, as opposed to defaults or a shared file."""
+    return {parse_set_item(item)[0].replace("-", "_") for item in set_items or []}
+
+
 def resolve_sections(sections: dict[str, type], path: Path | None = None,
                      options: dict[str, Any] | None = None,
                      set_items: list[str] | None = None) -> dict[str, Any]:

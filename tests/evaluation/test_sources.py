@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from stages.evaluation.random_init import RandomInit, baseline_summary
 from stages.evaluation.sources import (
     EncoderSource,
     compared_run,
@@ -300,3 +301,65 @@ def test_random_init_names_its_recipe_and_marks_the_checkpoint_untrained(tmp_pat
     assert {k: saved["config"][k] for k in TINY} == TINY
     assert random_init_checkpoint(pretrain, workspace, DATA, like=None, name="mine") == \
         tmp_path / "synthetic" / "random-init" / "mine" / "best.pt"
+
+
+def save_seeded_run(folder: Path, seed: int) -> Path:
+    """best.pt of a run trained with pretrain.seed `seed` (its config says so), whose own
+    weights were drawn under another seed."""
+    folder.mkdir(parents=True)
+    torch.manual_seed(1000 + seed)
+    encoder = Encoder("r3d_tiny", TINY["projection_hidden"], TINY["projection_dim"])
+    path = folder / "best.pt"
+    save_checkpoint({"model": encoder.state_dict(), "config": {**TINY, "seed": seed}}, path)
+    return path
+
+
+def features_of(encoder: Encoder) -> torch.Tensor:
+    """(2, 8) projections of two fixed random clips."""
+    clips = torch.rand(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return encoder.eval().embed(clips)
+
+
+def test_random_init_takes_the_seed_the_compared_run_was_trained_with(tmp_path):
+    """`--random-init --run RUN` draws the untrained encoder under RUN's pretrain.seed, not
+    under the pretrain.seed of the command (7 by default); a seed the user sets wins."""
+    workspace = WorkspaceConfig(root=str(tmp_path))
+    runs = tmp_path / "synthetic" / "runs"
+    settings = PretrainConfig(**TINY)  # seed 7, the default
+    found = {}
+    for seed in (3, 11):
+        save_seeded_run(runs / f"run{seed}", seed)
+        found[seed] = source_of(settings, workspace, run_dir=runs / f"run{seed}",
+                                random_init=True, stage="retrieval")
+    for seed, source in found.items():
+        torch.manual_seed(seed)
+        reference = Encoder("r3d_tiny", TINY["projection_hidden"], TINY["projection_dim"])
+        assert torch.equal(features_of(source.encoder), features_of(reference))
+        assert source.random_init == RandomInit(seed, runs / f"run{seed}" / "best.pt")
+        assert source.random_init.description() == (
+            f"random-init encoder with run{seed}'s architecture and clip settings, seed {seed}")
+        assert Path(source.description).parent.name.startswith(f"random-r3d_tiny-seed{seed}-")
+        assert load_checkpoint(Path(source.description))["config"] == {**TINY, "seed": seed}
+    assert not torch.allclose(features_of(found[3].encoder), features_of(found[11].encoder))
+    chosen = source_of(settings, workspace, run_dir=runs / "run3", random_init=True,
+                       random_init_seed=5, stage="retrieval")
+    torch.manual_seed(5)
+    reference = Encoder("r3d_tiny", TINY["projection_hidden"], TINY["projection_dim"])
+    assert torch.equal(features_of(chosen.encoder), features_of(reference))
+    assert chosen.random_init.seed == 5 and "run3's" in chosen.random_init.description()
+
+
+def test_a_trained_source_is_no_baseline_and_says_so_in_summaries(tmp_path):
+    workspace = WorkspaceConfig(root=str(tmp_path))
+    run = tmp_path / "synthetic" / "runs" / "r"
+    save_seeded_run(run, 3)
+    assert source_of(PretrainConfig(**TINY), workspace, run_dir=run,
+                     stage="retrieval").random_init is None
+    assert baseline_summary(None) == {"random_init": None, "random_init_seed": None}
+    alone = RandomInit(4)
+    assert baseline_summary(alone) == {
+        "random_init": "random-init encoder with pretrain.* architecture and clip settings, "
+                       "seed 4", "random_init_seed": 4}
+    loose = RandomInit(4, tmp_path / "elsewhere.pt")  # a checkpoint outside any run folder
+    assert f"with {tmp_path / 'elsewhere.pt'}'s architecture" in loose.description()

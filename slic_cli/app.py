@@ -36,6 +36,7 @@ from slic_cli.options import (
     DeviceOption,
     ForceOption,
     JsonOption,
+    LabelsOption,
     LoaderWorkersOption,
     NameOption,
     QuietOption,
@@ -169,8 +170,8 @@ def make_dataset_command(
 
 @app.command("extract-frames")
 def extract_frames_command(
-    dataset: DatasetOption = None, root: RootOption = None, name: NameOption = None,
-    split: SplitOption = None, workspace: WorkspaceOption = None,
+    dataset: DatasetOption = None, root: RootOption = None, labels: LabelsOption = None,
+    name: NameOption = None, split: SplitOption = None, workspace: WorkspaceOption = None,
     out: Annotated[Optional[Path], typer.Option(help="Output file [<workspace>/<name>/frames.h5].")
                    ] = None,
     short_side: Annotated[Optional[int], typer.Option(help="Short side in pixels.")] = None,
@@ -188,7 +189,7 @@ def extract_frames_command(
         resolved.extract_frames, resolved.data, resolved.workspace, context=context, out=out,
         shard=Shard.parse(shard)), _video_stage_tables,
         config=config, options={
-            **_shared(dataset, root, name, split, workspace),
+            **_shared(dataset, root, name, split, workspace), "data.labels": labels,
             "extract_frames.short_side": short_side, "extract_frames.fps": fps,
             "extract_frames.codec": codec, "extract_frames.workers": workers},
         set_items=set_, force=force, quiet=quiet, as_json=json_)

@@ -155,6 +155,11 @@ def videos_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _classes(count: int) -> str:
+    """How many classes an artifact's videos have, or that they are unlabelled."""
+    return str(count) if count else "none (unlabelled videos)"
+
+
 def inspect_tables(description: dict[str, Any]) -> list[Table]:
     tables = _artifact_tables(description)
     if "videos" in description:
@@ -186,7 +191,7 @@ def _artifact_tables(description: dict[str, Any]) -> list[Table]:
         return [key_value_table("features artifact", {
             "file": description["path"], "schema version": description["schema_version"],
             "videos": description["num_videos"], "dimensions": description["dim"],
-            "feature": description["feature"], "classes": description["num_classes"],
+            "feature": description["feature"], "classes": _classes(description["num_classes"]),
             "splits": json.dumps(description["splits"]),
             "source": json.dumps(description["source"]),
             "command": description["provenance"]["command"]})]
@@ -195,7 +200,7 @@ def _artifact_tables(description: dict[str, Any]) -> list[Table]:
         "file": description["path"], "kind": description["kind"],
         "schema version": description["schema_version"],
         "size (bytes)": description["file_size"],
-        "videos": description["num_videos"], "classes": description["num_classes"],
+        "videos": description["num_videos"], "classes": _classes(description["num_classes"]),
         "images": description["num_images"],
         "splits": json.dumps(description["splits"]),
         "streams": ", ".join(f"{n} ({s['codec']}, {s['bytes']} bytes)"
@@ -211,12 +216,13 @@ def _artifact_tables(description: dict[str, Any]) -> list[Table]:
     for item in provenance["inputs"]:
         inputs.add_row(item["path"], str(item.get("size", "")), item.get("checksum", ""))
     tables.append(inputs)
-    classes = Table(title="per class", title_justify="left")
-    for column in ("class", "videos", "images"):
-        classes.add_column(column, justify="left" if column == "class" else "right")
-    for row in description["classes"]:
-        classes.add_row(row["class"], str(row["videos"]), str(row["images"]))
-    tables.append(classes)
+    if description["classes"]:  # an unlabelled collection has none
+        classes = Table(title="per class", title_justify="left")
+        for column in ("class", "videos", "images"):
+            classes.add_column(column, justify="left" if column == "class" else "right")
+        for row in description["classes"]:
+            classes.add_row(row["class"], str(row["videos"]), str(row["images"]))
+        tables.append(classes)
     if description["failures"]:
         tables.append(failures_table(description["failures"]))
     return tables

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from stages.runtime.choices import DATASET_LAYOUTS
+from stages.runtime.choices import DATASET_LAYOUTS, LABEL_SOURCES
 
 ConfigOption = Annotated[
     Optional[Path], typer.Option("--config", "-c", help="YAML config file (see example.yaml).")
@@ -25,6 +25,11 @@ DatasetOption = Annotated[
 ]
 RootOption = Annotated[
     Optional[str], typer.Option(help="Folder holding the dataset's videos and lists [data.root].")
+]
+LabelsOption = Annotated[
+    Optional[str],
+    typer.Option(help=f"Where classes come from: {', '.join(LABEL_SOURCES)} (none: every video "
+                      "unlabelled, any tree) [data.labels]."),
 ]
 NameOption = Annotated[
     Optional[str], typer.Option(help="Workspace folder name of the dataset [data.name].")

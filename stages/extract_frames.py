@@ -132,7 +132,12 @@ def run(
     output = Path(out) if out is not None else frames_path(workspace, data)
     check_output(output, KIND_FRAMES)
     root = Path(data.root) if data.root is not None else None
-    listing = list_dataset(data.dataset, root, data.test_ratio, data.split_seed)
+    listing = list_dataset(data.dataset, root, data.test_ratio, data.split_seed, data.labels)
+    if not listing.class_names:
+        context.progress.message(
+            f"the {len(listing.videos)} videos are unlabelled (data.labels {data.labels}) and "
+            "all train: pretrain monitors what needs no labels; retrieve, linear-probe and "
+            "finetune need labelled videos")
     if listing.missing:
         context.progress.message(
             f"{len(listing.missing)} videos named in the split files are missing, first: "

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.evaluation.random_init import RandomInit, baseline_summary
-from stages.evaluation.sources import encoder_source
+from stages.evaluation.sources import encoder_source, evaluated_frames, require_labelled
 from stages.finetune_config import FINETUNE_RESUMABLE, FinetuneConfig
 from stages.pretrain_config import PretrainConfig
 from stages.runtime.context import RunContext
@@ -27,6 +27,9 @@ from stages.training.classification import ClassifierRecipe, train_classifier, w
 from stages.training.compute import computing
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "run"]
+
+NEEDS_LABELS = ("finetune trains and tests a classifier of the videos' classes, so it needs "
+                "labelled ones")
 
 
 @dataclass
@@ -82,6 +85,9 @@ def run(settings: FinetuneConfig, data: DataConfig, workspace: WorkspaceConfig, 
         compute=compute_settings or ComputeConfig())
     clock = time.perf_counter()
     with computing(compute_settings or ComputeConfig()) as compute:
+        require_labelled(evaluated_frames(workspace, data, run_dir=run_dir,
+                                          checkpoint=checkpoint, random_init=random_init,
+                                          cross=cross), NEEDS_LABELS)
         source = encoder_source(output_relevant(pretrain or PretrainConfig()), data, workspace,
                                 run_dir=run_dir, checkpoint=checkpoint,
                                 random_init=random_init, random_init_seed=random_init_seed,

@@ -30,7 +30,12 @@ from stages.evaluation.classification import (
     top_k_accuracy,
 )
 from stages.evaluation.random_init import RandomInit, baseline_summary
-from stages.evaluation.sources import EncoderSource, encoder_source
+from stages.evaluation.sources import (
+    EncoderSource,
+    encoder_source,
+    evaluated_frames,
+    require_labelled,
+)
 from stages.io.artifacts import (
     KIND_FEATURES,
     Provenance,
@@ -56,6 +61,9 @@ from stages.training.embedding import embed_clips
 from stages.training.video_split import split_rows
 
 __all__ = ["LinearProbeConfig", "LinearProbeResult", "run"]
+
+NEEDS_LABELS = ("linear-probe trains and tests a classifier of the videos' classes, so it needs "
+                "labelled ones")
 
 
 @dataclass
@@ -108,6 +116,9 @@ def run(settings: LinearProbeConfig, data: DataConfig, workspace: WorkspaceConfi
     clock = time.perf_counter()
     stage = "linear-probe" if settings.protocol == "windows" else "linear-probe-cached"
     with computing(compute_settings or ComputeConfig()) as compute:
+        require_labelled(evaluated_frames(workspace, data, run_dir=run_dir,
+                                          checkpoint=checkpoint, random_init=random_init,
+                                          cross=cross), NEEDS_LABELS)
         frozen = encoder_source(output_relevant(pretrain or PretrainConfig()), data, workspace,
                                 run_dir=run_dir, checkpoint=checkpoint,
                                 random_init=random_init, random_init_seed=random_init_seed,

@@ -76,7 +76,8 @@ class PretrainResult:
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready summary the CLI prints: `run_folder`, `status`, `epochs`, the final
-        metrics (`loss`, `r1`, `r5`, `val_r1`, `nmi`, `ami`, `num_clusters` where recorded,
+        metrics (`loss`, `r1`, `r5`, `val_r1`, `nmi`, `ami`, `num_clusters`,
+        `largest_cluster_share`, `mean_cosine`, `effective_rank` where recorded,
         `train_videos`, `short_videos_skipped`) and `seconds`."""
         return {"stage": "pretrain", "run_folder": str(self.run_folder), "status": self.status,
                 "epochs": self.epochs, **self.final, "seconds": round(self.seconds, 3)}
@@ -256,6 +257,9 @@ class SlicTraining:
                                          s.official_label_shift)
             record_round(self.folder, found.epoch, found.assignments, self.context, self.inputs)
             found.metrics.update(self.health(features))
+            # Cluster sizes need no labels: one cluster swallowing the videos is a warning sign.
+            found.metrics["largest_cluster_share"] = float(
+                np.bincount(found.labels).max() / len(found.labels))
         clock = time.perf_counter()
         labels = dist_tools.broadcast_labels(None if found is None else found.labels,
                                              len(self.videos.train), d)
@@ -280,20 +284,18 @@ class SlicTraining:
         return measures
 
     def evaluate(self) -> dict[str, float]:
-        """Test-to-train (and val-to-train) kNN recall on centre clips, and the collapse
-        measures of the training embeddings."""
+        """The collapse measures of the training embeddings and, where the videos have labels,
+        test-to-train (and val-to-train) kNN recall on centre clips."""
         record: dict[str, float] = {}
         v = self.videos
-        if len(v.test) == 0 and len(v.val) == 0:
-            return record
         gallery = self.embed(v.train)
         if self.compute.distribution.is_main:
             record.update(self.health(gallery))
-        if len(v.test):
+        if len(v.test) and has_labels(v):
             recall = retrieval_recall(self.embed(v.test), v.test_labels, gallery,
                                       v.train_labels, (1, 5))
             record.update(r1=recall[1], r5=recall[5])
-        if len(v.val):
+        if len(v.val) and has_labels(v):
             recall = retrieval_recall(self.embed(v.val), v.val_labels, gallery,
                                       v.train_labels, (1,))
             record["val_r1"] = recall[1]
@@ -324,6 +326,9 @@ def build_training(settings: PretrainConfig, data: DataConfig, workspace: Worksp
                               "false")
     store = ClipStore(frames, flow_file)
     videos = select_training_videos(store, data.split, settings, context.progress)
+    unmeasured = unmeasured_without_labels(videos, settings, frames, data.split)
+    if unmeasured:
+        context.progress.message(unmeasured)
     world = compute.distribution.world
     per_rank = settings.batch_size // world
     if per_rank < 2 or per_rank * world > len(videos.train):
@@ -351,6 +356,30 @@ def build_training(settings: PretrainConfig, data: DataConfig, workspace: Worksp
     trainer = Trainer("pretrain", compute, encoder, optimizer, scheduler, [settings.lr],
                       output_relevant(settings), RESUMABLE_CHANGES, folder.path)
     return task, trainer
+
+
+def has_labels(videos: TrainingVideos) -> bool:
+    """Whether every training video has a true label (none of an unlabelled collection has)."""
+    return bool(len(videos.train)) and bool((videos.train_labels >= 0).all())
+
+
+def unmeasured_without_labels(videos: TrainingVideos, settings: PretrainConfig, frames: Path,
+                              split: int) -> str | None:
+    """What the run cannot measure for want of labels or test videos, as the one line to
+    tell the user (None: everything is measured). Settings that need labels are refused."""
+    if not has_labels(videos):
+        for key, value, fix in (("pseudo_labels", "labels", "finch, kmeans or none"),
+                                ("best_by", "val", "last")):
+            if getattr(settings, key) == value:
+                raise ConfigError(f"pretrain.{key} {value} needs labelled videos and those of "
+                                  f"{frames} are unlabelled; set pretrain.{key} to {fix}")
+        return (f"the videos of {frames} are unlabelled: kNN R@k, NMI/AMI and the false "
+                "positive rates are not measured; the run monitors the collapse measures and "
+                "the clusters (count and sizes in assignments.h5 and the report)")
+    if len(videos.test) == 0:
+        return (f"split {split} of {frames} has no test videos: kNN R@k is not measured "
+                "(a folder dataset holds data.test_ratio of each class out for test)")
+    return None
 
 
 def mining_group(settings: PretrainConfig, world: int) -> int:
@@ -465,16 +494,19 @@ def _finish(task: SlicTraining, trainer: Trainer, log: MetricsLog) -> dict[str, 
         task.context.progress.row({"epoch": s.epochs, "final": True, **found.metrics})
         draw_plots(log.records(), folder.path)
         log.mirror.log_final(output_relevant(s), _final_metrics(log.records()), LoggedEmbeddings(
-            features, [str(i) for i in v.train_ids], [v.class_names[c] for c in v.train_labels],
+            features, [str(i) for i in v.train_ids],
+            [v.class_names[c] if c >= 0 else "unlabelled" for c in v.train_labels],
             found.labels, s.epochs))
     return _final_metrics(log.records())
 
 
 def _final_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The summary's figures: last loss, last recall, final clusters' quality."""
+    """The summary's figures: last loss, last recall, final clusters' count, largest share
+    and quality, and the last collapse measures (mean pairwise cosine, effective rank)."""
     final: dict[str, Any] = {}
     for record in records:
-        for key in ("loss", "r1", "r5", "val_r1", "nmi", "ami", "num_clusters"):
+        for key in ("loss", "r1", "r5", "val_r1", "nmi", "ami", "num_clusters",
+                    "largest_cluster_share", "mean_cosine", "effective_rank"):
             if record.get(key) is not None:
                 value = record[key]
                 final[key] = round(value, 4) if isinstance(value, float) else value

@@ -23,9 +23,11 @@ from stages.evaluation.random_init import RandomInit, baseline_summary
 from stages.evaluation.recall import per_class_recall
 from stages.evaluation.retrieval import nearest_neighbours, recall_at_k
 from stages.evaluation.sources import (
+    evaluated_frames,
     frames_of,
     load_encoder,
     random_init_baseline,
+    require_labelled,
     resolve_checkpoint,
 )
 from stages.io.artifacts import (
@@ -49,7 +51,7 @@ from stages.io.write_guard import guard_output
 from stages.pretrain_config import PretrainConfig
 from stages.retrieve_config import RetrieveConfig, parse_ks
 from stages.runtime.context import RunContext, fingerprint, now
-from stages.runtime.errors import ArtifactError, ConfigError
+from stages.runtime.errors import ArtifactError, ConfigError, DataError
 from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
 from stages.runtime.settings import output_relevant
 from stages.runtime.workspace import (
@@ -64,6 +66,9 @@ from stages.training.embedding import embed_clips
 from stages.training.video_split import split_rows
 
 __all__ = ["RetrieveConfig", "RetrieveResult", "run"]
+
+NEEDS_LABELS = ("retrieve measures R@k against the videos' classes; to find similar videos "
+                "without labels, use slic search")
 
 
 @dataclass
@@ -160,6 +165,10 @@ def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig, 
         compute=compute_settings or ComputeConfig())
     baseline = None
     with computing(compute_settings or ComputeConfig()) as compute:
+        if features is None:
+            require_labelled(evaluated_frames(workspace, data, run_dir=run_dir,
+                                              checkpoint=checkpoint, random_init=random_init,
+                                              cross=cross), NEEDS_LABELS)
         if random_init:
             if features is not None:
                 raise ConfigError("--random-init and --features exclude each other: features "
@@ -204,9 +213,12 @@ def _run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
         _check_gallery(gallery, [path, frames, features_path, output])
         found, reused = _embed_videos(settings, path, frames, target.split, features_path,
                                       compute, context)
-    if found.split is None or found.labels is None:
+    if found.split is None:
         raise ArtifactError("retrieval needs 'split' (train/test) and 'labels' arrays in the "
                             "features; add them to the .npz")
+    if found.labels is None:  # every label -1 (unlabelled videos) reads as none
+        raise DataError(f"the features in {features or features_path} carry no labels "
+                        f"(unlabelled videos, or a .npz without 'labels'): {NEEDS_LABELS}")
     split = np.asarray(found.split).astype(str)
     queries, gallery_rows = np.flatnonzero(split == "test"), np.flatnonzero(split == "train")
     if len(queries) == 0 or len(gallery_rows) == 0:

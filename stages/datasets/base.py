@@ -77,6 +77,14 @@ class DatasetListing:
         return self.split_names.index(split)
 
 
+def without_labels(listing: DatasetListing) -> DatasetListing:
+    """`listing` as an unlabelled collection (data.labels none): no classes, every video
+    label -1 and in the train split of every split, so pretraining trains on all of them."""
+    videos = [replace(v, class_name="", label=-1, membership=(TRAIN,) * len(v.membership))
+              for v in listing.videos]
+    return replace(listing, class_names=[], videos=videos, warnings=[])
+
+
 # Fewer test videos than this make R@k and top-1 a handful of coin flips.
 FEW_TEST_VIDEOS = 10
 

@@ -1,5 +1,6 @@
 """Where evaluation stages get their encoder and frames: a checkpoint, a run folder or the
-latest run of the workspace, and the frames.h5 of the run's dataset."""
+latest run of the workspace, and the frames.h5 of the run's dataset (refused where its videos
+are unlabelled and the stage needs classes)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from typing import Any
 import torch
 
 from stages.evaluation.random_init import RandomInit
-from stages.io.artifacts import file_checksum
+from stages.io.artifacts import KIND_FRAMES, file_checksum, open_artifact, read_video_table
 from stages.io.checkpoint import load_checkpoint, save_checkpoint
 from stages.io.checkpoint_reader import read_checkpoint_structure
 from stages.io.run_folder import RunFolder, runs_with_checkpoints
 from stages.models.encoder import Encoder
-from stages.runtime.errors import ArtifactError, ConfigError
+from stages.runtime.errors import ArtifactError, ConfigError, DataError
 from stages.runtime.sections import DataConfig, WorkspaceConfig
 from stages.runtime.workspace import (
     RUNS,
@@ -217,3 +218,30 @@ def encoder_source(pretrain: dict[str, Any], data: DataConfig, workspace: Worksp
     folder = path.parent / (f"{stage}-{cross}" if cross else stage)
     return EncoderSource(encoder, str(path), clip, file_checksum(path), folder,
                          frames_of(path, workspace, target, cross is not None), baseline)
+
+
+def evaluated_frames(workspace: WorkspaceConfig, data: DataConfig, *, run_dir: Path | None,
+                     checkpoint: Path | None, random_init: bool, cross: str | None) -> Path:
+    """The frames.h5 that `encoder_source` (and retrieve) will read, found without writing
+    anything: a random-init baseline is not drawn yet, but it will sit beside the run it is
+    compared with, so its frames are that run's."""
+    target = DataConfig(**{**data.__dict__, "dataset": cross, "name": None}) if cross else data
+    path = (compared_run(run_dir, checkpoint, workspace, data) if random_init
+            else resolve_checkpoint(run_dir, checkpoint, workspace, data))
+    if path is None:
+        return frames_path(workspace, target)
+    return frames_of(path, workspace, target, cross is not None)
+
+
+def require_labelled(frames: Path, why: str) -> None:
+    """Refuse, naming `frames` and `why` the stage needs labels, a frames.h5 whose videos are
+    all unlabelled (label -1: data.labels none, or a folder without class folders). A file
+    that is not there is left to the stage, which says so in its own words."""
+    if not Path(frames).is_file():
+        return
+    with open_artifact(Path(frames), KIND_FRAMES) as h5:
+        labels = read_video_table(h5).columns["label"]
+    if len(labels) and bool((labels < 0).all()):
+        raise DataError(f"{frames} holds unlabelled videos (data.labels none, or a folder "
+                        f"without class folders): {why}; --cross NAME evaluates on a labelled "
+                        "dataset")

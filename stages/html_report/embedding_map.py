@@ -1,5 +1,6 @@
 """A 2-D map of per-video embeddings: their first two principal components (cheap, exact and
-deterministic, with no dependency beyond numpy), coloured by true class and by cluster."""
+deterministic, with no dependency beyond numpy), coloured by true class (where known) and by
+cluster."""
 
 from __future__ import annotations
 
@@ -52,20 +53,25 @@ def _scatter(axes: object, points: np.ndarray, groups: np.ndarray, names: dict[i
 
 def embedding_figure(features: np.ndarray, labels: np.ndarray, class_names: list[str],
                      clusters: np.ndarray, description: str) -> Figure:
-    """Two panels of the same PCA map: coloured by true class (`labels` (N,), -1 unknown)
-    and by cluster (`clusters` (N,), -1 not clustered)."""
+    """The PCA map coloured by true class (`labels` (N,), -1 unknown) and by cluster
+    (`clusters` (N,), -1 not clustered); where no label is known (an unlabelled collection),
+    by cluster alone."""
     points, shares = principal_components(features)
-    figure = new_figure(11.0, 5.2)
-    by_class, by_cluster = figure.subplots(1, 2, sharex=True, sharey=True)
-    class_groups = {int(c): (class_names[c] if 0 <= c < len(class_names) else "unknown")
-                    for c in np.unique(labels)}
-    _scatter(by_class, points, labels, class_groups, "coloured by true class")
+    labelled = bool((np.asarray(labels) >= 0).any())
+    figure = new_figure(11.0 if labelled else 6.0, 5.2)
+    panels = list(np.atleast_1d(figure.subplots(1, 2 if labelled else 1, sharex=True,
+                                                sharey=True)))
+    by_cluster = panels[-1]
+    if labelled:
+        class_groups = {int(c): (class_names[c] if 0 <= c < len(class_names) else "unknown")
+                        for c in np.unique(labels)}
+        _scatter(panels[0], points, labels, class_groups, "coloured by true class")
     cluster_groups = {int(c): ("not clustered" if c < 0 else f"cluster {c}")
                       for c in np.unique(clusters)}
     _scatter(by_cluster, points, clusters, cluster_groups, "coloured by cluster (pseudo-label)")
-    for axes in (by_class, by_cluster):
+    for axes in panels:
         axes.set_xlabel(f"principal component 1 ({shares[0]:.0%} of variance)")
         axes.grid(alpha=0.3)
-    by_class.set_ylabel(f"principal component 2 ({shares[1]:.0%} of variance)")
+    panels[0].set_ylabel(f"principal component 2 ({shares[1]:.0%} of variance)")
     figure.suptitle(f"{len(features)} videos: {description}", fontsize=11)
     return figure

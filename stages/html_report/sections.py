@@ -28,6 +28,7 @@ from stages.training.curves import (
     curve_figure,
     key_figure,
     other_keys,
+    points,
 )
 
 GALLERY_NEIGHBOURS = 5
@@ -44,8 +45,8 @@ def _last(records: list[dict[str, Any]], key: str) -> Any:
 
 def summary(contents: RunContents) -> Section:
     """The Summary section: what a random-init baseline's encoder is, epochs trained, final
-    loss, R@k of each retrieval, the final clusters and their NMI, and each classifier's top-1
-    (rows without a value left out)."""
+    loss, R@k of each retrieval, the final clusters and their NMI, the last collapse measures
+    and each classifier's top-1 (rows without a value left out)."""
     records = contents.records
     trained = [r["epoch"] for r in records if not r.get("final")]
     rows: dict[str, Any] = {"run folder": str(contents.folder),
@@ -59,6 +60,9 @@ def summary(contents: RunContents) -> Section:
     if contents.rounds:
         rows["clusters, final round"] = int(contents.rounds[-1][1].chosen.max()) + 1
     rows["NMI of the final clusters"] = _last(records, "nmi")
+    # What needs no labels, so an unlabelled collection's run is summed up too.
+    rows["mean pairwise cosine, last measured"] = _last(records, "mean_cosine")
+    rows["effective rank, last measured"] = _last(records, "effective_rank")
     for evaluation in contents.evaluations:
         rows[f"{evaluation.title}: top-1"] = evaluation.results.get("top1")
     return Section("summary", "Summary", key_values(
@@ -131,7 +135,8 @@ def curves(contents: RunContents) -> Section | None:
     for curve in CURVES:
         made = curve_figure(records, curve)
         if made is not None:
-            parts.append(figure(made, f"{curve.title}: {', '.join(curve.keys)} "
+            drawn = [key for key in curve.keys if points(records, key)]  # NMI: only with labels
+            parts.append(figure(made, f"{curve.title}: {', '.join(drawn)} "
                                       "(metrics.jsonl keys)"))
     for key in other_keys(records):
         made = key_figure(records, key)
@@ -174,10 +179,15 @@ def embedding(contents: RunContents) -> Section | None:
                             found.description)
     note = (f'<p class="note">The first two principal components of the L2-normalised '
             f"embeddings in {escape(found.source.name)} ({found.features.shape[1]} "
-            "dimensions). Videos of a class that sit together retrieve each other; clusters "
-            "that match the class colours make good pseudo-labels.</p>")
-    return Section("embedding", "Embedding map", note + figure(
-        made, "Embeddings by true class (left) and by cluster (right)", "png"))
+            "dimensions). ")
+    if (found.labels >= 0).any():
+        note += ("Videos of a class that sit together retrieve each other; clusters that "
+                 "match the class colours make good pseudo-labels.</p>")
+        caption = "Embeddings by true class (left) and by cluster (right)"
+    else:
+        note += "The videos are unlabelled: they are coloured by cluster only.</p>"
+        caption = "Embeddings by cluster"
+    return Section("embedding", "Embedding map", note + figure(made, caption, "png"))
 
 
 def _gallery(found: Retrieval, frames: Path, queries: int) -> str:

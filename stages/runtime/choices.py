@@ -9,6 +9,7 @@ from __future__ import annotations
 
 MADE_DATASETS = ("synthetic",)  # make_dataset.DATASET_MAKERS
 DATASET_LAYOUTS = ("ucf101", "hmdb51", "kinetics400", "folder", "synthetic")  # datasets.DATASETS
+LABEL_SOURCES = ("auto", "folders", "none")  # data.labels: where a video's class comes from
 FLOW_METHOD_NAMES = ("dis", "farneback", "tvl1", "tvl1-opencv")  # flow_methods.FLOW_METHODS
 DIS_PRESET_NAMES = ("ultrafast", "fast", "medium")  # flow_methods.DIS_PRESETS
 IMAGE_CODECS = ("jpeg", "png", "raw")  # how images are stored in frames.h5 and flow.h5

@@ -10,6 +10,7 @@ from stages.runtime.choices import (
     CHANNELS_LAST_MODES,
     DATASET_LAYOUTS,
     EMBEDDING_PRECISIONS,
+    LABEL_SOURCES,
 )
 from stages.runtime.settings import setting
 
@@ -32,6 +33,11 @@ class DataConfig:
     name: str | None = setting(
         None, "workspace folder for this dataset (a name, not a path); null uses the dataset "
         "name", folder_name=True)
+    labels: str = setting(
+        "auto", "where classes come from: auto (the layout's; for folder, the root's sub-folders "
+        "when no video sits directly in the root, else none), folders (folder: the root's "
+        "sub-folders, required), none (every video unlabelled and in the train split)",
+        choices=LABEL_SOURCES)
     split: int = setting(1, "official split used by training and evaluation", choices=(1, 2, 3))
     test_ratio: float = setting(
         0.3, "folder datasets without train.txt/test.txt: share of each class held out for test",

@@ -217,3 +217,57 @@ def test_splits_that_leave_classes_out_or_hold_a_handful_of_tests_are_warned(tmp
     wide = tmp_path / "wide"
     touch(wide, *[f"c{c}/v{i}.mp4" for c in range(4) for i in range(10)])
     assert list_dataset("folder", wide).warnings == []  # 3 of 10 a class tested, 12 in all
+
+
+def test_a_flat_folder_is_an_unlabelled_collection_all_in_train(tmp_path):
+    touch(tmp_path, "b.mp4", "a.avi", "c.mkv")
+    listing = list_dataset("folder", tmp_path)
+    assert listing.class_names == [] and listing.split_names == ["1"]
+    assert [(v.relpath, v.class_name, v.label, v.membership) for v in listing.videos] == [
+        ("a.avi", "", -1, (TRAIN,)), ("b.mp4", "", -1, (TRAIN,)), ("c.mkv", "", -1, (TRAIN,))]
+    assert listing.warnings == []
+
+
+def test_labels_none_reads_a_nested_tree_with_ids_unique_by_path(tmp_path):
+    """Videos nested by date and camera: the same file name in many folders. With
+    data.labels none the folders are no classes and every id is the path below the root."""
+    names = [f"2024-05-0{d}/cam{c}/clip.mp4" for d in (1, 2) for c in (1, 2)]
+    touch(tmp_path, *names)
+    assert list_dataset("folder", tmp_path).class_names == ["2024-05-01", "2024-05-02"]  # auto
+    listing = list_dataset("folder", tmp_path, labels="none")
+    assert listing.class_names == [] and {v.label for v in listing.videos} == {-1}
+    assert [v.video_id for v in listing.videos] == [n.removesuffix(".mp4") for n in names]
+    assert not any("one level too high" in w for w in listing.warnings)
+
+
+def test_videos_beside_class_folders_make_auto_unlabelled_and_folders_refuse(tmp_path):
+    touch(tmp_path, "jump/a.mp4", "run/b.mp4", "stray.mp4")
+    (tmp_path / "train.txt").write_text("jump/a.mp4\n")
+    (tmp_path / "test.txt").write_text("run/b.mp4\n")
+    listing = list_dataset("folder", tmp_path)
+    assert listing.class_names == [] and len(listing.videos) == 3
+    assert any("1 videos sit directly in" in w and "stray.mp4" in w for w in listing.warnings)
+    assert any("train.txt and test.txt" in w and "not read" in w for w in listing.warnings)
+    assert {v.membership for v in listing.videos} == {(TRAIN,)}
+    with pytest.raises(DataError, match=r"outside any class folder \(first: stray.mp4\).*"
+                                        "data.labels: none"):
+        list_dataset("folder", tmp_path, labels="folders")
+
+
+def test_labels_none_makes_a_class_tree_or_an_official_layout_unlabelled(tmp_path):
+    touch(tmp_path / "own", "jump/a.mp4", "jump/b.mp4", "run/c.mp4")
+    labelled = list_dataset("folder", tmp_path / "own", labels="folders")
+    assert labelled.class_names == ["jump", "run"]
+    listing = list_dataset("folder", tmp_path / "own", labels="none")
+    assert listing.class_names == [] and {v.label for v in listing.videos} == {-1}
+    make_ucf(tmp_path / "ucf", tmp_path / "ucf" / "ucfTrainTestlist")
+    ucf = list_dataset("ucf101", tmp_path / "ucf", labels="none")
+    assert ucf.class_names == [] and ucf.split_names == ["1"]
+    assert {v.membership for v in ucf.videos} == {(TRAIN,)}  # test videos of the list too
+    assert {(v.class_name, v.label) for v in ucf.videos} == {("", -1)}
+
+
+def test_an_empty_folder_names_the_root(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(DataError, match=f"no videos found under {tmp_path / 'empty'}"):
+        list_dataset("folder", tmp_path / "empty")

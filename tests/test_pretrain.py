@@ -167,7 +167,9 @@ def test_torchrun_two_ranks_agree_and_learn(training_workspace):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
                "--master-port", "29561", slic_executable(),
                *cli_args(training_workspace, "--epochs", "6", "--run-name", "ddp",
-                         "--set", "pretrain.multiview=false")]
+                         "--set", "pretrain.multiview=false",
+                         # batch 6 on 2 ranks: 3 items each, mined as one group of 3
+                         "--set", "pretrain.mining_pool=3")]
     process = subprocess.run(command, capture_output=True, text=True, timeout=600,
                              env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert process.returncode == 0, process.stderr[-3000:]

@@ -46,9 +46,11 @@ def _encoded_frames(path: Path, payload: dict[str, Any], info: StreamInfo) -> li
     """Every frame of a video, stored as `payload["codec"]` says: JPEG from ffmpeg, or raw RGB."""
     if payload["codec"] == "jpeg":
         jpegs = encode_jpeg_frames(path, payload["short_side"], payload["fps"],
-                                   payload["jpeg_qscale"], info)
+                                   payload["jpeg_qscale"], info,
+                                   timeout=payload["decode_timeout"])
         return [np.frombuffer(jpeg, np.uint8) for jpeg in jpegs]
-    frames = decode_frames(path, payload["short_side"], payload["fps"], info)
+    frames = decode_frames(path, payload["short_side"], payload["fps"], info,
+                           timeout=payload["decode_timeout"])
     return [encode_image(frame, "raw") for frame in frames]
 
 
@@ -163,7 +165,7 @@ def run(
     payloads = [
         {"path": str(listing.video_root / v.relpath), "short_side": settings.short_side,
          "fps": settings.fps, "codec": settings.codec, "jpeg_qscale": settings.jpeg_qscale,
-         "min_frames": settings.min_frames}
+         "min_frames": settings.min_frames, "decode_timeout": settings.decode_timeout}
         for v in listing.videos
     ]
 

@@ -24,5 +24,9 @@ class ExtractFramesConfig:
     )
     min_frames: int = setting(2, "videos decoding to fewer frames are recorded as failures",
                               minimum=1)
+    decode_timeout: int = setting(900, "seconds one video may take to decode; a stalled or "
+                                  "pathological file is then recorded as a failure "
+                                  "(--force tries it again)", minimum=1,
+                                  affects_output=False)
     workers: int = setting(2, "parallel decoding processes", minimum=1, maximum=512,
                            affects_output=False)

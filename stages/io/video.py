@@ -69,6 +69,27 @@ def _parse_fps(line: str) -> float:
     return float(match[1]) * (1000.0 if match[2] else 1.0)
 
 
+class _Deadline:
+    """Stops an ffmpeg that decodes one video for longer than `seconds` (None: no limit), so
+    a stalled or pathological file cannot hold a worker forever."""
+
+    def __init__(self, process: subprocess.Popen, seconds: float | None) -> None:
+        self.seconds, self.passed = seconds, False
+        self.timer = threading.Timer(seconds, self._stop, (process,)) if seconds else None
+        if self.timer is not None:
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _stop(self, process: subprocess.Popen) -> None:
+        self.passed = True
+        process.kill()
+
+    def cancel(self) -> None:
+        """Stop waiting (the video's decoding ended)."""
+        if self.timer is not None:
+            self.timer.cancel()
+
+
 class _StderrWatcher(threading.Thread):
     """Reads ffmpeg's log while frames stream out, and finds the stream sizes in it."""
 
@@ -140,11 +161,13 @@ def _ffmpeg_command(stream: Any, *global_options: str) -> list[str]:
 
 
 def _start_decoder(path: Path, short_side: int | None, fps: float | None,
-                   output: dict[str, Any]) -> tuple[subprocess.Popen, _StderrWatcher]:
+                   output: dict[str, Any], timeout: float | None = None
+                   ) -> tuple[subprocess.Popen, _StderrWatcher, _Deadline]:
     """Start ffmpeg decoding `path` (resized, resampled) to stdout in the `output` format.
 
     Without `fps`, every decoded frame comes out once, in order. One thread for
-    decoding, filtering and encoding: slic runs one ffmpeg per worker process.
+    decoding, filtering and encoding: slic runs one ffmpeg per worker process. After
+    `timeout` seconds (None: never) ffmpeg is stopped and `_finish` says why.
     """
     stream = ffmpeg.input(_as_input(path), threads=1)
     if fps:
@@ -163,10 +186,11 @@ def _start_decoder(path: Path, short_side: int | None, fps: float | None,
                                stderr=subprocess.PIPE)
     watcher = _StderrWatcher(process.stderr)
     watcher.start()
-    return process, watcher
+    return process, watcher, _Deadline(process, timeout)
 
 
-def _finish(process: subprocess.Popen, watcher: _StderrWatcher, completed: bool) -> None:
+def _finish(process: subprocess.Popen, watcher: _StderrWatcher, completed: bool,
+            deadline: _Deadline | None = None) -> None:
     """Reap ffmpeg; when the stream was read to its end, raise if ffmpeg failed.
 
     A consumer that stops early (completed False) stops ffmpeg, and that is not an error.
@@ -176,6 +200,11 @@ def _finish(process: subprocess.Popen, watcher: _StderrWatcher, completed: bool)
     process.stdout.close()
     code = process.wait()
     watcher.join()
+    if deadline is not None:
+        deadline.cancel()
+        if deadline.passed:
+            raise VideoDecodeError(f"decoding took longer than {deadline.seconds:g} s "
+                                   "(extract_frames.decode_timeout)")
     if completed and code < 0:
         name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
         cause = " (the out-of-memory killer?)" if -code == signal.SIGKILL else ""
@@ -185,16 +214,18 @@ def _finish(process: subprocess.Popen, watcher: _StderrWatcher, completed: bool)
 
 
 def decode_frames(
-    path: Path, short_side: int | None, fps: float | None, info: StreamInfo | None = None
+    path: Path, short_side: int | None, fps: float | None, info: StreamInfo | None = None,
+    timeout: float | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the frames of a video as (H, W, 3) uint8 RGB arrays, one at a time.
 
     The short side is resized to `short_side` (None keeps the size), the rate resampled to `fps`
     (None keeps every decoded frame, each once). `info`, when given, is filled with the source
-    and output sizes before the first frame. Raises VideoDecodeError when ffmpeg fails.
+    and output sizes before the first frame. Raises VideoDecodeError when ffmpeg fails or
+    takes longer than `timeout` seconds.
     """
-    process, watcher = _start_decoder(path, short_side, fps,
-                                      {"format": "rawvideo", "pix_fmt": "rgb24"})
+    process, watcher, deadline = _start_decoder(
+        path, short_side, fps, {"format": "rawvideo", "pix_fmt": "rgb24"}, timeout)
     completed = False
     try:
         watcher.ready.wait()
@@ -210,7 +241,7 @@ def decode_frames(
             )
         completed = True
     finally:
-        _finish(process, watcher, completed)
+        _finish(process, watcher, completed, deadline)
 
 
 def split_jpeg_stream(buffer: bytes | bytearray) -> tuple[list[bytes], int]:
@@ -249,7 +280,7 @@ def split_jpeg_stream(buffer: bytes | bytearray) -> tuple[list[bytes], int]:
 
 def encode_jpeg_frames(
     path: Path, short_side: int | None, fps: float | None, qscale: int | None,
-    info: StreamInfo | None = None, chunk: int = 1 << 16,
+    info: StreamInfo | None = None, chunk: int = 1 << 16, timeout: float | None = None,
 ) -> Iterator[bytes]:
     """Yield every frame of a video as a JPEG file's bytes, encoded by ffmpeg itself.
 
@@ -261,7 +292,7 @@ def encode_jpeg_frames(
     output: dict[str, Any] = {"format": "image2pipe", "vcodec": "mjpeg"}
     if qscale is not None:
         output["q:v"] = qscale
-    process, watcher = _start_decoder(path, short_side, fps, output)
+    process, watcher, deadline = _start_decoder(path, short_side, fps, output, timeout)
     completed = False
     try:
         pending = bytearray()
@@ -272,7 +303,7 @@ def encode_jpeg_frames(
             yield from images
         completed = True
     finally:
-        _finish(process, watcher, completed)
+        _finish(process, watcher, completed, deadline)
     if info is not None:  # only now: the log is read to its end once _finish returns
         info.__dict__.update(watcher.info.__dict__)
 

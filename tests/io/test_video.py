@@ -144,3 +144,19 @@ def test_stopping_early_is_not_an_error_and_ends_ffmpeg(tmp_path):
     assert ffmpeg_children()  # the decoder is running while frames are pending
     frames.close()  # the consumer stops after one frame: no exception, no process left
     assert ffmpeg_children() == []
+
+
+@pytest.mark.parametrize("decode", ["raw", "jpeg"])
+def test_a_decoder_that_stalls_is_stopped_at_the_timeout_and_says_so(tmp_path, decode):
+    stalled = tmp_path / "stalled.mp4"
+    os.mkfifo(stalled)  # ffmpeg waits for a writer that never comes
+    frames = (decode_frames(stalled, None, None, timeout=1) if decode == "raw" else
+              encode_jpeg_frames(stalled, None, None, 4, timeout=1))
+    with pytest.raises(VideoDecodeError, match=r"took longer than 1 s \(extract_frames"):
+        list(frames)
+
+
+def test_a_timeout_longer_than_the_decoding_changes_nothing(tmp_path):
+    frames = ramp_frames(6, 32, 48)
+    write_video(tmp_path / "v.mp4", frames, fps=25)
+    assert len(list(decode_frames(tmp_path / "v.mp4", None, None, timeout=60))) == 6

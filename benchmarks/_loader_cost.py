@@ -18,8 +18,8 @@ import numpy as np
 
 from stages.clips.store import ClipStore
 from stages.clips.triplets import EpochSampler, TripletClips
-from stages.pretrain import triplet_settings
 from stages.pretrain_config import PretrainConfig
+from stages.slic_training import triplet_settings
 from stages.training.loading import clip_loader
 
 CLIPS_PER_ITEM = 3

@@ -51,8 +51,8 @@ from stages.clips.augment import AugmentSettings, augment_clip, draw_augmentatio
 from stages.clips.store import ClipStore  # noqa: E402
 from stages.clips.triplets import EpochSampler, TripletClips  # noqa: E402
 from stages.models.encoder import Encoder  # noqa: E402
-from stages.pretrain import triplet_settings  # noqa: E402
 from stages.pretrain_config import PretrainConfig  # noqa: E402
+from stages.slic_training import triplet_settings  # noqa: E402
 from stages.training.compute import Compute  # noqa: E402
 from stages.training.loading import configure_worker  # noqa: E402
 from stages.training.slic_step import LossSettings, slic_step, step_generator  # noqa: E402

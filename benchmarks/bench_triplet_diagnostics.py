@@ -55,11 +55,12 @@ from benchmarks._common import REPO_ROOT, machine_info, print_machine, table  # 
 from stages.clips.fixed_windows import EvaluationClips  # noqa: E402
 from stages.evaluation.collapse import embedding_health, mean_pairwise_cosine  # noqa: E402
 from stages.evaluation.retrieval import retrieval_recall  # noqa: E402
-from stages.pretrain import SlicTraining, build_training  # noqa: E402
+from stages.pretrain import build_training
 from stages.pretrain_config import PretrainConfig  # noqa: E402
 from stages.runtime.context import RunContext  # noqa: E402
 from stages.runtime.progress import SilentProgress  # noqa: E402
 from stages.runtime.sections import DataConfig, WorkspaceConfig  # noqa: E402
+from stages.slic_training import SlicTraining  # noqa: E402
 from stages.training.compute import Compute  # noqa: E402
 from stages.training.embedding import embed_clips  # noqa: E402
 from stages.training.losses import cosine_distances, mine_triplets  # noqa: E402

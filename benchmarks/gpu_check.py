@@ -229,8 +229,8 @@ def workspace_store(workspace: Path) -> ClipStore:
 def pretrain_colour_on(device: str) -> str:
     """Where pretrain's default `colour_on: auto` puts the colour operations on `device`:
     worker or device."""
-    from stages.pretrain import triplet_settings
     from stages.pretrain_config import PretrainConfig
+    from stages.slic_training import triplet_settings
 
     return triplet_settings(PretrainConfig(), torch.device(device)).augment.colour_on
 
@@ -303,9 +303,9 @@ def measure_step(workspace: Path, device: str, amp: str, preset: Preset) -> dict
 
     from benchmarks._loader_cost import training_items
     from stages.models.encoder import Encoder
-    from stages.pretrain import mining_group
     from stages.pretrain_config import PretrainConfig
     from stages.runtime.sections import ComputeConfig
+    from stages.slic_training import mining_group
     from stages.training.compute import start_compute
     from stages.training.loading import clip_loader
 

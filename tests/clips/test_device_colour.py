@@ -10,8 +10,8 @@ import torch
 from stages.clips.augment import AugmentSettings, ClipAugmentation, augment_clip, draw_augmentation
 from stages.clips.device_colour import COLOUR_FIELDS, apply_colour, colour_parameters
 from stages.clips.triplets import TripletClips
-from stages.pretrain import triplet_settings
 from stages.pretrain_config import PretrainConfig
+from stages.slic_training import triplet_settings
 
 
 def blocky_frames(rng: np.random.Generator) -> np.ndarray:

@@ -10,8 +10,8 @@ import pytest
 
 from stages.clips.augment import AugmentSettings
 from stages.clips.triplets import TripletClips
-from stages.pretrain import triplet_settings
 from stages.pretrain_config import PretrainConfig
+from stages.slic_training import triplet_settings
 
 HEIGHT, WIDTH, CROP, LENGTH = 20, 24, 16, 4
 FRAME_COUNTS = [30, 41, 26, 35]

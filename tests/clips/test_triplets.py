@@ -8,8 +8,8 @@ from stages.clips.augment import AugmentSettings
 from stages.clips.store import ClipStore
 from stages.clips.triplets import EpochSampler, TripletClips, TripletSettings, item_generator
 from stages.clips.windows import window_span
-from stages.pretrain import triplet_settings
 from stages.pretrain_config import PretrainConfig
+from stages.slic_training import triplet_settings
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from torch import nn
 
 from stages.clips.store import ClipStore
 from stages.clips.triplets import EpochSampler, TripletClips
-from stages.pretrain import mining_group, triplet_settings
 from stages.pretrain_config import PretrainConfig
+from stages.slic_training import mining_group, triplet_settings
 from stages.training import slic_step as step_module
 from stages.training.compute import Compute
 from stages.training.distributed import Distribution

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from stages.clips.triplets import EpochSampler
-from stages.pretrain import mining_group
 from stages.pretrain_config import PretrainConfig
 from stages.runtime.errors import ConfigError
+from stages.slic_training import mining_group
 from stages.training.distributed import Distribution
 from tests.training.mining_case import mined_triplets
 

@@ -11,14 +11,16 @@ import pytest
 import torch
 
 import stages.pretrain
+import stages.slic_training
 from stages.io.checkpoint import load_checkpoint
 from stages.io.run_folder import RunFolder
-from stages.pretrain import PretrainConfig, PretrainResult, SlicTraining
+from stages.pretrain import PretrainConfig, PretrainResult
 from stages.pretrain import run as pretrain
 from stages.runtime.context import RunContext
 from stages.runtime.errors import ConfigError
 from stages.runtime.progress import SilentProgress
 from stages.runtime.sections import DataConfig, WorkspaceConfig
+from stages.slic_training import SlicTraining
 from stages.training.monitor import MetricsLog
 from tests.conftest import TINY_PRETRAIN
 
@@ -33,7 +35,8 @@ class Stopped(Exception):
 @pytest.fixture(autouse=True)
 def no_plots(monkeypatch: pytest.MonkeyPatch) -> None:
     """The PNG curves cost 4x the training here; tests/test_pretrain_plots.py draws them."""
-    monkeypatch.setattr(stages.pretrain, "draw_plots", lambda records, folder: None)
+    for module in (stages.pretrain, stages.slic_training):
+        monkeypatch.setattr(module, "draw_plots", lambda records, folder: None)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +126,8 @@ class Messages(SilentProgress):
 def test_the_collapse_warning_is_given_once_a_run(workspace, monkeypatch):
     """Two clustering rounds and an evaluation, each measuring collapse: one warning, with
     where to see every round's measures."""
-    monkeypatch.setattr(stages.pretrain, "collapse_warning", lambda health, dim: "collapsing")
+    monkeypatch.setattr(stages.slic_training, "collapse_warning",
+                        lambda health, dim: "collapsing")
     said = Messages()
     train_result(workspace, epochs=1, run_name="collapsing", context=RunContext(progress=said))
     warnings = [text for text in said.said if text.startswith("warning: collapsing")]

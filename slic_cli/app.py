@@ -24,6 +24,7 @@ from slic_cli.inspect_view import (
     demo_table,
     demo_times_table,
     inspect_tables,
+    neighbours_table,
     partitions_table,
     per_class_table,
 )
@@ -345,6 +346,46 @@ def retrieve_command(
             **_shared(dataset, None, name, split, workspace), "retrieve.ks": k,
             "retrieve.clips": clips, "retrieve.feature": feature,
             "retrieve.workers": workers, "compute.device": device, "compute.amp": amp},
+        set_items=set_, force=force, quiet=quiet, as_json=json_)
+
+
+@app.command("search")
+def search_command(
+    query: Annotated[list[str], typer.Option(
+        help="A video file, a folder of videos, or a video id of the collection "
+             "(repeatable).")],
+    dataset: DatasetOption = None, name: NameOption = None, split: SplitOption = None,
+    workspace: WorkspaceOption = None,
+    run: RunOption = None, checkpoint: CheckpointOption = None,
+    k: Annotated[int, typer.Option("--k", help="Neighbours per query.")] = 5,
+    index: Annotated[str, typer.Option(
+        help="auto (exact up to a size, faiss above), exact, hnsw or ivf.")] = "auto",
+    gallery: Annotated[Optional[Path], typer.Option(
+        help="Write an HTML page of the queries and their nearest videos here.")] = None,
+    clips: Annotated[Optional[int], typer.Option(
+        help="Clips per video [retrieve.clips].")] = None,
+    feature: Annotated[Optional[str], typer.Option(
+        help="projection or backbone [retrieve.feature].")] = None,
+    device: DeviceOption = None, amp: AmpOption = None,
+    workers: LoaderWorkersOption = None, force: ForceOption = False,
+    config: ConfigOption = None, set_: SetOption = None,
+    quiet: QuietOption = False, json_: JsonOption = False,
+) -> None:
+    """Find the videos of a collection most like query videos (no labels needed)."""
+    from stages import find_similar  # torch loads only for the commands that embed
+
+    run_stage(lambda resolved, context: find_similar.run(
+        resolved.retrieve, resolved.data, resolved.workspace, queries=query, k=k,
+        method=index, context=context, run_dir=run, checkpoint=checkpoint, gallery=gallery,
+        compute_settings=resolved.compute),
+        lambda summary: [key_value_table("search", {
+            key: summary[key] for key in ("features", "index", "index_outcome",
+                                          "collection_size", "seconds")}),
+                         neighbours_table(summary["queries"])],
+        config=config, options={
+            **_shared(dataset, None, name, split, workspace), "retrieve.clips": clips,
+            "retrieve.feature": feature, "retrieve.workers": workers,
+            "compute.device": device, "compute.amp": amp},
         set_items=set_, force=force, quiet=quiet, as_json=json_)
 
 

@@ -79,6 +79,19 @@ def per_class_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def neighbours_table(queries: list[dict[str, Any]]) -> Table:
+    """`slic search`: each query's neighbours, best first: rank, video id, path, similarity."""
+    table = Table(title="nearest videos", title_justify="left")
+    for column in ("query", "rank", "video", "path", "similarity"):
+        table.add_column(column, justify="right" if column in ("rank", "similarity") else "left")
+    for found in queries:
+        for rank, neighbour in enumerate(found["neighbours"], start=1):
+            table.add_row(str(found["query"]) if rank == 1 else "", str(rank),
+                          str(neighbour["video_id"]), str(neighbour["relpath"]),
+                          f"{neighbour['similarity']:.3f}")
+    return table
+
+
 def rounds_table(rounds: list[dict[str, Any]]) -> Table:
     """Pretraining's clustering rounds: epoch, clusters and (with labels) their quality."""
     table = Table(title="clustering rounds", title_justify="left")

@@ -105,13 +105,31 @@ class RetrieveResult:
                 "seconds": round(self.seconds, 3)}
 
 
-def _embed_videos(settings: RetrieveConfig, checkpoint: Path, frames: Path, split: int,
-                  out: Path, compute: Compute, context: RunContext) -> tuple[FeatureSet, bool]:
-    """features.h5 of every train and test video (reused when up to date)."""
+def clip_settings(settings: RetrieveConfig, trained: dict) -> tuple[int, int, int]:
+    """(clip_length, stride, crop_size): the retrieve section's, else the checkpoint's."""
+    return (settings.clip_length or trained["clip_length"], settings.stride or trained["stride"],
+            settings.crop_size or trained["crop_size"])
+
+
+def embed_rows(settings: RetrieveConfig, checkpoint: Path, store: ClipStore, rows: np.ndarray,
+               compute: Compute, context: RunContext) -> np.ndarray:
+    """(len(rows), D) float32 features of the videos `rows` of `store`, by `checkpoint`'s
+    encoder with `settings`' clips, feature and batch size."""
     encoder, trained = load_encoder(checkpoint)
-    clip_length = settings.clip_length or trained["clip_length"]
-    stride = settings.stride or trained["stride"]
-    crop_size = settings.crop_size or trained["crop_size"]
+    encoder = encoder.to(compute.device, memory_format=compute.memory_format)
+    clips = EvaluationClips(store, rows, *clip_settings(settings, trained), settings.clips)
+    return embed_clips(encoder, clips, feature=settings.feature,
+                       batch_size=settings.batch_size, workers=settings.workers,
+                       compute=compute, progress=context.progress)
+
+
+def embed_videos(settings: RetrieveConfig, checkpoint: Path, frames: Path, split: int,
+                  out: Path, compute: Compute, context: RunContext) -> tuple[FeatureSet, bool]:
+    """features.h5 of every train and test video of `frames` at `out` (reused when up to
+    date), embedded by `checkpoint`'s encoder with `settings`' clips; and whether it was
+    reused."""
+    _, trained = load_encoder(checkpoint)
+    clip_length, stride, crop_size = clip_settings(settings, trained)
     frames_digest = content_digest_of(frames)
     source = {"checkpoint": str(checkpoint), "checkpoint_checksum": file_checksum(checkpoint),
               "frames": str(frames), "frames_digest": frames_digest, "split": split,
@@ -125,13 +143,9 @@ def _embed_videos(settings: RetrieveConfig, checkpoint: Path, frames: Path, spli
         return load_features(out), True
     store = ClipStore(frames)
     train, test = split_rows(store, split)
-    encoder = encoder.to(compute.device, memory_format=compute.memory_format)
     rows = np.concatenate([train, test])
-    clips = EvaluationClips(store, rows, clip_length, stride, crop_size, settings.clips)
     started = now()
-    features = embed_clips(encoder, clips, feature=settings.feature,
-                           batch_size=settings.batch_size, workers=settings.workers,
-                           compute=compute, progress=context.progress)
+    features = embed_rows(settings, checkpoint, store, rows, compute, context)
     split_names = np.array(["train"] * len(train) + ["test"] * len(test), dtype=object)
     stored = StoredFeatures(features, store.table.columns["video_id"][rows],
                             store.table.columns["label"][rows].astype(np.int64), split_names,
@@ -211,7 +225,7 @@ def _run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
         output = Path(out) if out else RunFolder(folder).retrieval
         check_output(output, KIND_RETRIEVAL, [path, frames, features_path])
         _check_gallery(gallery, [path, frames, features_path, output])
-        found, reused = _embed_videos(settings, path, frames, target.split, features_path,
+        found, reused = embed_videos(settings, path, frames, target.split, features_path,
                                       compute, context)
     if found.split is None:
         raise ArtifactError("retrieval needs 'split' (train/test) and 'labels' arrays in the "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -76,6 +77,15 @@ def _tile(frame: np.ndarray) -> np.ndarray:
                       interpolation=cv2.INTER_AREA)
 
 
+@dataclass(frozen=True)
+class Shown:
+    """One thumbnail of a search page: a caption, the video's id and its `clip_sprite`."""
+
+    caption: str
+    video_id: str
+    sprite: str
+
+
 def clip_sprite(store: ClipStore, video: int) -> str:
     """A data URI of a JPEG: SPRITE_FRAMES frames of `video` spread over its length, each
     a TILE_WIDTH x TILE_HEIGHT tile, side by side."""
@@ -86,7 +96,7 @@ def clip_sprite(store: ClipStore, video: int) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode()
 
 
-def _cell(video: int, caption: str, video_id: str, kind: str) -> str:
+def _cell(video: int | str, caption: str, video_id: str, kind: str) -> str:
     strip = "".join(f'<i class="t{t}"></i>' for t in STRIP_TILES)
     return (f'<td class="{kind}"><div class="clip v{video}"></div><div class="strip v{video}">'
             f"{strip}</div>{html.escape(caption)}<br>"
@@ -133,6 +143,38 @@ def gallery_html(store: ClipStore, query_rows: np.ndarray, gallery_rows: np.ndar
             f'<table class="gallery">{"".join(rows)}</table>')
 
 
+def write_search_page(path: Path, title: str, rows: list[tuple[Shown, list[Shown]]]) -> Path:
+    """Write a page of `slic search`: one table row per query (blue), then its neighbours,
+    best first (gray: no classes to colour them by)."""
+    cells, sprites = [], []
+    for number, (query, neighbours) in enumerate(rows):
+        row = [_cell(f"q{number}", f"query: {query.caption}", query.video_id, "query")]
+        sprites.append(f".vq{number}{{--clip:url({query.sprite})}}")
+        for rank, found in enumerate(neighbours):
+            key = f"n{number}-{rank}"
+            row.append(_cell(key, f"{rank + 1}. {found.caption}", found.video_id, "found"))
+            sprites.append(f".v{key}{{--clip:url({found.sprite})}}")
+        cells.append("<tr>" + "".join(row) + "</tr>")
+    legend = ('<p class="legend">Each row: a query (blue border), then the videos of the '
+              "collection most like it, best first, with their cosine similarity. Each "
+              f"thumbnail loops {SPRITE_FRAMES} frames spread over the whole video.</p>")
+    body = (f"<style>{''.join(sprites)}</style>{legend}"
+            f'<table class="gallery">{"".join(cells)}</table>')
+    return _publish(path, title, body)
+
+
+def _publish(path: Path, title: str, body: str) -> Path:
+    """Write a self-contained page with the gallery style, atomically."""
+    page = (f"<!doctype html><meta charset=utf-8>{PAGE_MARK}<title>{html.escape(title)}</title>"
+            f"<style>{PAGE_STYLE}{STYLE}.numbers td,.numbers th{{padding:2px 10px}}</style>"
+            f"<h1>{html.escape(title)}</h1>{body}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.writing")
+    temporary.write_text(page, encoding="utf-8")
+    os.replace(temporary, path)
+    return path
+
+
 def recall_table_html(recall: dict[int, float]) -> str:
     """A one-row table of R@k, k ascending, each to 3 decimals."""
     header = "".join(f"<th>R@{k}</th>" for k in sorted(recall))
@@ -145,13 +187,6 @@ def write_gallery(path: Path, store: ClipStore, query_rows: np.ndarray,
                   shown: np.ndarray, title: str, recall: dict[int, float]) -> Path:
     """Write a page of the R@k of all queries and the `gallery_html` of those `shown`."""
     body = gallery_html(store, query_rows, gallery_rows, neighbours, similarities, shown)
-    page = (f"<!doctype html><meta charset=utf-8>{PAGE_MARK}<title>{html.escape(title)}</title>"
-            f"<style>{PAGE_STYLE}{STYLE}.numbers td,.numbers th{{padding:2px 10px}}</style>"
-            f"<h1>{html.escape(title)}</h1><h2>Recall of all {len(query_rows)} queries</h2>"
-            f"{recall_table_html(recall)}<h2>{len(shown)} queries, drawn evenly from the "
-            f"classes</h2>{body}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.writing")
-    temporary.write_text(page, encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    return _publish(path, title, f"<h2>Recall of all {len(query_rows)} queries</h2>"
+                    f"{recall_table_html(recall)}<h2>{len(shown)} queries, drawn evenly from "
+                    f"the classes</h2>{body}")

@@ -103,7 +103,7 @@ def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig, 
             neighbours = [{"video_id": ids[row], "relpath": relpaths.get(ids[row], ""),
                            "similarity": round(float(similarity), 6)}
                           for similarity, row in zip(similarities[0], rows[0])
-                          if row != own][:k]
+                          if row != own and row >= 0][:k]  # -1: fewer were found
             found.append({"query": query.name, "neighbours": neighbours})
             if gallery is not None:
                 page.append((Shown(Path(query.name).name, query.name, query.sprite), [

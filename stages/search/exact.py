@@ -8,9 +8,10 @@ import numpy as np
 
 from stages.evaluation.retrieval import nearest_neighbours
 
-# Similarities scored per call of nearest_neighbours: (queries x N) float32 of at most 64 MB,
-# so a search holds a few hundred MB at the most (its partition and sort copies included).
-BLOCK_BYTES = 64 * 2**20
+# Rows scored per call of nearest_neighbours, which scores 1,024 queries at a time: a block of
+# similarities of 64 MB at most. The calls go through the rows, not the queries, because each
+# call normalises the rows it is given again: this way every row once per search.
+GALLERY_ROWS = 16_384
 
 
 class ExactSearch:
@@ -21,14 +22,19 @@ class ExactSearch:
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(Q, D) unit queries -> similarities (Q, k) float32 and indices (Q, k) int64, best
-        first, equal similarities by smaller index; k <= N."""
-        chunk = max(1, BLOCK_BYTES // (4 * len(self.unit)))
-        found = [nearest_neighbours(queries[start:start + chunk], self.unit, k)
-                 for start in range(0, len(queries), chunk)]
-        if not found:
-            return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-        return (np.concatenate([similarities for similarities, _ in found]),
-                np.concatenate([indices for _, indices in found]))
+        first, equal similarities by smaller index; k <= N. Each block of rows gives its own
+        best k, merged with the best so far by (similarity, index): the same order as one
+        search over all rows."""
+        similarities = np.zeros((len(queries), 0), np.float32)
+        indices = np.zeros((len(queries), 0), np.int64)
+        for start in range(0, len(self.unit), GALLERY_ROWS):
+            found, rows = nearest_neighbours(queries, self.unit[start:start + GALLERY_ROWS], k)
+            similarities = np.concatenate([similarities, found], axis=1)
+            indices = np.concatenate([indices, rows + start], axis=1)
+            order = np.lexsort((indices, -similarities), axis=1)[:, :k]
+            similarities = np.take_along_axis(similarities, order, axis=1)
+            indices = np.take_along_axis(indices, order, axis=1)
+        return similarities, indices
 
     def write(self, handle: BinaryIO) -> None:
         """Write the unit rows to an open binary file as one .npy array."""

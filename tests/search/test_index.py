@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from stages.runtime.errors import ConfigError, SlicError
+from stages.search import exact
 from stages.search.calibration import overlap_recall
 from stages.search.index import AUTO_EXACT_LIMIT, SearchIndex, resolved_method
 from tests.search.clustered import clustered_rows
@@ -21,9 +22,13 @@ def brute_force(queries: np.ndarray, gallery: np.ndarray, k: int
     return np.take_along_axis(similarities, order, axis=1)[:, :k], order[:, :k]
 
 
-def test_exact_search_equals_a_brute_force_sort_ties_by_smaller_index() -> None:
+@pytest.mark.parametrize("rows_per_call", [exact.GALLERY_ROWS, 37])
+def test_exact_search_equals_a_brute_force_sort_ties_by_smaller_index(
+        rows_per_call: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # Rows of four entries of +-1/2: unit length as they are, dot products exact multiples of
-    # 1/4, so many similarities tie exactly, also across the k-th place.
+    # 1/4, so many similarities tie exactly, also across the k-th place and across the blocks
+    # of rows searched one after the other (37 rows: 16 blocks, merged).
+    monkeypatch.setattr(exact, "GALLERY_ROWS", rows_per_call)
     rng = np.random.default_rng(0)
     rows = np.zeros((600, 16), np.float32)
     for row in rows:

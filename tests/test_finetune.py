@@ -42,8 +42,11 @@ def test_finetune_resumes_after_sigkill_with_the_same_weights(training_workspace
                             "--resume")
     first = load_checkpoint(tmp_path / "straight" / "finetune" / "checkpoint.pt")["model"]
     second = load_checkpoint(tmp_path / "killed" / "finetune" / "checkpoint.pt")["model"]
+    # Bitwise equal on this machine in every local run; one CI run differed in the last bits
+    # (CPU kernels need not round alike in every process). A resume that lost any state
+    # differs by at least an optimiser step (lr 1e-4 on weights ~1e-2), far above this bound.
     for name, tensor in first.items():
-        assert torch.equal(tensor, second[name]), name
+        torch.testing.assert_close(second[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
     assert resumed["top1"] == straight["top1"]
     results = json.loads((tmp_path / "killed" / "finetune" / "results.json").read_text())
     assert sum(map(sum, results["confusion"])) == 8

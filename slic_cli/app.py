@@ -18,6 +18,7 @@ from slic_cli.console import (
     stdout,
     stop_on_sigterm,
     user_errors,
+    warnings_tables,
 )
 from slic_cli.inspect_view import (
     demo_files_table,
@@ -142,7 +143,8 @@ def _classifier_stage(stage: Any, what: str, *, run: Path | None, checkpoint: Pa
     def tables(summary: dict[str, Any]) -> list:
         return [key_value_table(f"{what} of {summary['random_init'] or summary['encoder']}",
                                 _summary_rows(summary, "per_class", "confusion",
-                                              "class_names"))]
+                                              "class_names", "warnings")),
+                *warnings_tables(summary["warnings"])]
 
     return call, tables
 
@@ -340,8 +342,10 @@ def retrieve_command(
         checkpoint=checkpoint, features=features, cross=cross, out=out, gallery=gallery,
         compute_settings=resolved.compute, random_init=random_init,
         pretrain=resolved.pretrain, random_init_seed=_random_init_seed(resolved, set_)),
-        lambda summary: [key_value_table("retrieve", _summary_rows(summary, "per_class")),
-                         per_class_table(summary["per_class"])],
+        lambda summary: [key_value_table("retrieve",
+                                         _summary_rows(summary, "per_class", "warnings")),
+                         per_class_table(summary["per_class"]),
+                         *warnings_tables(summary["warnings"])],
         config=config, options={
             **_shared(dataset, None, name, split, workspace), "retrieve.ks": k,
             "retrieve.clips": clips, "retrieve.feature": feature,

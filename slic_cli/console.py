@@ -124,6 +124,18 @@ def key_value_table(title: str, rows: dict[str, Any]) -> Table:
     return table
 
 
+def warnings_tables(warnings: list[str]) -> list[Table]:
+    """A table of what makes a stage's figures mean little (a split with classes left out, a
+    handful of test videos), shown beside them; [] when there is nothing to say."""
+    if not warnings:
+        return []
+    table = Table(title="read these figures with care", title_justify="left", show_header=False)
+    table.add_column(style="yellow")
+    for warning in warnings:
+        table.add_row(warning)
+    return [table]
+
+
 def failures_table(failures: list[dict[str, str]], limit: int = 20) -> Table:
     table = Table(title=f"failed videos ({len(failures)})", title_justify="left")
     table.add_column("video")

@@ -40,14 +40,18 @@ DEMO_SMOKE_TEST = ("--quick: a smoke test that every stage runs; at this budget 
 def demo_table(summary: dict[str, Any]) -> Table:
     """slic demo's comparison: one row per metric, SLIC against random init."""
     caption = (DEMO_SMOKE_TEST if summary.get("budget") == "quick" else DEMO_CAPTION)
+    caption += (f"\nslic retrieve --clips {summary['retrieve_clips']} --k 1,5 repeats the R@k "
+                "and reuses their features (its default clips a video give other figures)")
+    caption += "".join(f"\nwarning: {warning}" for warning in summary["warnings"])
     table = Table(title=f"slic demo ({summary['seconds']:.0f} s): SLIC against a randomly "
                         "initialised r3d_tiny, same budget", title_justify="left",
                   caption=caption, caption_justify="left")
-    for column in ("metric", "SLIC", "random init"):
-        table.add_column(column, justify="left" if column == "metric" else "right")
+    for column in ("metric", "SLIC", "random init", "how"):
+        table.add_column(column, justify="right" if column in ("SLIC", "random init")
+                         else "left")
     for row in summary["results"]:
         cells = ["-" if row[k] is None else f"{row[k]:.3f}" for k in ("slic", "random_init")]
-        table.add_row(row["metric"], *cells)
+        table.add_row(row["metric"], *cells, row["how"])
     return table
 
 

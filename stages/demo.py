@@ -76,11 +76,16 @@ class DemoResult:
     seconds: float = 0.0
     reports: list[Path] = field(default_factory=list)  # report.html of SLIC and the baseline
     budget: str = FULL.name  # "quick": a smoke test of the pipeline, its numbers mean nothing
+    retrieve_clips: int = FULL.clips  # clips a video of its R@k (slic retrieve --clips)
+    warnings: list[str] = field(default_factory=list)  # about the split (`split_caveats`)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready summary the CLI prints: `results` (one row per metric, `slic` against
-        `random_init`), `reports`, `stage_seconds` per step and the total `seconds`."""
+        `random_init`, and `how` each is made), `retrieve_clips` (what `slic retrieve --clips`
+        repeats its R@k with), `warnings` (about the split), `reports`, `stage_seconds` per
+        step and the total `seconds`."""
         return {"stage": "demo", "workspace": str(self.workspace), "results": self.rows,
+                "retrieve_clips": self.retrieve_clips, "warnings": self.warnings,
                 "reports": [str(path) for path in self.reports],
                 "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
                 "seconds": round(self.seconds, 3), "budget": self.budget}
@@ -139,7 +144,18 @@ def _evaluate(config: SlicConfig, checkpoint: Path, context: RunContext, clock: 
         context=context, checkpoint=checkpoint, compute_settings=config.compute))
     return {"r1": recall.recall[1], "r5": recall.recall[5],
             "nmi": clustered.quality[0]["nmi"] if clustered.quality else None,
-            "linear_probe_top1": probe.top1}
+            "linear_probe_top1": probe.top1, "warnings": recall.warnings + probe.warnings}
+
+
+def how_made(config: SlicConfig) -> dict[str, str]:
+    """How each of the demo's figures is made (key -> one line), so that a figure of another
+    command can be told apart from it or made the same way."""
+    clips, feature = config.retrieve.clips, config.retrieve.feature
+    return {"r1": f"test against train videos, {clips} clips a video, {feature}",
+            "r5": f"test against train videos, {clips} clips a video, {feature}",
+            "nmi": f"FINCH's finest partition of the train videos ({clips} clips a video)",
+            "linear_probe_top1": (f"cached: {config.linear_probe.train_clips} clips a training "
+                                  f"video, {config.linear_probe.windows} a test video")}
 
 
 def run(config: SlicConfig, workspace: Path, *, quick: bool = False,
@@ -173,8 +189,10 @@ def run(config: SlicConfig, workspace: Path, *, quick: bool = False,
     baseline = _evaluate(config, random_checkpoint, context, stages, "random")
     reports = [stages.timed("report", lambda folder=folder: write_report(folder).path)
                for folder in (trained.run_folder, random_checkpoint.parent)]
-    rows = [{"metric": name, "slic": slic[key], "random_init": baseline[key]}
+    made = how_made(config)
+    rows = [{"metric": name, "slic": slic[key], "random_init": baseline[key], "how": made[key]}
             for name, key in (("R@1", "r1"), ("R@5", "r5"), ("NMI (FINCH finest)", "nmi"),
                               ("linear probe top-1 (cached)", "linear_probe_top1"))]
     return DemoResult(Path(workspace), rows, stages.seconds, time.perf_counter() - clock,
-                      reports, budget.name)
+                      reports, budget.name, retrieve_clips=config.retrieve.clips,
+                      warnings=sorted(set(slic["warnings"])))

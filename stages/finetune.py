@@ -48,17 +48,20 @@ class FinetuneResult:
     seconds: float = 0.0
     class_names: list[str] = field(default_factory=list)
     random_init: RandomInit | None = None
+    made: str = ""  # how: the views of a test video
+    warnings: list[str] = field(default_factory=list)  # about the split (`split_caveats`)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready summary the CLI prints and results.json holds: `folder`, `encoder`,
         `random_init` (what the baseline encoder is; None for a trained one),
         `random_init_seed`, `status`, `top1`, `top5` (shares, 0..1), `best_epoch`,
-        `per_class`, `class_names` (the confusion matrix's rows and columns, in order) and
-        `seconds`."""
+        `made` (how: the clips of a test video), `warnings` (about the split), `per_class`,
+        `class_names` (the confusion matrix's rows and columns, in order) and `seconds`."""
         return {"stage": "finetune", "folder": str(self.folder), "encoder": self.encoder,
                 **baseline_summary(self.random_init), "status": self.status,
                 "top1": round(self.top1, 6), "top5": round(self.top5, 6),
-                "best_epoch": self.best_epoch, "per_class": self.per_class,
+                "best_epoch": self.best_epoch, "made": self.made, "warnings": self.warnings,
+                "per_class": self.per_class,
                 "class_names": self.class_names, "seconds": round(self.seconds, 3)}
 
 
@@ -97,7 +100,10 @@ def run(settings: FinetuneConfig, data: DataConfig, workspace: WorkspaceConfig, 
         result = FinetuneResult(source.folder, source.description, outcome.status,
                                 outcome.top1, outcome.top5, outcome.best_epoch,
                                 outcome.per_class, time.perf_counter() - clock,
-                                outcome.class_names, source.random_init)
+                                outcome.class_names, source.random_init,
+                                warnings=outcome.warnings)
+        result.made = (f"best.pt by validation top-1; a test video's softmax averaged over "
+                       f"{settings.windows} windows x {settings.crops} crops")
         if compute.distribution.is_main:
             write_results(source.folder, result.summary(), outcome.confusion,
                           outcome.class_names,

@@ -24,6 +24,7 @@ import torch
 from stages import __version__
 from stages.clips.fixed_windows import EvaluationClips
 from stages.clips.store import ClipStore
+from stages.datasets.base import split_caveats
 from stages.evaluation.classification import (
     confusion_matrix,
     per_class_accuracy,
@@ -85,20 +86,24 @@ class LinearProbeResult:
     seconds: float = 0.0
     class_names: list[str] = field(default_factory=list)
     random_init: RandomInit | None = None
+    made: str = ""  # how: the protocol and the clips of a training and of a test video
+    warnings: list[str] = field(default_factory=list)  # about the split (`split_caveats`)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready summary the CLI prints and results.json holds: `folder`, `protocol`,
         `encoder`, `random_init` (what the baseline encoder is; None for a trained one),
         `random_init_seed`, `top1`, `top5` (shares, 0..1), `num_train`, `num_test`,
-        `features_reused`, `best_epoch` (None for the cached protocol), `per_class` and
-        `class_names` (the confusion matrix's rows and columns, in order)."""
+        `features_reused`, `best_epoch` (None for the cached protocol), `made` (how: protocol
+        and clips), `warnings` (about the split), `per_class` and `class_names` (the confusion
+        matrix's rows and columns, in order)."""
         return {"stage": "linear-probe", "folder": str(self.folder), "protocol": self.protocol,
                 "encoder": self.encoder, **baseline_summary(self.random_init),
                 "top1": round(self.top1, 6),
                 "top5": round(self.top5, 6), "num_train": self.num_train,
                 "num_test": self.num_test, "features_reused": self.features_reused,
-                "best_epoch": self.best_epoch, "per_class": self.per_class,
-                "class_names": self.class_names, "seconds": round(self.seconds, 3)}
+                "best_epoch": self.best_epoch, "made": self.made, "warnings": self.warnings,
+                "per_class": self.per_class, "class_names": self.class_names,
+                "seconds": round(self.seconds, 3)}
 
 
 def run(settings: LinearProbeConfig, data: DataConfig, workspace: WorkspaceConfig, *,
@@ -150,7 +155,11 @@ def _windows_protocol(settings: LinearProbeConfig, frozen: EncoderSource, split:
                                frozen.description, best_epoch=outcome.best_epoch,
                                seconds=time.perf_counter() - started,
                                class_names=outcome.class_names,
-                               random_init=frozen.random_init)
+                               random_init=frozen.random_init,
+                               made=(f"windows protocol: a random clip a training video an "
+                                     f"epoch; a test video's softmax averaged over "
+                                     f"{settings.windows} windows x {settings.crops} crops"),
+                               warnings=outcome.warnings)
     if compute.distribution.is_main:
         write_results(frozen.folder, result.summary(), outcome.confusion, outcome.class_names,
                       f"linear probe, top-1 {result.top1:.3f}", context)
@@ -180,7 +189,12 @@ def _cached_protocol(settings: LinearProbeConfig, frozen: EncoderSource, split: 
                                int(train.sum() // settings.train_clips), len(test_labels),
                                frozen.description, reused,
                                seconds=time.perf_counter() - started, class_names=names,
-                               random_init=frozen.random_init)
+                               random_init=frozen.random_init,
+                               made=(f"cached protocol: {settings.train_clips} evenly spaced "
+                                     f"clips a training video; a test video's softmax "
+                                     f"averaged over {settings.windows} windows"),
+                               warnings=split_caveats([names[c] for c in stored.labels[train]],
+                                                      [names[c] for c in test_labels], names))
     if compute.distribution.is_main:
         frozen.folder.mkdir(parents=True, exist_ok=True)
         torch.save({"weight": classifier.weight.detach(), "bias": classifier.bias.detach()},

@@ -18,6 +18,7 @@ import numpy as np
 from stages import __version__
 from stages.clips.fixed_windows import EvaluationClips
 from stages.clips.store import ClipStore
+from stages.datasets.base import split_caveats
 from stages.evaluation.gallery import balanced_queries, write_gallery
 from stages.evaluation.random_init import RandomInit, baseline_summary
 from stages.evaluation.recall import per_class_recall
@@ -88,18 +89,22 @@ class RetrieveResult:
     seconds: float = 0.0
     source: dict[str, Any] = field(default_factory=dict)
     random_init: RandomInit | None = None
+    made: str = ""  # how the figures were made: which videos, clips a video, which feature
+    warnings: list[str] = field(default_factory=list)  # what makes them mean little
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready summary the CLI prints: `retrieval`, `features`, `features_reused`,
         `random_init` (what the baseline encoder is; None for a trained one),
-        `random_init_seed`, `num_queries`, `num_gallery`, one `r<k>` per k, `per_class` and
-        `gallery`."""
+        `random_init_seed`, `made` (how: queries, gallery, clips a video, feature),
+        `num_queries`, `num_gallery`, one `r<k>` per k, `warnings` (about the split: classes
+        without test or training videos, a handful of queries), `per_class` and `gallery`."""
         return {"stage": "retrieve", "retrieval": str(self.retrieval),
                 "features": str(self.features) if self.features else None,
                 "features_reused": self.features_reused,
-                **baseline_summary(self.random_init),
+                **baseline_summary(self.random_init), "made": self.made,
                 "num_queries": self.num_queries, "num_gallery": self.num_gallery,
                 **{f"r{k}": round(v, 6) for k, v in self.recall.items()},
+                "warnings": self.warnings,
                 "per_class": self.per_class,
                 "gallery": str(self.gallery) if self.gallery else None,
                 "seconds": round(self.seconds, 3)}
@@ -266,8 +271,21 @@ def _run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig,
     if gallery is not None:
         shown_path = _gallery(Path(gallery), settings, workspace, target, table, ids, queries,
                               gallery_rows, frames if features is None else None)
-    return RetrieveResult(output, features_path, recall, per_class, len(queries),
-                          len(gallery_rows), reused, shown_path, time.perf_counter() - clock)
+    result = RetrieveResult(output, features_path, recall, per_class, len(queries),
+                            len(gallery_rows), reused, shown_path, time.perf_counter() - clock)
+    result.made = _how_made(settings, features, reused)
+    result.warnings = split_caveats([class_names[c] for c in labels[gallery_rows]],
+                                    [class_names[c] for c in labels[queries]], class_names)
+    return result
+
+
+def _how_made(settings: RetrieveConfig, features: Path | None, reused: bool) -> str:
+    """One line on what the R@k figures measure, so that two of them can be compared."""
+    if features is not None:
+        return f"test videos against train videos, features read from {features}"
+    embedded = "reused" if reused else "embedded now"
+    return (f"test videos against train videos, {settings.clips} clips a video averaged, "
+            f"{settings.feature} features ({embedded})")
 
 
 def _check_gallery(gallery: Path | None, inputs: list[Path]) -> None:

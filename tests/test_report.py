@@ -100,6 +100,9 @@ def test_config_provenance_and_curves_are_readable(report):
     _, page = report
     assert "slic pretrain --run-name tiny" in page and "0.1.0" in page
     assert "<pre>" in page and "r3d_tiny" in page and "0.0001" in page  # lr 1e-4 stays legible
+    summary = page.split('<section id="summary">')[1].split("</section>")[0]
+    assert "clips a video" in summary  # how each figure was made
+    assert "NMI of the pseudo-labels, last round (before epoch" in summary
     text = svg_text(page)
     for words in ("recall (share of queries)", "R@1, test queries", "R@5, test queries",
                   "loss (cosine-distance hinge)", "triplet (margin m1)", "clusters (count)",

@@ -34,6 +34,7 @@ def test_recall_equals_a_brute_force_search(tmp_path):
     for k in KS:
         assert abs(result.recall[k] - brute_force_recall(features, labels, split, k)) <= 1e-6
     assert 0.0 < result.recall[1] < result.recall[50] <= 1.0
+    assert result.warnings == [] and str(path) in result.made  # 270 queries, every class
     assert result.retrieval.parent.parent == tmp_path / "retrieval"  # the workspace's
     assert result.retrieval.parent.name.startswith("features-")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["features.npz", "retrieval"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -90,24 +91,36 @@ FEW_TEST_VIDEOS = 10
 
 
 def split_warnings(listing: DatasetListing) -> list[str]:
-    """What about each split would make its figures mean little: classes with no training
-    or no test video, and a test split of only a handful of videos."""
+    """What about each split would make its figures mean little (`split_caveats`), each
+    prefixed with the split's name."""
     found = []
     for position, split in enumerate(listing.split_names):
-        train = {v.class_name for v in listing.videos if v.membership[position] == TRAIN}
-        test = [v for v in listing.videos if v.membership[position] == TEST]
-        tested = {v.class_name for v in test}
-        untrained = sorted(tested - train)
-        untested = sorted({v.class_name for v in listing.videos} - tested)
-        if untrained:
-            found.append(f"split {split}: {len(untrained)} classes have test videos but no "
-                         f"training video, first: {', '.join(untrained[:3])}")
-        if untested and test:
-            found.append(f"split {split}: {len(untested)} of {len(listing.class_names)} "
-                         f"classes have no test video, first: {', '.join(untested[:3])}")
-        if 0 < len(test) < FEW_TEST_VIDEOS:
-            found.append(f"split {split} has only {len(test)} test videos: its R@k and top-1 "
-                         "are a handful of coin flips")
+        train = [v.class_name for v in listing.videos if v.membership[position] == TRAIN]
+        test = [v.class_name for v in listing.videos if v.membership[position] == TEST]
+        found += [f"split {split}: {caveat}" for caveat in
+                  split_caveats(train, test, [v.class_name for v in listing.videos])]
+    return found
+
+
+def split_caveats(train: Sequence[str], test: Sequence[str], classes: Sequence[str]
+                  ) -> list[str]:
+    """What would make R@k or top-1 measured on a split mean little: classes with test videos
+    but no training video, classes with no test video, and a test split of only a handful of
+    videos. `train` and `test` hold the class name of each training and test video, `classes`
+    the classes there are (repeats allowed)."""
+    trained, tested = set(train), set(test)
+    untrained = sorted(tested - trained)
+    untested = sorted(set(classes) - tested)
+    found = []
+    if untrained:
+        found.append(f"{len(untrained)} classes have test videos but no training video, "
+                     f"first: {', '.join(untrained[:3])}")
+    if untested and test:
+        found.append(f"{len(untested)} of {len(set(classes))} classes have no test video, "
+                     f"first: {', '.join(untested[:3])}")
+    if 0 < len(test) < FEW_TEST_VIDEOS:
+        found.append(f"only {len(test)} test videos: R@k and top-1 on them are a handful of "
+                     "coin flips")
     return found
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from stages.datasets.base import split_caveats
 from stages.evaluation.random_init import RandomInit
 from stages.html_report.provenance import Origin, file_origins, folder_baseline, run_origin
 from stages.io.artifacts import (
@@ -88,6 +89,8 @@ class Retrieval:
     folder: Path
     table: RetrievalTable
     frames: Path | None
+    made: str = ""  # how: clips a video and feature, from the features' source
+    warnings: list[str] = field(default_factory=list)  # about the split (`split_caveats`)
 
 
 @dataclass
@@ -184,12 +187,26 @@ def _retrievals(folder: Path) -> list[Retrieval]:
         files = RunFolder(result)
         with open_artifact(files.retrieval, KIND_RETRIEVAL) as h5:
             table = read_retrieval(h5)
-        frames = None
-        if files.features.is_file():
-            source = _features(files.features).source
-            frames = Path(source["frames"]) if "frames" in source else None
-        found.append(Retrieval(result, table, frames if frames and frames.is_file() else None))
+        stored = _features(files.features) if files.features.is_file() else None
+        source = stored.source if stored is not None else {}
+        frames = Path(source["frames"]) if "frames" in source else None
+        made = (f"{source['clips']} clips a video, {source.get('feature', '?')}"
+                if "clips" in source else "features given to retrieve")
+        warnings = _retrieval_caveats(table, stored.class_names if stored is not None else [])
+        found.append(Retrieval(result, table, frames if frames and frames.is_file() else None,
+                               made, warnings))
     return found
+
+
+def _retrieval_caveats(table: RetrievalTable, class_names: list[str] | None) -> list[str]:
+    """`split_caveats` of the queries and gallery of a retrieval, by class name where known."""
+    names = list(class_names or [])
+
+    def name(label: int) -> str:
+        return names[label] if 0 <= label < len(names) else str(label)
+
+    gallery = [name(int(c)) for c in table.gallery_labels]
+    return split_caveats(gallery, [name(int(c)) for c in table.query_labels], gallery)
 
 
 def _evaluations(folder: Path) -> list[Evaluation]:

@@ -56,15 +56,24 @@ def summary(contents: RunContents) -> Section:
                             "final training loss": _last(records, "loss")}
     for retrieval in contents.retrievals:
         for k, value in sorted(retrieval.table.recall.items()):
-            rows[f"R@{k}, {retrieval.folder.name}"] = value
+            rows[f"R@{k}, {retrieval.folder.name} ({retrieval.made})"] = value
+        if retrieval.warnings:
+            rows[f"warnings, {retrieval.folder.name}"] = "; ".join(retrieval.warnings)
     if contents.rounds:
         rows["clusters, final round"] = int(contents.rounds[-1][1].chosen.max()) + 1
-    rows["NMI of the final clusters"] = _last(records, "nmi")
+    clustered = [r for r in records if r.get("nmi") is not None]
+    if clustered:
+        rows[f"NMI of the pseudo-labels, last round (before epoch {clustered[-1]['epoch']}, "
+             "the partition training used)"] = clustered[-1]["nmi"]
     # What needs no labels, so an unlabelled collection's run is summed up too.
     rows["mean pairwise cosine, last measured"] = _last(records, "mean_cosine")
     rows["effective rank, last measured"] = _last(records, "effective_rank")
     for evaluation in contents.evaluations:
-        rows[f"{evaluation.title}: top-1"] = evaluation.results.get("top1")
+        made = evaluation.results.get("made")
+        rows[f"{evaluation.title}: top-1" + (f" ({made})" if made else "")] = (
+            evaluation.results.get("top1"))
+        if evaluation.results.get("warnings"):
+            rows[f"{evaluation.title}: warnings"] = "; ".join(evaluation.results["warnings"])
     return Section("summary", "Summary", key_values(
         {key: value for key, value in rows.items() if value is not None}))
 

@@ -26,6 +26,7 @@ from stages.clips.fixed_windows import EvaluationClips
 from stages.clips.labelled import LabelledClips
 from stages.clips.store import ClipStore
 from stages.clips.triplets import EpochSampler
+from stages.datasets.base import split_caveats
 from stages.evaluation.classification import (
     confusion_matrix,
     draw_confusion,
@@ -109,7 +110,8 @@ class ClassifierRecipe:
 @dataclass
 class ClassifierOutcome:
     """What training and testing a classifier gave: status, test top-1/top-5 of best.pt, its epoch,
-    accuracy per class, video counts, class names and the (C, C) confusion matrix."""
+    accuracy per class, video counts, class names, the (C, C) confusion matrix and what about
+    the split makes the figures mean little."""
 
     status: str
     top1: float
@@ -120,6 +122,7 @@ class ClassifierOutcome:
     num_test: int
     class_names: list[str] = field(default_factory=list)
     confusion: list[list[int]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # about the split (`split_caveats`)
 
 
 class ClassifierTraining:
@@ -269,7 +272,11 @@ def train_classifier(recipe: ClassifierRecipe, source: EncoderSource, split: int
                       source.folder)
     task = ClassifierTraining(recipe, model, store, train, val, source, compute, context)
     with run_folder_lock(source.folder, trainer.is_main):
-        return _train_and_test(task, trainer, test, len(train), resume)
+        outcome = _train_and_test(task, trainer, test, len(train), resume)
+    names = list(store.table.class_names)
+    outcome.warnings = split_caveats([names[c] for c in task.labels[train]],
+                                     [names[c] for c in task.labels[test]], names)
+    return outcome
 
 
 def _train_and_test(task: ClassifierTraining, trainer: Trainer, test: np.ndarray,

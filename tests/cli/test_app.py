@@ -73,20 +73,40 @@ def test_an_unreadable_feature_file_is_one_line(tmp_path, content):
     assert "cannot be read as .npz" in result.stderr
 
 
+def test_figures_of_a_thin_split_come_with_their_warnings(tmp_path):
+    """3 test videos, class 2 never tested: R@k is shown with both warnings beside it."""
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1, 2] * 4 + [0, 1, 0])
+    split = np.array(["train"] * 12 + ["test"] * 3)
+    path = tmp_path / "thin.npz"
+    np.savez(path, features=rng.normal(size=(15, 8)).astype(np.float32), labels=labels,
+             split=split)
+    common = ["retrieve", "--features", str(path), "--workspace", str(tmp_path), "--k", "1"]
+    summary = json.loads(invoke(*common, "--json").stdout)
+    assert any("only 3 test videos" in w for w in summary["warnings"])
+    assert any("1 of 3 classes have no test video, first: 2" in w for w in summary["warnings"])
+    shown = " ".join(invoke(*common).stdout.split())
+    assert "read these figures with care" in shown and "only 3 test videos" in shown
+
+
 def test_the_demo_table_says_which_numbers_are_a_smoke_test() -> None:
     from rich.console import Console
 
     from slic_cli.inspect_view import demo_table
 
-    rows = [{"metric": "R@1", "slic": 0.8, "random_init": 0.3}]
+    rows = [{"metric": "R@1", "slic": 0.8, "random_init": 0.3, "how": "5 clips a video"}]
 
-    def shown(budget: str) -> str:
+    def shown(budget: str, warnings: tuple[str, ...] = ()) -> str:
         console = Console(width=200, record=True)
-        console.print(demo_table({"seconds": 1.0, "results": rows, "budget": budget}))
+        console.print(demo_table({"seconds": 1.0, "results": rows, "budget": budget,
+                                  "retrieve_clips": 5, "warnings": list(warnings)}))
         return " ".join(console.export_text().split())  # the caption wraps at the table
 
     assert "smoke test" in shown("quick") and "smoke test" not in shown("full")
     assert "not the paper's numbers" in shown("full")
+    # How the figures were made, and how to make them again with slic retrieve.
+    assert "5 clips a video" in shown("full") and "slic retrieve --clips 5" in shown("full")
+    assert "warning: only 3 test videos" in shown("full", ("only 3 test videos",))
 
 
 HOSTILE_NAMES = ["[/]", "[bold red]RED[/]", "\x1b[2J\x1b]0;pwned\x07Clear", "Tab\tok"]

@@ -213,7 +213,7 @@ def test_splits_that_leave_classes_out_or_hold_a_handful_of_tests_are_warned(tmp
     touch(tmp_path, *names)
     warnings = " | ".join(list_dataset("folder", tmp_path).warnings)
     assert "classes have no test video" in warnings
-    assert "test videos: its R@k and top-1" in warnings
+    assert "test videos: R@k and top-1 on them" in warnings
     wide = tmp_path / "wide"
     touch(wide, *[f"c{c}/v{i}.mp4" for c in range(4) for i in range(10)])
     assert list_dataset("folder", wide).warnings == []  # 3 of 10 a class tested, 12 in all

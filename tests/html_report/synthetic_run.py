@@ -165,7 +165,7 @@ def make_run_folder(root: Path) -> Path:
     retrieval = run / "retrieval" / "synthetic-projection-0123abcd"
     features = _features(videos, 2)
     _write_features(retrieval / "features.h5", videos, features,
-                    {"frames": str(dataset / "frames.h5")})
+                    {"frames": str(dataset / "frames.h5"), "clips": 10, "feature": "projection"})
     queries = [i for i, v in enumerate(videos) if v["split"] == "test"]
     gallery = [i for i, v in enumerate(videos) if v["split"] == "train"]
     similarities = features[queries] @ features[gallery].T

@@ -145,27 +145,42 @@ def random_init_checkpoint(pretrain: dict[str, Any], workspace: WorkspaceConfig,
 
     It lives in `<dataset folder>/random-init/<name>/` (name: architecture, seed and a tag of
     the settings), beside the compared run's dataset; written once, then reused with the
-    results beside it.
+    results beside it. A `name` given (the demo's) is taken while its encoder has this seed
+    and these settings; another one sits beside it as `<name>-seed<S>-<tag>`.
     """
     seed = baseline_seed(pretrain, like, seed)
     source, folder = pretrain, dataset_folder(workspace, data)
     if like is not None:
         source, folder = _compared_settings(like), dataset_folder_of(like) or folder
     settings = {key: source[key] for key in ENCODER_KEYS}
-    if name is None:
-        tag = hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(),
-                              digest_size=4).hexdigest()
-        name = f"random-{settings['arch']}-seed{seed}-{tag}"
-    path = RunFolder(random_init_folder(folder) / name).best
-    if path.is_file():
-        return path
+    tag = hashlib.blake2b(json.dumps(settings, sort_keys=True).encode(),
+                          digest_size=4).hexdigest()
+    recipe = f"seed{seed}-{tag}"
+    names = [f"random-{settings['arch']}-{recipe}"] if name is None else [name,
+                                                                          f"{name}-{recipe}"]
+    config = {**settings, "seed": seed}
+    for candidate in names:
+        path = RunFolder(random_init_folder(folder) / candidate).best
+        if not path.is_file():
+            break
+        if _saved_config(path) == config:
+            return path
+    else:
+        raise ArtifactError(f"{path} holds another random-init encoder than the one asked for "
+                            f"(seed {seed}, {settings}); remove its folder")
     torch.manual_seed(seed)
     encoder = Encoder(settings["arch"], settings["projection_hidden"],
                       settings["projection_dim"])
     save_checkpoint({"model": encoder.state_dict(), "epoch": -1, "arch": settings["arch"],
-                     "config": {**settings, "seed": seed}, "criterion": "random init",
+                     "config": config, "criterion": "random init",
                      "compared_with": None if like is None else str(like)}, path)
     return path
+
+
+def _saved_config(path: Path) -> Any:
+    """The config a random-init best.pt was saved with (None when it has none)."""
+    saved = read_checkpoint_structure(path)
+    return saved.get("config") if isinstance(saved, dict) else None
 
 
 def random_init_baseline(pretrain: dict[str, Any], workspace: WorkspaceConfig,

@@ -156,6 +156,23 @@ def test_random_init_source_is_seeded_and_has_its_own_folder(tmp_path):
     assert not all(torch.equal(weights[k], different[k]) for k in weights)
 
 
+def test_a_named_random_init_folder_is_reused_only_for_its_own_seed(tmp_path):
+    """The demo names its baseline: asked again with another seed, the old one is kept and
+    the new one sits beside it; asked with the first seed, the first is reused."""
+    workspace = WorkspaceConfig(root=str(tmp_path))
+    pretrain = output_relevant(PretrainConfig(**TINY))
+    first = random_init_checkpoint(pretrain, workspace, DATA, like=None, name="demo", seed=1)
+    before = first.read_bytes()
+    second = random_init_checkpoint(pretrain, workspace, DATA, like=None, name="demo", seed=2)
+    assert first.parent.name == "demo" and second.parent.name.startswith("demo-seed2-")
+    assert first.read_bytes() == before
+    assert load_checkpoint(second)["config"]["seed"] == 2
+    assert random_init_checkpoint(pretrain, workspace, DATA, like=None, name="demo",
+                                  seed=1) == first
+    assert random_init_checkpoint(pretrain, workspace, DATA, like=None, name="demo",
+                                  seed=2) == second
+
+
 def test_random_init_takes_the_settings_of_the_run_it_is_compared_with(tmp_path):
     workspace = WorkspaceConfig(root=str(tmp_path))
     settings = PretrainConfig(**{**TINY, "clip_length": 16, "crop_size": 112}, seed=3)

@@ -384,7 +384,7 @@ def search_command(
         compute_settings=resolved.compute),
         lambda summary: [key_value_table("search", {
             key: summary[key] for key in ("features", "index", "index_outcome",
-                                          "collection_size", "seconds")}),
+                                          "index_recall", "collection_size", "seconds")}),
                          neighbours_table(summary["queries"])],
         config=config, options={
             **_shared(dataset, None, name, split, workspace), "retrieve.clips": clips,

@@ -35,9 +35,8 @@ from stages.runtime.errors import ConfigError
 from stages.runtime.progress import SilentProgress
 from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
 from stages.search.cache import cached_index
+from stages.search.index import IndexDescription
 from stages.training.compute import Compute, computing
-
-INDEX_FILE = "index.slic-index"
 
 
 @dataclass
@@ -52,14 +51,16 @@ class SearchResult:
     queries: list[dict[str, Any]]
     seconds: float
     gallery: Path | None = None
+    index_recall: str = "exact"  # an approximate index's recall@k against exact search
 
     def summary(self) -> dict[str, Any]:
-        """The JSON-ready summary: `features`, `index`, `index_outcome`, `collection_size`,
+        """The JSON-ready summary: `features`, `index`, `index_outcome`, `index_recall` (exact,
+        or an approximate index's calibrated recall@k against exact search), `collection_size`,
         `queries` (each {"query", "neighbours": [{"video_id", "relpath", "similarity"}]}),
         `gallery` (the page written, or None)."""
         return {"stage": "search", "features": str(self.features), "index": str(self.index),
-                "index_outcome": self.index_outcome, "collection_size": self.collection_size,
-                "queries": self.queries,
+                "index_outcome": self.index_outcome, "index_recall": self.index_recall,
+                "collection_size": self.collection_size, "queries": self.queries,
                 "gallery": str(self.gallery) if self.gallery else None,
                 "seconds": round(self.seconds, 3)}
 
@@ -89,20 +90,25 @@ def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig, 
         folder.mkdir(parents=True, exist_ok=True)
         collection, _ = embed_videos(settings, path, frames, data.split,
                                      RunFolder(folder).features, compute, context)
-        cached = cached_index(collection.features, folder / INDEX_FILE, method)
+        index_path = RunFolder(folder).search_index
+        cached = cached_index(collection.features, index_path, method)
         store = ClipStore(frames)
         relpaths = dict(zip((str(v) for v in store.table.columns["video_id"]),
                             (str(p) for p in store.table.columns["relpath"])))
         row_of = {str(v): row for row, v in enumerate(store.table.columns["video_id"])}
         ids = [str(v) for v in collection.video_ids]
+        position = {video_id: row for row, video_id in enumerate(ids)}
+        asked = _query_vectors(queries, ids, collection, settings, path, store, compute,
+                               context, gallery is not None)
+        # One search for every query (one pass over an exact index's collection); one more
+        # neighbour than k, in case a query of the collection finds itself.
+        similarities, rows = cached.index.search(np.stack([q.vector for q in asked]), k + 1)
         found, page = [], []
-        for query in _query_vectors(queries, ids, collection, settings, path, store,
-                                    compute, context, gallery is not None):
-            own = ids.index(query.name) if query.name in ids else -1
-            similarities, rows = cached.index.search(query.vector[None], k + (own >= 0))
+        for query, scores, nearest in zip(asked, similarities, rows):
+            own = position.get(query.name, -1)
             neighbours = [{"video_id": ids[row], "relpath": relpaths.get(ids[row], ""),
                            "similarity": round(float(similarity), 6)}
-                          for similarity, row in zip(similarities[0], rows[0])
+                          for similarity, row in zip(scores, nearest)
                           if row != own and row >= 0][:k]  # -1: fewer were found
             found.append({"query": query.name, "neighbours": neighbours})
             if gallery is not None:
@@ -112,8 +118,18 @@ def run(settings: RetrieveConfig, data: DataConfig, workspace: WorkspaceConfig, 
     if gallery is not None and compute.distribution.is_main:
         write_search_page(Path(gallery), f"slic search: the {k} videos most like each query",
                           page)
-    return SearchResult(RunFolder(folder).features, folder / INDEX_FILE, cached.outcome,
-                        len(ids), found, time.perf_counter() - clock, gallery)
+    return SearchResult(RunFolder(folder).features, index_path, cached.outcome, len(ids),
+                        found, time.perf_counter() - clock, gallery,
+                        index_recall(cached.index.description))
+
+
+def index_recall(description: IndexDescription) -> str:
+    """What an index's answers are worth: "exact", or the recall@k against exact search its
+    calibration measured on rows of the collection held out as queries."""
+    if description.method == "exact":
+        return "exact"
+    return (f"{description.method}: recall@{description.recall_k} {description.recall:.3f} "
+            f"against exact search ({description.recall_queries} held-out rows)")
 
 
 @dataclass(frozen=True)
@@ -131,7 +147,8 @@ def _query_vectors(queries: list[str], ids: list[str], collection: FeatureSet,
                    compute: Compute, context: RunContext, sprites: bool) -> list[Query]:
     """Each query: a collection video's own row, or the features of video files embedded as
     the collection's were (`store`: the collection's frames)."""
-    files = [q for q in queries if q not in ids]
+    known = set(ids)
+    files = [q for q in queries if q not in known]
     missing = [f for f in files if not Path(f).exists()]
     if missing:
         raise ConfigError(f"query {missing[0]} is neither a file, a folder, nor a video id of "
@@ -139,13 +156,16 @@ def _query_vectors(queries: list[str], ids: list[str], collection: FeatureSet,
     embedded = _embed_files(files, settings, checkpoint, store.frames_path, compute, context,
                             sprites) if files else {}
     row_of = {str(v): row for row, v in enumerate(store.table.columns["video_id"])}
+    position = {video_id: row for row, video_id in enumerate(ids)}
     found: list[Query] = []
     for query in queries:
-        if query in ids:
+        if query in position:
             sprite = clip_sprite(store, row_of[query]) if sprites else ""
-            found.append(Query(query, collection.features[ids.index(query)], sprite))
+            found.append(Query(query, collection.features[position[query]], sprite))
         else:
             found.extend(embedded[query])
+    if not found:
+        raise ConfigError(f"the queries ({', '.join(queries[:3])}) hold no video to search with")
     return found
 
 

@@ -64,8 +64,12 @@ def test_a_video_of_the_collection_finds_others_and_the_index_is_reused(
     names = [n["video_id"] for n in first["queries"][0]["neighbours"]]
     assert own not in names and len(names) == 5  # itself left out: the 5 others
     again = search(flat_workspace, trained, own, k=2)
-    assert again["index_outcome"] == "reused"
+    assert again["index_outcome"] == "reused" and again["index_recall"] == "exact"
     assert [n["video_id"] for n in again["queries"][0]["neighbours"]] == names[:2]
+    # Queries searched together (one search call) find what each finds alone.
+    other = search(flat_workspace, trained, names[0], k=2)["queries"][0]
+    together = search(flat_workspace, trained, own, names[0], k=2)["queries"]
+    assert together == [again["queries"][0], other]
 
 
 def test_a_query_that_is_nothing_is_one_line(flat_workspace, trained):  # noqa: F811

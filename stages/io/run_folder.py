@@ -1,7 +1,8 @@
 """The files of a folder slic writes results in, and the only place their names are spelled:
 a pretraining run (config.yaml, checkpoint.pt, best.pt, metrics.jsonl, assignments.h5,
 features.h5, the PNG plots, report.html) and the evaluation folders inside it (features.h5,
-retrieval.h5, results.json, metrics.jsonl and, for fine-tuning, checkpoints). Each is
+retrieval.h5, results.json, metrics.jsonl and, for fine-tuning, checkpoints; slic search's
+index.slic-index). Each is
 written atomically by the main process."""
 
 from __future__ import annotations
@@ -87,6 +88,11 @@ class RunFolder:
     def classifier(self) -> Path:
         """The cached linear probe's classifier weights."""
         return self.path / "classifier.pt"
+
+    @property
+    def search_index(self) -> Path:
+        """index.slic-index: slic search's index of the folder's features.h5."""
+        return self.path / "index.slic-index"
 
     @property
     def confusion(self) -> Path:

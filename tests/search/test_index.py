@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from stages.find_similar import index_recall
 from stages.runtime.errors import ConfigError, SlicError
 from stages.search import exact
 from stages.search.calibration import overlap_recall
@@ -72,6 +73,11 @@ def test_approximate_recall_at_10_against_exact_is_at_least_095(method: str,
     assert described.method == method and described.recall >= 0.97
     if method == "ivf":  # calibration stopped before scanning every list, i.e. approximated
         assert described.parameters["nprobe"] < described.parameters["nlist"]
+    # slic search shows what the calibration measured.
+    shown = index_recall(described)
+    assert shown.startswith(f"{method}: recall@{described.recall_k} {described.recall:.3f}")
+    assert f"({described.recall_queries} held-out rows)" in shown
+    assert index_recall(SearchIndex.build(gallery[:50], "exact").description) == "exact"
 
 
 def test_ivf_is_the_same_for_the_same_rows_and_seed() -> None:

@@ -14,8 +14,9 @@ def partitions_table(summary: dict[str, Any]) -> Table:
     """One row per partition: clusters and, with true labels, their quality scores."""
     status = f" ({summary['status']})" if summary.get("status") == "up to date" else ""
     written = f" -> {summary['output']}" if "output" in summary else ""
+    made = f"\n{summary['made']}" if summary.get("made") else ""
     table = Table(title=f"{summary['num_videos']} videos clustered{status}{written}; "
-                        f"pseudo-labels: {summary['chosen_from']}", title_justify="left")
+                        f"pseudo-labels: {summary['chosen_from']}{made}", title_justify="left")
     columns = ["partition", "clusters", "nmi", "ami", "ari", "purity", "pair FP rate"]
     for column in columns if summary["quality"] else columns[:2]:
         table.add_column(column, justify="right")

@@ -16,6 +16,7 @@ from stages.clustering.metrics import cluster_quality
 from stages.clustering.partitions import cluster_features
 from stages.io.artifacts import (
     KIND_ASSIGNMENTS,
+    KIND_FEATURES,
     Assignments,
     Provenance,
     artifact_fingerprint,
@@ -23,6 +24,7 @@ from stages.io.artifacts import (
     file_checksum,
     open_artifact,
     read_assignments,
+    read_features,
     write_artifact,
     write_assignments,
     write_content_digest,
@@ -48,13 +50,15 @@ class ClusterResult:
     quality: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     status: str = "written"  # or "up to date": the same features and settings made it before
+    made: str = ""  # what was clustered: method, rows, and the features' clips a video
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready summary the CLI prints: `output`, `status`, `num_clusters` (one per
         partition), `chosen_from`, `num_chosen_clusters` and `quality` (one dict per partition, then
-        one for the chosen labels)."""
+        one for the chosen labels) and `made` (what was clustered: method, rows, clips a
+        video)."""
         return {"stage": "cluster", "output": str(self.output), "status": self.status,
-                "num_videos": self.num_videos,
+                "made": self.made, "num_videos": self.num_videos,
                 "num_clusters": self.num_clusters, "chosen_from": self.chosen_from,
                 "num_chosen_clusters": self.num_chosen,
                 "quality": self.quality, "seconds": round(self.seconds, 3)}
@@ -83,8 +87,11 @@ def run(settings: ClusterConfig, features_path: Path, *, out: Path | None = None
     features_checksum = file_checksum(Path(features_path))
     key = fingerprint({"stage": "cluster", "settings": output_relevant(settings),
                        "features": features_checksum})
+    made = _how_made(Path(features_path), settings)
     if not context.force and artifact_fingerprint(output) == key:
-        return _stored_result(output, time.perf_counter() - clock)
+        stored = _stored_result(output, time.perf_counter() - clock)
+        stored.made = made
+        return stored
     found = load_features(Path(features_path))
     if settings.split != "all":
         if found.split is None:
@@ -117,4 +124,18 @@ def run(settings: ClusterConfig, features_path: Path, *, out: Path | None = None
         write_provenance(h5, Provenance(context.command, context.config, __version__, inputs,
                                         started, now()))
     return ClusterResult(output, count, clustering.num_clusters, clustering.chosen_from,
-                         int(chosen.max()) + 1, quality, time.perf_counter() - clock)
+                         int(chosen.max()) + 1, quality, time.perf_counter() - clock,
+                         made=made)
+
+
+def _how_made(features_path: Path, settings: ClusterConfig) -> str:
+    """What the partitions are made from: the method, the rows and, for slic's features.h5,
+    the clips a video and the feature it holds (so that its NMI can be told from another's)."""
+    rows = "every row" if settings.split == "all" else f"the {settings.split} rows"
+    made = f"{settings.method} on {rows} of {features_path.name}"
+    if features_path.suffix == ".h5":
+        with open_artifact(features_path, KIND_FEATURES) as h5:
+            source = read_features(h5).source
+        if "clips" in source:
+            made += f" ({source['clips']} clips a video, {source.get('feature', '?')})"
+    return made

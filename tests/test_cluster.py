@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 
 from stages.cluster import ClusterConfig, run
-from stages.io.artifacts import open_artifact, read_assignments
+from stages.io.artifacts import (
+    KIND_FEATURES,
+    Provenance,
+    StoredFeatures,
+    open_artifact,
+    read_assignments,
+    write_artifact,
+    write_features,
+    write_provenance,
+)
 from stages.runtime.context import RunContext
 from stages.runtime.errors import SlicError
 from tests.clustering.test_finch import blobs
@@ -33,6 +42,23 @@ def test_cluster_writes_every_partition_and_scores(tmp_path):
     assert np.array_equal(stored.chosen, stored.partitions[-1])
     assert stored.video_ids[0] == "v1"
     assert set(result.quality[0]) == {"nmi", "ami", "ari", "purity", "pair_false_positive_rate"}
+    assert result.made == "finch on the train rows of f.npz"
+
+
+def test_the_partitions_say_which_clips_their_features_came_from(tmp_path):
+    """slic's features.h5 names its clips a video: the NMI table says what it measured."""
+    rng = np.random.default_rng(0)
+    stored = StoredFeatures(blobs(7, 60, 8, 3).astype(np.float32),
+                            np.array([f"v{i}" for i in range(60)], dtype=object),
+                            rng.integers(3, size=60), np.array(["train"] * 60, dtype=object),
+                            ["a", "b", "c"], "projection", {"clips": 5, "feature": "projection"})
+    path = tmp_path / "features.h5"
+    with write_artifact(path, KIND_FEATURES, "features") as h5:
+        write_features(h5, stored)
+        write_provenance(h5, Provenance("slic retrieve", {}, "0", [], "a", "b"))
+    result = run(ClusterConfig(split="train"), path)
+    assert result.made == "finch on the train rows of features.h5 (5 clips a video, projection)"
+    assert run(ClusterConfig(split="train"), path).made == result.made  # up to date: the same
 
 
 def test_cluster_is_up_to_date_for_the_same_features_and_settings(tmp_path):

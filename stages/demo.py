@@ -170,7 +170,8 @@ def run(config: SlicConfig, workspace: Path, *, quick: bool = False,
     data, space = config.data, config.workspace
     stages = StageClock()
     stages.timed("make-dataset", lambda: make_dataset.run(config.make_dataset, Path(data.root),
-                                                          context=context))
+                                                          context=context,
+                                                          option="--workspace"))
     stages.timed("extract-frames", lambda: extract_frames.run(config.extract_frames, data, space,
                                                               context=context))
     stages.timed("compute-flow", lambda: compute_flow.run(config.compute_flow, data, space,

@@ -94,19 +94,21 @@ def render_video(settings: MakeDatasetConfig, class_index: int, group: int,
 
 
 def run(settings: MakeDatasetConfig, out: Path, *, kind: str = "synthetic",
-        context: RunContext | None = None) -> MakeDatasetResult:
-    """Write a dataset of `kind` (a key of DATASET_MAKERS) to `out`."""
+        context: RunContext | None = None, option: str = "--out") -> MakeDatasetResult:
+    """Write a dataset of `kind` (a key of DATASET_MAKERS) to `out`; `option` is what the user
+    chose `out` with (the demo's --workspace), for the messages."""
     if kind not in DATASET_MAKERS:
         raise SlicError(f"unknown dataset kind {kind!r}; the choices are "
                         f"{', '.join(DATASET_MAKERS)}")
     return DATASET_MAKERS[kind](settings, Path(out),
-                                (context or RunContext()).running(make_dataset=settings))
+                                (context or RunContext()).running(make_dataset=settings),
+                                option)
 
 
-def write_synthetic(settings: MakeDatasetConfig, out: Path, context: RunContext
-                    ) -> MakeDatasetResult:
+def write_synthetic(settings: MakeDatasetConfig, out: Path, context: RunContext,
+                    option: str = "--out") -> MakeDatasetResult:
     """Write the synthetic dataset to `out` (video files, classInd.txt,
-    trainlist01/testlist01), or find it up to date."""
+    trainlist01/testlist01), or find it up to date; errors say to choose another `option`."""
     if (settings.min_size > settings.max_size or settings.min_seconds > settings.max_seconds
             or settings.min_shot_seconds > settings.max_shot_seconds):
         raise SlicError("make_dataset: min_size/min_seconds/min_shot_seconds must not exceed "
@@ -125,9 +127,9 @@ def write_synthetic(settings: MakeDatasetConfig, out: Path, context: RunContext
     making = result.output / MAKING_MARKER
     if not (marker.is_file() or making.is_file()) and result.output.exists() and (
             not result.output.is_dir() or any(result.output.iterdir())):
-        raise SlicError(f"--out {out} exists and is not a dataset slic made (no {MARKER}); "
+        raise SlicError(f"{out} exists and is not a dataset slic made (no {MARKER}); "
                         "make-dataset writes only into a new or empty folder or its own "
-                        "earlier one: choose another --out")
+                        f"earlier one: choose another {option}")
     marker.unlink(missing_ok=True)
     try:
         result.output.mkdir(parents=True, exist_ok=True)
@@ -135,7 +137,7 @@ def write_synthetic(settings: MakeDatasetConfig, out: Path, context: RunContext
         (result.output / LIST_FOLDER).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise SlicError(
-            f"cannot create {out}: {error.strerror}; choose a writable --out"
+            f"cannot create {out}: {error.strerror}; choose a writable {option}"
         ) from error
     train_lines, test_lines = [], []
     total = settings.num_classes * settings.groups_per_class * settings.clips_per_group
@@ -172,6 +174,7 @@ def _count_lists(result: MakeDatasetResult) -> None:
 
 
 # make-dataset's kinds (runtime.choices.MADE_DATASETS): a name to its writer
-DATASET_MAKERS: dict[str, Callable[[MakeDatasetConfig, Path, RunContext], MakeDatasetResult]] = {
+DATASET_MAKERS: dict[str, Callable[[MakeDatasetConfig, Path, RunContext, str],
+                                   MakeDatasetResult]] = {
     "synthetic": write_synthetic,
 }

@@ -101,8 +101,11 @@ def test_make_dataset_writes_only_into_a_new_empty_or_own_folder(tmp_path):
     tiny = MakeDatasetConfig(num_classes=1, groups_per_class=2, clips_per_group=1,
                              test_groups=1, min_size=32, max_size=32, min_seconds=0.2,
                              max_seconds=0.2)
-    with pytest.raises(SlicError, match="not a dataset slic made"):
+    with pytest.raises(SlicError, match="not a dataset slic made.*choose another --out$"):
         make_dataset(tiny, foreign)
+    # The demo chose the folder with --workspace: its message says so.
+    with pytest.raises(SlicError, match="choose another --workspace$"):
+        make_dataset(tiny, foreign, option="--workspace")
     assert lists.read_text() == "1 ApplyEyeMakeup\n"
     killed = tmp_path / "killed"  # a run stopped after it began: its own folder
     killed.mkdir()

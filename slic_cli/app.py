@@ -100,12 +100,20 @@ def _learning_options(section: str, dataset: str | None, name: str | None,
 
 
 def _video_stage_tables(summary: dict[str, Any]) -> list:
+    """The summary table of a data stage, then its failed and its truncated videos (each
+    truncated one with its note: how many frames it decoded and why it stopped)."""
     rows = {key: summary[key] for key in ("output", "status", "shard", "num_videos", "reused",
                                           "processed", "num_failed", "num_missing",
                                           "num_images", "bytes", "seconds")}
+    rows["truncated"] = summary["num_truncated"]
     tables = [key_value_table(summary["stage"], rows)]
     if summary["failures"]:
         tables.append(failures_table(summary["failures"]))
+    if summary["truncated"]:
+        notes = failures_table([{"relpath": t["relpath"], "reason": t["note"]}
+                                for t in summary["truncated"]])
+        notes.title = f"truncated videos ({len(summary['truncated'])}), kept"
+        tables.append(notes)
     return tables
 
 

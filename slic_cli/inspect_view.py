@@ -163,7 +163,7 @@ def videos_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title=f"videos ({len(rows)})", title_justify="left")
     columns = [c for c in (rows[0] if rows else ["video_id"]) if c not in WIDE_VIDEO_COLUMNS]
     for column in columns:
-        table.add_column(column, justify="left" if column in ("video_id", "class_name",
+        table.add_column(column, justify="left" if column in ("video_id", "class_name", "note",
                                                               "split", "splits") else "right")
     for row in rows:
         table.add_row(*(" ".join(f"{k}:{v}" for k, v in row[c].items())

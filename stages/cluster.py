@@ -33,6 +33,7 @@ from stages.io.artifacts import (
 from stages.io.features import load_features
 from stages.runtime.context import RunContext, fingerprint, now
 from stages.runtime.errors import ConfigError
+from stages.runtime.run_lock import artifact_lock
 from stages.runtime.settings import output_relevant
 from stages.runtime.workspace import assignments_beside
 
@@ -81,9 +82,16 @@ def run(settings: ClusterConfig, features_path: Path, *, out: Path | None = None
     assignments.h5). An output made from the same features and settings is up to date and
     read back (`context.force` redoes it)."""
     context = (context or RunContext()).running(cluster=settings)
-    started, clock = now(), time.perf_counter()
     output = Path(out) if out is not None else assignments_beside(features_path)
     check_output(output, KIND_ASSIGNMENTS, [Path(features_path)])
+    with artifact_lock(output, "cluster"):  # a second writer of `output` is refused
+        return _cluster(settings, Path(features_path), output, context)
+
+
+def _cluster(settings: ClusterConfig, features_path: Path, output: Path,
+             context: RunContext) -> ClusterResult:
+    """`run` once the lock of `output` is held."""
+    started, clock = now(), time.perf_counter()
     features_checksum = file_checksum(Path(features_path))
     key = fingerprint({"stage": "cluster", "settings": output_relevant(settings),
                        "features": features_checksum})

@@ -29,7 +29,7 @@ from stages.io.artifacts import (
 )
 from stages.io.images import encode_image
 from stages.io.staging import EncodedStream, StagingArea, pack_images
-from stages.io.video import StreamInfo, decode_frames, encode_jpeg_frames
+from stages.io.video import StreamInfo, decode_frames, decoding_note, encode_jpeg_frames
 from stages.per_video.jobs import Shard
 from stages.per_video.stage import VideoStageResult, run_video_stage
 from stages.runtime.context import RunContext, fingerprint, now
@@ -55,19 +55,21 @@ def _encoded_frames(path: Path, payload: dict[str, Any], info: StreamInfo) -> li
 
 
 def extract_video(payload: dict[str, Any]) -> tuple[dict[str, EncodedStream], dict[str, Any]]:
-    """Decode one video into encoded frames; raises with the reason if it cannot."""
+    """Decode one video into encoded frames; raises with the reason if it cannot. The meta's
+    `note` says what was wrong with a video kept all the same (a truncated file), else ""."""
     path = Path(payload["path"])
     info = StreamInfo()
     encoded = _encoded_frames(path, payload, info)
+    note = decoding_note(path, len(encoded), info, payload["fps"])
     if len(encoded) < payload["min_frames"]:
         raise ValueError(
             f"too short: {len(encoded)} frames decoded, at least {payload['min_frames']} needed"
-        )
+            + (f" ({note})" if note else ""))
     meta = {
         "frame_count": len(encoded), "fps": payload["fps"] or info.src_fps,
         "src_fps": info.src_fps, "src_width": info.src_width, "src_height": info.src_height,
         "width": info.width, "height": info.height,
-        "file_size": path.stat().st_size, "checksum": file_checksum(path),
+        "file_size": path.stat().st_size, "checksum": file_checksum(path), "note": note,
     }
     return {FRAME_STREAM: pack_images(encoded)}, meta
 

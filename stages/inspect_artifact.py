@@ -39,6 +39,7 @@ from stages.io.artifacts import (
 )
 from stages.io.checkpoint_reader import TensorInfo, read_checkpoint_structure, tensor_counts
 from stages.runtime.errors import ArtifactError, ConfigError
+from stages.runtime.settings import quoted
 
 
 def _describe_videos(h5: ArtifactFile) -> dict[str, Any]:
@@ -152,15 +153,25 @@ def _describe_hdf5(path: Path, videos: bool) -> dict[str, Any]:
         }
 
 
-def _plain(value: Any) -> Any:
-    """A checkpoint value made JSON-able: tensors as their dtype and shape."""
+# How deep a checkpoint's values are shown: slic's own are nested a few levels; a crafted
+# pickle may nest thousands, past what Python (and the JSON writer) can recurse.
+PLAIN_DEPTH = 32
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """A checkpoint value made JSON-able: tensors as their dtype and shape, containers past
+    PLAIN_DEPTH levels as "...", anything else as its short repr."""
     if isinstance(value, TensorInfo):
         return {"tensor": value.dtype, "shape": list(value.shape)}
+    if isinstance(value, (dict, list, tuple)) and depth >= PLAIN_DEPTH:
+        return "..."
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k) if isinstance(k, (str, int, float, bool)) or k is None else quoted(k):
+                _plain(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value if isinstance(value, (str, int, float, bool)) or value is None else repr(value)
+        return [_plain(v, depth + 1) for v in value]
+    return value if isinstance(value, (str, int, float, bool)) or value is None else \
+        quoted(value)
 
 
 def _describe_checkpoint(path: Path) -> dict[str, Any]:
@@ -179,12 +190,11 @@ def _describe_checkpoint(path: Path) -> dict[str, Any]:
     return {
         "path": str(path), "kind": "checkpoint", "file_size": Path(path).stat().st_size,
         "contents": [str(k) for k in saved],
-        "arch": saved.get("arch", config.get("arch")),
-        "epoch": saved.get("epoch"),
-        "criterion": saved.get("criterion"), "value": saved.get("value"),
+        "arch": _plain(saved.get("arch", config.get("arch"))),
+        **{key: _plain(saved.get(key)) for key in ("epoch", "criterion", "value")},
         "resumable": "optimizer" in saved,
-        "compared_with": saved.get("compared_with"),  # a random-init baseline's run
-        "slic_version": saved.get("slic_version"),
+        "compared_with": _plain(saved.get("compared_with")),  # a random-init baseline's run
+        "slic_version": _plain(saved.get("slic_version")),
         **{f"num_{key}": count for key, count in tensor_counts(tensors).items()},
         "parameters_by_part": {part: tensor_counts({k: v for k, v in tensors.items()
                                                     if k.split(".")[0] == part})["parameters"]
@@ -199,13 +209,21 @@ def _describe_checkpoint(path: Path) -> dict[str, Any]:
 def _describe_results(path: Path) -> dict[str, Any]:
     """A stage's results.json (linear probe, fine-tuning): its numbers, as written."""
     try:
-        results = json.loads(Path(path).read_text())
+        results = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ArtifactError(f"{path} is not a readable results.json ({error})") from None
+    except RecursionError:
+        raise ArtifactError(f"{path} is not a results.json: its JSON is nested too deeply "
+                            "to read") from None
     if not isinstance(results, dict) or "stage" not in results:
         raise ArtifactError(f"{path} is JSON but not a slic results file (no 'stage' key)")
-    return {"path": str(path), "kind": "results", "file_size": Path(path).stat().st_size,
-            **results}
+    rows = results.get("per_class") or []
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ArtifactError(f"{path}: 'per_class' is not a list of rows (objects), as slic "
+                            "writes it; it is damaged or was not written by slic")
+    described = {"path": str(path), "kind": "results", "file_size": Path(path).stat().st_size}
+    return {**described, **{key: value for key, value in results.items()
+                            if key not in described}}
 
 
 def describe(path: Path, videos: bool = False) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from stages.datasets.base import (
     scan_videos,
 )
 from stages.runtime.errors import DataError
+from stages.runtime.settings import quoted
 
 # Kinetics evaluates on its validation set: it plays the role of the test split here.
 CSV_ROLES = (("train", TRAIN), ("validate", TEST), ("val", TEST))
@@ -39,15 +40,26 @@ def _annotation_folder(root: Path) -> Path:
 
 
 def _read_rows(csv_file: Path) -> list[dict[str, str]]:
-    with csv_file.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        columns = set(reader.fieldnames or [])
-        if not REQUIRED_COLUMNS <= columns:
-            raise DataError(
-                f"{csv_file} lacks columns {sorted(REQUIRED_COLUMNS - columns)}; expected the "
-                "Kinetics format label,youtube_id,time_start,time_end,split"
-            )
-        return list(reader)
+    """The rows of an annotation CSV, each with every REQUIRED_COLUMNS value."""
+    try:
+        with csv_file.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            columns = set(reader.fieldnames or [])
+            if not REQUIRED_COLUMNS <= columns:
+                raise DataError(
+                    f"{csv_file} lacks columns {sorted(REQUIRED_COLUMNS - columns)}; expected "
+                    "the Kinetics format label,youtube_id,time_start,time_end,split"
+                )
+            rows = list(reader)
+    except UnicodeDecodeError:
+        raise DataError(f"{csv_file} is not UTF-8 text; pass Kinetics' annotation CSV") from None
+    except csv.Error as error:  # a field past csv's size limit, a NUL byte
+        raise DataError(f"{csv_file} is not a readable CSV ({error}); pass Kinetics' "
+                        "annotation CSV") from None
+    short = next((row for row in rows if None in (row[c] for c in REQUIRED_COLUMNS)), None)
+    if short is not None:
+        raise DataError(f"{csv_file}: row {quoted(short)} has fewer fields than the header")
+    return rows
 
 
 def read_kinetics400(root: Path, name: str = "kinetics400") -> DatasetListing:
@@ -67,8 +79,8 @@ def read_kinetics400(root: Path, name: str = "kinetics400") -> DatasetListing:
         for row in _read_rows(csv_file):
             try:
                 clip = clip_stem(row["youtube_id"], row["time_start"], row["time_end"])
-            except ValueError as error:
-                raise DataError(f"{csv_file}: bad time in row {row}") from error
+            except (ValueError, OverflowError) as error:  # not a number, or infinite
+                raise DataError(f"{csv_file}: bad time in row {quoted(row)}") from error
             if clip in on_disk:
                 labelled[on_disk[clip]] = (row["label"].strip(), code)
             else:

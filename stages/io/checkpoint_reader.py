@@ -67,8 +67,12 @@ class _Mark:
 MARK = _Mark()
 
 
-def _pop_to_mark(stack: list[Any]) -> list[Any]:
-    index = len(stack) - 1 - stack[::-1].index(MARK)
+def _pop_to_mark(stack: list[Any], marks: list[int]) -> list[Any]:
+    """Pop the items above the last MARK, and the MARK. `marks` holds the MARKs' places, so
+    that a pickle of many marks costs no search of the stack for each (quadratic time)."""
+    index = marks.pop()
+    if index >= len(stack) or stack[index] is not MARK:
+        raise ValueError("the pickle pops a MARK as a value")
     items = stack[index + 1:]
     del stack[index:]
     return items
@@ -107,6 +111,7 @@ CONSTANT_OPCODES = {"NONE": lambda: None, "NEWTRUE": lambda: True, "NEWFALSE": l
 def read_pickle_structure(data: bytes) -> Any:
     """The object a pickle describes, built from plain values only (see the module text)."""
     stack: list[Any] = []
+    marks: list[int] = []
     memo: dict[int, Any] = {}
     for op, argument, _ in pickletools.genops(data):
         name = op.name
@@ -117,6 +122,7 @@ def read_pickle_structure(data: bytes) -> Any:
         elif name in {"PROTO", "FRAME"}:
             continue
         elif name == "MARK":
+            marks.append(len(stack))
             stack.append(MARK)
         elif name in {"BINPUT", "LONG_BINPUT", "PUT"}:
             memo[int(argument)] = stack[-1]
@@ -135,27 +141,27 @@ def read_pickle_structure(data: bytes) -> Any:
             del stack[-size:]
             stack.append(items)
         elif name == "TUPLE":
-            stack.append(tuple(_pop_to_mark(stack)))
+            stack.append(tuple(_pop_to_mark(stack, marks)))
         elif name == "LIST":
-            stack.append(_pop_to_mark(stack))
+            stack.append(_pop_to_mark(stack, marks))
         elif name == "DICT":
-            items = _pop_to_mark(stack)
+            items = _pop_to_mark(stack, marks)
             stack.append(dict(zip(items[::2], items[1::2])))
         elif name == "APPEND":
             item = stack.pop()
             stack[-1].append(item)
         elif name == "APPENDS":
-            items = _pop_to_mark(stack)
+            items = _pop_to_mark(stack, marks)
             stack[-1].extend(items)
         elif name == "SETITEM":
             item_value, key = stack.pop(), stack.pop()
             _set_item(stack[-1], key, item_value)
         elif name == "SETITEMS":
-            items = _pop_to_mark(stack)
+            items = _pop_to_mark(stack, marks)
             for key, item_value in zip(items[::2], items[1::2]):
                 _set_item(stack[-1], key, item_value)
         elif name == "ADDITEMS":
-            items = _pop_to_mark(stack)
+            items = _pop_to_mark(stack, marks)
             stack[-1].update(items)
         elif name == "REDUCE":
             arguments, function = stack.pop(), stack.pop()
@@ -170,7 +176,7 @@ def read_pickle_structure(data: bytes) -> Any:
         elif name == "POP":
             stack.pop()
         elif name == "POP_MARK":
-            _pop_to_mark(stack)
+            _pop_to_mark(stack, marks)
         elif name == "DUP":
             stack.append(stack[-1])
         elif name == "STOP":
@@ -199,7 +205,8 @@ def read_checkpoint_structure(path: Path) -> Any:
                 raise ArtifactError(f"{path} is a zip archive without data.pkl: not a torch "
                                     "checkpoint")
             data = read_member(path, archive, pickles[0])
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as error:
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError,
+            RuntimeError) as error:  # NotImplementedError, RuntimeError: a method, a flag
         raise ArtifactError(f"{path} is not a torch checkpoint (a zip archive written by "
                             f"torch.save): {error}") from None
     try:
@@ -207,6 +214,9 @@ def read_checkpoint_structure(path: Path) -> Any:
     except (ValueError, IndexError, KeyError, TypeError, AttributeError) as error:
         raise ArtifactError(f"cannot read the structure of {path} without unpickling it "
                             f"({error})") from None
+    except RecursionError:  # a key nested thousands deep: hashing it recurses
+        raise ArtifactError(f"cannot read the structure of {path} without unpickling it "
+                            "(values nested too deeply)") from None
 
 
 def tensor_counts(state: dict[str, Any]) -> dict[str, int]:

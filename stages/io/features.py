@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,7 +98,8 @@ def check_npz(path: Path) -> None:
                 if declared is not None and declared > member.file_size:
                     raise unsafe(f"array {member.filename!r} declares {declared} bytes in a "
                                  f"member of {member.file_size}")
-    except (zipfile.BadZipFile, EOFError) as error:
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, NotImplementedError,
+            RuntimeError) as error:  # a bad offset, bad deflate data, method or flags
         raise unsafe(f"a damaged zip archive ({error})") from None
 
 
@@ -134,13 +136,18 @@ def load_features(path: Path) -> FeatureSet:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error,
+            NotImplementedError, RuntimeError) as error:
         reason = str(error).splitlines()[0] if str(error) else "empty or truncated file"
         raise ArtifactError(f"{path} cannot be read as .npz of plain arrays ({reason}); save "
                             "numbers and strings with numpy.savez, no Python objects") from None
     if "features" not in arrays:
         raise ArtifactError(f"{path} has no array 'features' (it has: "
                             f"{', '.join(arrays) or 'nothing'})")
+    for name in ("labels", "split", "video_ids", "class_names"):
+        if name in arrays and arrays[name].ndim != 1:
+            raise ArtifactError(f"{path}: array '{name}' must be 1-D (one entry a video, or a "
+                                f"class), got shape {arrays[name].shape}")
     labels = arrays.get("labels")
     if labels is not None and labels.dtype.kind == "f" and np.isfinite(labels).all() and (
             labels == np.round(labels)).all():
@@ -153,8 +160,10 @@ def load_features(path: Path) -> FeatureSet:
                                     "; map class names to 0..C-1 and store the names as "
                                     "'class_names'" if name == "labels" else ""))
     class_names = arrays.get("class_names")
+    with np.errstate(over="ignore"):  # past float32's range: Inf, which _check refuses
+        features = np.asarray(arrays["features"], dtype=np.float32)
     found = FeatureSet(
-        features=np.asarray(arrays["features"], dtype=np.float32),
+        features=features,
         labels=arrays.get("labels"), split=arrays.get("split"),
         video_ids=arrays.get("video_ids"),
         class_names=None if class_names is None else [str(c) for c in class_names],

@@ -4,6 +4,7 @@ into one line that names the path and the space needed."""
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 from pathlib import Path
 
@@ -44,6 +45,24 @@ def disk_full_cause(error: BaseException) -> OSError | None:
             return current
         current = current.__cause__ or current.__context__
     return None
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether `error` or a cause in its chain reports a full device: an OSError of
+    DISK_FULL_ERRNOS, or a native library's error (HDF5's RuntimeError) that quotes one in its
+    message ("errno = 28", "No space left on device")."""
+    if disk_full_cause(error) is not None:
+        return True
+    quoted = [f"errno = {code}" for code in DISK_FULL_ERRNOS]
+    quoted += [os.strerror(code) for code in DISK_FULL_ERRNOS]
+    current: BaseException | None = error
+    for _ in range(16):  # a chain is short; a cycle is not followed forever
+        if current is None:
+            return False
+        if any(text in str(current) for text in quoted):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def disk_full_message(error: OSError, fallback: Path | None = None) -> str:

@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,12 +105,39 @@ class StagingArea:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def size_bytes(self) -> int:
-        """Bytes of the finished parts: about what the merged artifact will take."""
-        if not self.folder.is_dir():
-            return 0
-        return sum(part.stat().st_size for part in self.folder.glob("*.npz"))
+    def contents(self) -> tuple[dict[str, tuple[int, int]], int]:
+        """What the finished parts hold, read from their arrays' headers only: stream name ->
+        (bytes of encoded images, number of images), and the bytes of their metadata."""
+        streams: dict[str, tuple[int, int]] = {}
+        meta_bytes = 0
+        parts = self.folder.glob("*.npz") if self.folder.is_dir() else []
+        for part in parts:
+            for key, count in _array_lengths(part).items():
+                name, _, role = key.partition(".")
+                data_bytes, num_images = streams.get(name, (0, 0))
+                if role == "data":
+                    streams[name] = (data_bytes + count, num_images)
+                elif role == "offsets":
+                    streams[name] = (data_bytes, num_images + count - 1)
+                else:
+                    meta_bytes += count
+        return streams, meta_bytes
 
     def clear(self) -> None:
         """Delete the output's whole parts folder, the parts of every fingerprint included."""
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _array_lengths(part: Path) -> dict[str, int]:
+    """Array name -> length (first dimension) of each one-dimensional array of a part, read
+    from the .npy headers in the zip without loading the arrays."""
+    lengths = {}
+    with zipfile.ZipFile(part) as archive:
+        for member in archive.infolist():
+            with archive.open(member) as handle:
+                version = np.lib.format.read_magic(handle)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, _ = read_header(handle)
+            lengths[member.filename.removesuffix(".npy")] = int(np.prod(shape))
+    return lengths

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,18 @@ from stages.runtime.errors import RetryableFailure, SlicError
 
 _DIMS = re.compile(r", (\d+)x(\d+)")
 _FPS = re.compile(r"([\d.]+)(k?) (?:fps|tbr)")
+_DURATION = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
+_LOG_PREFIX = re.compile(r"^(?:\[[^\]]*\]\s*)+")  # "[in#0/avi @ 0x5585...] " before a message
+# Words of ffmpeg's log lines that report damaged or missing data while decoding.
+_PROBLEM_WORDS = ("error", "corrupt", "invalid", "partial file", "damaged", "prematurely",
+                  "truncat", "incomplete")
+# Lines of ffmpeg's log that describe the streams, never a problem (a file name may hold
+# "error").
+_DESCRIPTION_LINES = ("Input #", "Output #", "Stream mapping", "frame=", "Press [q]")
+# A video decoding to fewer frames than its container declares, by more than this many frames
+# or this fraction of them, is noted as truncated (frame counts from durations are approximate).
+SHORTFALL_FRAMES = 2
+SHORTFALL_FRACTION = 0.05
 
 
 @lru_cache(maxsize=1)
@@ -53,13 +65,30 @@ class DecoderInterrupted(RetryableFailure):
 
 @dataclass
 class StreamInfo:
-    """Sizes and frame rate of a decoded stream: the source's and the output's."""
+    """Sizes and frame rate of a decoded stream: the source's and the output's; the duration
+    the container declares (seconds, 0.0 unknown) and the problems ffmpeg reported while
+    decoding (its log lines, in order, without their "[component @ address]" prefix)."""
 
     src_width: int = 0
     src_height: int = 0
     src_fps: float = 0.0
     width: int = 0
     height: int = 0
+    duration: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+
+def _parse_duration(line: str) -> float:
+    match = _DURATION.search(line)
+    return int(match[1]) * 3600 + int(match[2]) * 60 + float(match[3]) if match else 0.0
+
+
+def _problem(line: str) -> str | None:
+    """The message of a log line that reports damaged or missing data, else None."""
+    if not line or line[0].isspace() or line.startswith(_DESCRIPTION_LINES):
+        return None
+    message = _LOG_PREFIX.sub("", line).strip()
+    return message if any(w in message.lower() for w in _PROBLEM_WORDS) else None
 
 
 def _parse_fps(line: str) -> float:
@@ -109,6 +138,10 @@ class _StderrWatcher(threading.Thread):
             self.lines.append(line)
             if line.startswith("Output #0"):
                 in_output = True
+            elif not in_output and not self.info.duration and "Duration:" in line:
+                self.info.duration = _parse_duration(line)
+            elif (problem := _problem(line)) is not None:
+                self.info.problems.append(problem)
             elif "Stream #" in line and "Video:" in line and (dims := _DIMS.search(line)):
                 if in_output:
                     self.info.width, self.info.height = int(dims[1]), int(dims[2])
@@ -221,8 +254,9 @@ def decode_frames(
 
     The short side is resized to `short_side` (None keeps the size), the rate resampled to `fps`
     (None keeps every decoded frame, each once). `info`, when given, is filled with the source
-    and output sizes before the first frame. Raises VideoDecodeError when ffmpeg fails or
-    takes longer than `timeout` seconds.
+    and output sizes before the first frame, and with the problems ffmpeg reported once the
+    video is read to its end. Raises VideoDecodeError when ffmpeg fails or takes longer than
+    `timeout` seconds.
     """
     process, watcher, deadline = _start_decoder(
         path, short_side, fps, {"format": "rawvideo", "pix_fmt": "rgb24"}, timeout)
@@ -242,6 +276,52 @@ def decode_frames(
         completed = True
     finally:
         _finish(process, watcher, completed, deadline)
+    if info is not None:  # again: the problems are known once the log is read to its end
+        info.__dict__.update(watcher.info.__dict__)
+
+
+def _avi_header(path: Path) -> tuple[int, float] | None:
+    """(frames, seconds) an AVI file's main header declares, or None for another file. A cut
+    AVI loses its index, and ffmpeg then estimates its duration from its size: the header's
+    frame count still says how long it was."""
+    with open(path, "rb") as handle:
+        head = handle.read(56)
+    if len(head) < 56 or head[:4] != b"RIFF" or head[8:12] != b"AVI " or head[24:28] != b"avih":
+        return None
+    micro_seconds = int.from_bytes(head[32:36], "little")
+    frames = int.from_bytes(head[48:52], "little")
+    return frames, frames * micro_seconds / 1e6
+
+
+def declared_frames(path: Path, info: StreamInfo, fps: float | None) -> float:
+    """How many frames the container of `path` declares at the output rate `fps` (None: the
+    source's), from an AVI's header or else the duration times the rate; 0.0 when unknown."""
+    avi = _avi_header(path)
+    if avi is not None:
+        frames, seconds = avi
+        return seconds * fps if fps else float(frames)
+    return info.duration * (fps or info.src_fps)
+
+
+def decoding_note(path: Path, decoded: int, info: StreamInfo, fps: float | None) -> str:
+    """What to record of a video kept with `decoded` frames, "" when nothing: that it decoded
+    short of what its container declares (beyond SHORTFALL_FRAMES and SHORTFALL_FRACTION) and
+    why ffmpeg stopped, or the first problem ffmpeg reported while decoding. `info` is the
+    video's, filled by `decode_frames` or `encode_jpeg_frames`."""
+    expected = declared_frames(path, info, fps)
+    short = expected - decoded > max(SHORTFALL_FRAMES, SHORTFALL_FRACTION * expected)
+    if not short and not info.problems:
+        return ""
+    counted = f"decoded {decoded} of ~{round(expected)} frames" if expected else (
+        f"decoded {decoded} frames")
+    more = len(info.problems) - 1
+    reported = (f"{info.problems[0]!r}" + (f" and {more} more problems" if more else "")
+                if info.problems else "")
+    if not short:
+        return f"{counted}; ffmpeg reported {reported}"
+    if reported:
+        return f"{counted}: ffmpeg stopped with {reported}"
+    return f"{counted}: the file ends early (ffmpeg reported no error)"
 
 
 def split_jpeg_stream(buffer: bytes | bytearray) -> tuple[list[bytes], int]:

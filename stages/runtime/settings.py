@@ -163,8 +163,9 @@ def build_section(section_name: str, cls: type, raw: dict[str, Any]) -> Any:
     for key in raw:
         if key not in fields:
             known = ", ".join(fields)
+            shown = quoted(key)[1:-1] if isinstance(key, str) else quoted(key)  # \n as \\n
             raise ConfigError(
-                f"unknown config key {section_name}.{key} (keys of {section_name}: {known})"
+                f"unknown config key {section_name}.{shown} (keys of {section_name}: {known})"
             )
     values = {
         name: coerce_value(f"{section_name}.{name}", raw[name], hints[name], dict(f.metadata))

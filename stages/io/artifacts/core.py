@@ -17,21 +17,24 @@ Layout of a video artifact (frames.h5, flow.h5):
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import h5py
 import numpy as np
 
-from stages.io.artifacts.safety import unsafe_content
+from stages.io.artifacts.safety import unsafe_attributes, unsafe_content
+from stages.io.space import disk_full_message, free_bytes, is_disk_full
 from stages.io.temporaries import remove_stale_temporaries, temporary_for
-from stages.runtime.errors import ArtifactError
+from stages.runtime.errors import ArtifactError, DiskFull
 
 SCHEMA_VERSION = 1
 KIND_FRAMES, KIND_FLOW = "frames", "flow"
@@ -39,6 +42,26 @@ STRING = h5py.string_dtype("utf-8")
 FRAME_STREAM = "images"  # frames.h5: the RGB frames, one image stream
 FLOW_STREAMS = {"u": "flow_u", "v": "flow_v"}  # flow.h5: a flow channel -> its image stream
 ArtifactFile = h5py.File  # an open artifact, as open_artifact and reopen_artifact return it
+# What h5py raises for what HDF5 cannot decode of a damaged file (it maps HDF5's errors onto
+# these builtins).
+HDF5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError)
+Read = TypeVar("Read", bound=Callable[..., Any])
+
+
+def damage_is_artifact_error(read: Read) -> Read:
+    """`read`, a reader of an artifact `open_artifact` has checked (its first argument the
+    file or a group of it), with what HDF5 cannot read of the file's data (a damaged chunk or
+    heap) raised as a one-line ArtifactError naming the file."""
+    @functools.wraps(read)
+    def checked(h5: h5py.Group, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return read(h5, *args, **kwargs)
+        except HDF5_ERRORS as error:
+            reason = (str(error).splitlines() or [type(error).__name__])[0]
+            raise ArtifactError(f"{h5.file.filename} is damaged: {read.__name__} failed "
+                                f"({reason}); make it again") from None
+
+    return checked  # type: ignore[return-value]
 
 # Column name -> dtype of the per-video index table.
 VIDEO_COLUMNS: dict[str, Any] = {
@@ -58,7 +81,29 @@ VIDEO_COLUMNS: dict[str, Any] = {
     "first_image": np.int64,
     "num_images": np.int32,
 }
+# Columns of the index that artifacts written before them lack (read as their empty value):
+# note, what a stage noted of a video it kept ("" for most), such as a truncated file's
+# "decoded 37 of ~120 frames: ffmpeg stopped with ...".
+OPTIONAL_COLUMNS: dict[str, Any] = {"note": STRING}
 FAILURE_COLUMNS = ("video_id", "relpath", "reason")
+# Chunks of an image stream: its data in 1 MiB, its offsets in 16384 int64s (128 KiB). HDF5
+# allocates whole chunks, so each stream's last chunks take their full size on disk.
+DATA_CHUNK = 1 << 20
+OFFSETS_CHUNK = 1 << 14
+# What a video artifact holds beside its streams' chunks, for the space it needs: per video,
+# its index row (variable-length strings sit in a heap, 16 bytes of reference and 16 of header
+# each) and a failure's reason; per chunk, its entry in the chunk index (a B-tree); per file,
+# superblock, object headers, provenance and failures lists.
+ROW_BYTES = 1 << 10
+CHUNK_INDEX_BYTES = 64
+FILE_BYTES = 1 << 20
+# HDF5's chunk cache of each dataset of a file being written (its default, 8 MiB from HDF5
+# 2.0, would hold a stream's last 8 MiB in memory until the file closes), and the free space
+# an image stream keeps beyond each append: the dirty chunks of both flow streams' data and
+# offsets and the metadata written at close. HDF5 2.0 can crash the process when one of its
+# own writes fails for want of space, so the writer stops before that can happen.
+WRITE_CACHE = 2 * DATA_CHUNK
+APPEND_MARGIN = 4 * WRITE_CACHE + (1 << 20)
 
 
 def file_checksum(path: Path, chunk: int = 1 << 20) -> str:
@@ -72,7 +117,8 @@ def file_checksum(path: Path, chunk: int = 1 << 20) -> str:
 
 @dataclass
 class VideoTable:
-    """The per-video index of an artifact: one numpy array per VIDEO_COLUMNS name, length N."""
+    """The per-video index of an artifact: one numpy array per VIDEO_COLUMNS and
+    OPTIONAL_COLUMNS name, length N."""
 
     columns: dict[str, np.ndarray]
     class_names: list[str]
@@ -92,13 +138,16 @@ class VideoTable:
         cls, rows: list[dict[str, Any]], class_names: list[str], split_names: list[str],
         splits: list[tuple[int, ...]],
     ) -> VideoTable:
-        """A table from one dict per video (every VIDEO_COLUMNS key) and each video's split codes,
-        one per split name (0 unused, 1 train, 2 test)."""
+        """A table from one dict per video (every VIDEO_COLUMNS key; an OPTIONAL_COLUMNS key
+        left out is "") and each video's split codes, one per split name (0 unused, 1 train,
+        2 test)."""
         columns = {
             name: np.array([row[name] for row in rows],
                            dtype=object if dtype is STRING else dtype)
             for name, dtype in VIDEO_COLUMNS.items()
         }
+        columns.update({name: np.array([row.get(name, "") for row in rows], dtype=object)
+                        for name in OPTIONAL_COLUMNS})
         matrix = np.array(splits, dtype=np.int8).reshape(len(rows), len(split_names))
         return cls(columns, class_names, split_names, matrix)
 
@@ -119,9 +168,9 @@ class ImageStreamWriter:
         group = h5.create_group(name)
         group.attrs["codec"], group.attrs["channels"] = codec, channels
         self.data = group.create_dataset("data", (0,), np.uint8, maxshape=(None,),
-                                         chunks=(1 << 20,))
+                                         chunks=(DATA_CHUNK,))
         self.offsets = group.create_dataset("offsets", (1,), np.int64, maxshape=(None,),
-                                            chunks=(1 << 14,), data=[0])
+                                            chunks=(OFFSETS_CHUNK,), data=[0])
         self.digest = digest
         self.num_images = 0
 
@@ -132,6 +181,7 @@ class ImageStreamWriter:
         """
         first, start = self.num_images, int(self.offsets[-1])
         size, count = len(data), len(offsets) - 1
+        self._require_space(start, size)
         self.data.resize((start + size,))
         self.data[start:] = data
         self.offsets.resize((first + count + 1,))
@@ -140,6 +190,30 @@ class ImageStreamWriter:
         self.digest.update(offsets.astype(np.int64).tobytes())
         self.num_images += count
         return first
+
+    def _require_space(self, start: int, size: int) -> None:
+        """Raise OSError(ENOSPC) naming the file, before HDF5 writes, unless the chunks that
+        appending `size` bytes at byte `start` allocates fit with APPEND_MARGIN to spare."""
+        new_chunks = -(-(start + size) // DATA_CHUNK) - -(-start // DATA_CHUNK)
+        path = self.data.file.filename
+        if free_bytes(Path(path)) < new_chunks * DATA_CHUNK + APPEND_MARGIN:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+
+def video_artifact_space(streams: dict[str, tuple[int, int]], num_videos: int,
+                         text_bytes: int = 0) -> int:
+    """The free bytes writing a video artifact needs: APPEND_MARGIN plus an upper bound of the
+    file's size, for image streams holding name -> (bytes of encoded images, number of
+    images) and `num_videos` videos whose metadata is `text_bytes` of text: each stream's data
+    and offsets rounded up to whole chunks, plus the index, chunk index and file overhead
+    (ROW_BYTES, CHUNK_INDEX_BYTES, FILE_BYTES)."""
+    total = APPEND_MARGIN + FILE_BYTES + num_videos * ROW_BYTES + 2 * text_bytes
+    for data_bytes, num_images in streams.values():
+        data_chunks = -(-data_bytes // DATA_CHUNK)  # rounded up
+        offsets_chunks = -(-(num_images + 1) // OFFSETS_CHUNK)
+        total += data_chunks * DATA_CHUNK + offsets_chunks * OFFSETS_CHUNK * 8
+        total += (data_chunks + offsets_chunks) * CHUNK_INDEX_BYTES
+    return total
 
 
 @dataclass
@@ -160,7 +234,7 @@ def _create_file(path: Path) -> h5py.File:
     filename (HDF5's internals are in its message): re-raised naming `path`, so a read-only or
     forbidden folder is one line that names it."""
     try:
-        return h5py.File(path, "w")
+        return h5py.File(path, "w", rdcc_nbytes=WRITE_CACHE)
     except OSError as error:
         if error.errno is None or error.filename is not None:
             raise
@@ -172,7 +246,9 @@ def write_artifact(path: Path, kind: str, fingerprint: str) -> Iterator[h5py.Fil
     """Open a new artifact for writing; it appears at `path` only if the block succeeds.
 
     The file is written beside `path` under a temporary name and renamed into place, so no
-    reader ever sees a half-written artifact.
+    reader ever sees a half-written artifact. A device found full midway (an OSError, or
+    HDF5's RuntimeError quoting ENOSPC) is DiskFull, one line naming the temporary beside
+    `path`; the temporary is removed and whatever the block read from is left alone.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
@@ -185,6 +261,11 @@ def write_artifact(path: Path, kind: str, fingerprint: str) -> Iterator[h5py.Fil
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except (OSError, RuntimeError) as error:
+        if not is_disk_full(error):
+            raise
+        full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(temporary))
+        raise DiskFull(disk_full_message(full)) from None
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -225,12 +306,16 @@ def write_provenance(h5: h5py.File, provenance: Provenance) -> None:
 
 
 def write_video_table(h5: h5py.File, table: VideoTable) -> None:
-    """Write `/classes/name`, one `/videos/<col>` per VIDEO_COLUMNS entry in its dtype, and
-    `/videos/splits` (N, S) int8 with the split names in its attrs."""
+    """Write `/classes/name`, one `/videos/<col>` per VIDEO_COLUMNS and OPTIONAL_COLUMNS entry
+    in its dtype (an optional one the table lacks as ""), and `/videos/splits` (N, S) int8 with
+    the split names in its attrs."""
     h5.create_dataset("classes/name", data=np.array(table.class_names, dtype=object),
                       dtype=STRING)
     for name, dtype in VIDEO_COLUMNS.items():
         h5.create_dataset(f"videos/{name}", data=table.columns[name], dtype=dtype)
+    for name, dtype in OPTIONAL_COLUMNS.items():
+        values = table.columns.get(name, np.full(len(table), "", dtype=object))
+        h5.create_dataset(f"videos/{name}", data=values, shape=(len(table),), dtype=dtype)
     splits = h5.create_dataset("videos/splits", data=table.splits)
     splits.attrs["names"] = np.array(table.split_names, dtype=object)
 
@@ -274,31 +359,50 @@ def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
         h5 = h5py.File(path, "r")
     except OSError as error:
         raise ArtifactError(f"{path} is not an HDF5 file or is damaged ({error})") from error
-    found = h5.attrs.get("kind")
-    version = h5.attrs.get("schema_version")
-    if found is None or version is None:
+    try:
+        _check_opened(h5, path, kind)
+    except ArtifactError:
         h5.close()
+        raise
+    except HDF5_ERRORS as error:  # what HDF5 cannot decode of a damaged file's headers
+        h5.close()
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise ArtifactError(f"{path} is a damaged artifact ({reason}); make it again") from None
+    return h5
+
+
+def _check_opened(h5: h5py.File, path: Path, kind: str | None) -> None:
+    """The checks of `open_artifact` on the open file: its root attributes' declared sizes
+    before any is read, kind, schema version, `safety`, required members, `schema`."""
+    from stages.io.artifacts.schema import LayoutProblem, attribute, layout_problem
+
+    size = path.stat().st_size
+    unsafe = unsafe_attributes(h5, size)
+    if unsafe is None and ("kind" not in h5.attrs or "schema_version" not in h5.attrs):
         raise ArtifactError(f"{path} is an HDF5 file but not a slic artifact (no 'kind' attr)")
-    if kind is not None and found != kind:
-        h5.close()
-        raise ArtifactError(f"{path} is a {found} artifact, but a {kind} artifact is needed")
-    if int(version) > SCHEMA_VERSION:
-        h5.close()
-        raise ArtifactError(
-            f"{path} has schema version {int(version)}, newer than this slic reads "
-            f"({SCHEMA_VERSION}); upgrade slic"
-        )
-    unsafe = unsafe_content(h5, path.stat().st_size)
+    try:
+        found, version = attribute(h5, "kind", str), attribute(h5, "schema_version", int)
+    except LayoutProblem as problem:
+        unsafe = unsafe or str(problem)
     if unsafe is not None:
-        h5.close()
         raise ArtifactError(f"{path} is a damaged or unsafe artifact: {unsafe} (make it again)")
-    missing = [name for name in _REQUIRED.get(str(found), ()) if name not in h5]
+    if kind is not None and found != kind:
+        raise ArtifactError(f"{path} is a {found} artifact, but a {kind} artifact is needed")
+    if version > SCHEMA_VERSION:
+        raise ArtifactError(f"{path} has schema version {version}, newer than this slic reads "
+                            f"({SCHEMA_VERSION}); upgrade slic")
+    unsafe = unsafe_content(h5, size)
+    if unsafe is not None:
+        raise ArtifactError(f"{path} is a damaged or unsafe artifact: {unsafe} (make it again)")
+    missing = [name for name in _REQUIRED.get(found, ()) if name not in h5]
     if missing:
-        h5.close()
         raise ArtifactError(f"{path} is a {found} artifact but lacks '{missing[0]}'"
                             + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
                             + ": it is damaged or was not written by slic; make it again")
-    return h5
+    problem = layout_problem(h5, found)
+    if problem is not None:
+        raise ArtifactError(f"{path} is a {found} artifact, but {problem}: it is damaged or "
+                            "was not written by slic; make it again")
 
 
 def reopen_artifact(path: Path) -> h5py.File:
@@ -307,6 +411,7 @@ def reopen_artifact(path: Path) -> h5py.File:
     return h5py.File(path, "r")
 
 
+@damage_is_artifact_error
 def read_header(h5: h5py.File) -> dict[str, Any]:
     """What every artifact's attributes say of it: kind, schema version, fingerprint (the
     settings and inputs it was made from) and content digest ("" when it has none)."""
@@ -321,6 +426,7 @@ def write_content_digest(h5: h5py.File, digest: str) -> None:
     h5.attrs["content_digest"] = digest
 
 
+@damage_is_artifact_error
 def read_content_digest(h5: h5py.File) -> str:
     """The artifact's content digest, or "" for an artifact written without one."""
     return str(h5.attrs.get("content_digest", ""))
@@ -334,6 +440,7 @@ def write_flow_settings(h5: h5py.File, bound: float, method: str,
     h5.attrs["reference_short_side"] = reference_short_side or 0
 
 
+@damage_is_artifact_error
 def read_flow_settings(h5: h5py.File) -> dict[str, Any]:
     """{"bound": pixels, "method": name, "reference_short_side": pixels or None} of a flow
     artifact; {} for any other. Flow written before the reference existed reads None."""
@@ -344,11 +451,13 @@ def read_flow_settings(h5: h5py.File) -> dict[str, Any]:
             "reference_short_side": reference}
 
 
+@damage_is_artifact_error
 def stream_codec(h5: h5py.File, name: str) -> str:
     """The image codec of stream `name` (jpeg, png or raw)."""
     return str(h5[name].attrs["codec"])
 
 
+@damage_is_artifact_error
 def video_count(h5: h5py.File) -> int:
     """How many videos the artifact's index table holds."""
     return int(h5["videos/video_id"].shape[0])
@@ -378,37 +487,45 @@ def artifact_fingerprint(path: Path) -> str | None:
 
 
 def _strings(dataset: h5py.Dataset) -> np.ndarray:
-    return np.array(dataset.asstr()[()], dtype=object)
+    return np.array(dataset.asstr(errors="replace")[()], dtype=object)
 
 
+@damage_is_artifact_error
 def read_provenance(h5: h5py.File) -> dict[str, Any]:
     """The `/provenance` JSON as a dict (command, config, slic_version, inputs, times, extra)."""
-    return json.loads(h5["provenance"].asstr()[()])
+    return json.loads(h5["provenance"].asstr(errors="replace")[()])
 
 
+@damage_is_artifact_error
 def read_video_table(h5: h5py.File) -> VideoTable:
-    """The per-video index: string columns as object arrays, the others in their stored dtype, and
-    splits (N, S) int8."""
+    """The per-video index: string columns as object arrays, the others in their stored dtype,
+    optional columns an older artifact lacks as "" each, and splits (N, S) int8."""
     columns = {
         name: _strings(h5[f"videos/{name}"]) if dtype is STRING else h5[f"videos/{name}"][()]
         for name, dtype in VIDEO_COLUMNS.items()
     }
+    count = len(columns["video_id"])
+    columns.update({name: _strings(h5[f"videos/{name}"]) if f"videos/{name}" in h5
+                    else np.full(count, "", dtype=object) for name in OPTIONAL_COLUMNS})
     splits = h5["videos/splits"]
     return VideoTable(columns, list(_strings(h5["classes/name"])),
                       [str(s) for s in splits.attrs["names"]], splits[()])
 
 
+@damage_is_artifact_error
 def read_failures(h5: h5py.File) -> tuple[list[Failure], list[str]]:
     """The failed videos and the names missing on disk, as `write_failures` stored them."""
     columns = [_strings(h5[f"failures/{name}"]) for name in FAILURE_COLUMNS]
     return [Failure(*values) for values in zip(*columns)], list(_strings(h5["missing"]))
 
 
+@damage_is_artifact_error
 def stream_names(h5: h5py.File) -> list[str]:
     """Names of the image streams an artifact holds."""
     return [name for name in h5 if isinstance(h5[name], h5py.Group) and "offsets" in h5[name]]
 
 
+@damage_is_artifact_error
 def stream_info(h5: h5py.File, name: str) -> dict[str, Any]:
     """Codec, channels, number of images and bytes of encoded data of image stream `name`."""
     group = h5[name]
@@ -431,6 +548,7 @@ class ImageStream:
         return [block[relative[i]:relative[i + 1]] for i in range(count)]
 
 
+@damage_is_artifact_error
 def read_encoded_images(h5: h5py.File, name: str, first: int, count: int) -> list[np.ndarray]:
     """The encoded bytes of images first ... first + count - 1 of a stream, one read."""
     return ImageStream(h5, name).read(first, count)

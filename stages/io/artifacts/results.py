@@ -19,7 +19,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from stages.io.artifacts.core import STRING, _strings
+from stages.io.artifacts.core import STRING, _strings, damage_is_artifact_error
 
 KIND_ASSIGNMENTS = "assignments"
 
@@ -43,6 +43,11 @@ class Assignments:
     method: str
 
 
+def _json(h5: h5py.Group, name: str) -> Any:
+    """The JSON text of scalar dataset `name` (bytes that are no UTF-8 replaced), parsed."""
+    return json.loads(h5[name].asstr(errors="replace")[()])
+
+
 def write_assignments(h5: h5py.Group, assignments: Assignments) -> None:
     """Write `assignments` into `h5` (a file or a round's group): `/partitions/{labels, chosen,
     num_clusters, quality}` and `/videos/{video_id, label}`."""
@@ -58,6 +63,7 @@ def write_assignments(h5: h5py.Group, assignments: Assignments) -> None:
     h5.create_dataset("partitions/quality", data=json.dumps(assignments.quality), dtype=STRING)
 
 
+@damage_is_artifact_error
 def read_assignments(h5: h5py.Group) -> Assignments:
     """The assignments in `h5` (a file or a round's group), as `write_assignments` wrote them."""
     partitions = h5["partitions/labels"]
@@ -65,7 +71,7 @@ def read_assignments(h5: h5py.Group) -> Assignments:
     return Assignments(
         partitions=partitions[()], chosen=chosen[()], chosen_from=str(chosen.attrs["chosen_from"]),
         video_ids=_strings(h5["videos/video_id"]), labels=h5["videos/label"][()],
-        quality=json.loads(h5["partitions/quality"].asstr()[()]),
+        quality=_json(h5, "partitions/quality"),
         method=str(partitions.attrs["method"]),
     )
 
@@ -80,6 +86,7 @@ def write_assignment_rounds(h5: h5py.File, rounds: list[tuple[int, Assignments]]
     write_assignments(h5, rounds[-1][1])
 
 
+@damage_is_artifact_error
 def read_assignment_rounds(h5: h5py.File) -> list[tuple[int, Assignments]]:
     """Every clustering round of a pretraining run, in epoch order (empty for `slic cluster`)."""
     if "rounds" not in h5:
@@ -120,6 +127,7 @@ def write_features(h5: h5py.File, stored: StoredFeatures) -> None:
                       shape=(len(stored.class_names),), dtype=STRING)
 
 
+@damage_is_artifact_error
 def read_features(h5: h5py.File, vectors: bool = True) -> StoredFeatures:
     """The features artifact; `vectors=False` skips the (N, D) matrix (`features` is then
     (N, 0), and `feature_dim` gives D), so a multi-gigabyte file is described at once."""
@@ -132,6 +140,7 @@ def read_features(h5: h5py.File, vectors: bool = True) -> StoredFeatures:
         feature=str(data.attrs["feature"]), source=json.loads(str(data.attrs["source"])))
 
 
+@damage_is_artifact_error
 def feature_dim(h5: h5py.File) -> int:
     """D of a features artifact's (N, D) matrix, without reading it."""
     return int(h5["features"].shape[1])
@@ -170,11 +179,12 @@ def write_retrieval(h5: h5py.File, table: RetrievalTable) -> None:
     h5.create_dataset("per_class", data=json.dumps(table.per_class), dtype=STRING)
 
 
+@damage_is_artifact_error
 def read_retrieval(h5: h5py.File) -> RetrievalTable:
     """The table of retrieval.h5, with the k of `recall` back as ints (JSON keeps strings)."""
     return RetrievalTable(
         neighbours=h5["neighbours"][()], similarities=h5["similarities"][()],
         query_ids=_strings(h5["queries/video_id"]), query_labels=h5["queries/label"][()],
         gallery_ids=_strings(h5["gallery/video_id"]), gallery_labels=h5["gallery/label"][()],
-        recall={int(k): v for k, v in json.loads(h5["recall"].asstr()[()]).items()},
-        per_class=json.loads(h5["per_class"].asstr()[()]))
+        recall={int(k): v for k, v in _json(h5, "recall").items()},
+        per_class=_json(h5, "per_class"))

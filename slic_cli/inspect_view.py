@@ -80,7 +80,9 @@ def per_class_table(rows: list[dict[str, Any]]) -> Table:
     for column in ("class", "queries", "R@1"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for row in rows:
-        table.add_row(str(row["class"]), str(row["queries"]), f"{row['r1']:.3f}")
+        recall = row.get("r1")
+        table.add_row(str(row["class"]), str(row["queries"]),
+                      "-" if recall is None else f"{recall:.3f}")
     return table
 
 
@@ -193,7 +195,7 @@ def _artifact_tables(description: dict[str, Any]) -> list[Table]:
     if description["kind"] == "assignments":
         tables = [key_value_table("assignments artifact", {
             "file": description["path"], "schema version": description["schema_version"],
-            "command": description["provenance"]["command"]}),
+            "command": description["provenance"].get("command", "-")}),
             partitions_table(description)]
         if description["rounds"]:
             tables.append(rounds_table(description["rounds"]))
@@ -203,7 +205,7 @@ def _artifact_tables(description: dict[str, Any]) -> list[Table]:
             "file": description["path"], "schema version": description["schema_version"],
             "queries": description["num_queries"], "gallery": description["num_gallery"],
             **{f"R@{k}": f"{v:.4f}" for k, v in description["recall"].items()},
-            "command": description["provenance"]["command"]}),
+            "command": description["provenance"].get("command", "-")}),
             per_class_table(description["per_class"])]
     if description["kind"] == "features":
         return [key_value_table("features artifact", {
@@ -212,7 +214,7 @@ def _artifact_tables(description: dict[str, Any]) -> list[Table]:
             "feature": description["feature"], "classes": _classes(description["num_classes"]),
             "splits": json.dumps(description["splits"]),
             "source": json.dumps(description["source"]),
-            "command": description["provenance"]["command"]})]
+            "command": description["provenance"].get("command", "-")})]
     provenance = description["provenance"]
     overview = {
         "file": description["path"], "kind": description["kind"],
@@ -224,15 +226,17 @@ def _artifact_tables(description: dict[str, Any]) -> list[Table]:
         "streams": ", ".join(f"{n} ({s['codec']}, {s['bytes']} bytes)"
                              for n, s in description["streams"].items()),
         "missing from disk": description["num_missing"],
-        "command": provenance["command"], "slic version": provenance["slic_version"],
-        "started": provenance["started"], "finished": provenance["finished"],
+        "command": provenance.get("command", "-"),
+        "slic version": provenance.get("slic_version", "-"),
+        "started": provenance.get("started", "-"), "finished": provenance.get("finished", "-"),
     }
     tables = [key_value_table(f"{description['kind']} artifact", overview)]
     inputs = Table(title="inputs", title_justify="left")
     for column in ("path", "size", "checksum"):
         inputs.add_column(column)
-    for item in provenance["inputs"]:
-        inputs.add_row(item["path"], str(item.get("size", "")), item.get("checksum", ""))
+    for item in provenance.get("inputs", []):
+        inputs.add_row(str(item.get("path", "-")), str(item.get("size", "")),
+                       str(item.get("checksum", "")))
     tables.append(inputs)
     if description["classes"]:  # an unlabelled collection has none
         classes = Table(title="per class", title_justify="left")

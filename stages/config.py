@@ -8,7 +8,6 @@ section.key=value`. Every key is checked at start-up; a wrong one fails with one
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from stages.linear_probe_config import LinearProbeConfig
 from stages.make_dataset_config import MakeDatasetConfig
 from stages.pretrain_config import PretrainConfig
 from stages.retrieve_config import RetrieveConfig
-from stages.runtime.errors import ConfigError
 from stages.runtime.layers import resolve_sections
 from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
 from stages.runtime.settings import render_section_yaml
@@ -57,16 +55,7 @@ def load_config(
     set_items: list[str] | None = None,
 ) -> SlicConfig:
     """Resolve the config. `options` maps dotted keys to explicit CLI values (None = not given)."""
-    try:
-        return SlicConfig(**resolve_sections(SECTIONS, path, options, set_items))
-    except ValueError as error:
-        # PyYAML reads an integer with int(), which refuses one of thousands of digits
-        # (sys.get_int_max_str_digits) with a ValueError, not a YAMLError.
-        if "integer string conversion" not in str(error):
-            raise
-        where = f"config file {path} or a --set value" if path else "a --set value"
-        raise ConfigError(f"{where} holds a number of over {sys.get_int_max_str_digits()} "
-                          "digits: no config key takes one; fix that value") from None
+    return SlicConfig(**resolve_sections(SECTIONS, path, options, set_items))
 
 
 def render_example() -> str:

@@ -105,6 +105,15 @@ def run(settings: MakeDatasetConfig, out: Path, *, kind: str = "synthetic",
                                 option)
 
 
+def _marked_settings(marker: Path) -> Any:
+    """The settings a dataset's marker records (None when it is damaged: the folder is still
+    slic's own, and is made again)."""
+    try:
+        return json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+
+
 def write_synthetic(settings: MakeDatasetConfig, out: Path, context: RunContext,
                     option: str = "--out") -> MakeDatasetResult:
     """Write the synthetic dataset to `out` (video files, classInd.txt,
@@ -119,7 +128,7 @@ def write_synthetic(settings: MakeDatasetConfig, out: Path, context: RunContext,
     class_names = list(MOTIONS)[: settings.num_classes]
     result = MakeDatasetResult(Path(out), class_names)
     marker = result.output / MARKER
-    made_before = marker.is_file() and json.loads(marker.read_text()) == asdict(settings)
+    made_before = marker.is_file() and _marked_settings(marker) == asdict(settings)
     if made_before and not context.force:
         result.status = "up to date"
         _count_lists(result)

@@ -213,9 +213,23 @@ def _evaluations(folder: Path) -> list[Evaluation]:
     found = []
     for result in newest_folders(folder, lambda files: files.results):
         files = RunFolder(result)
-        results = json.loads(files.results.read_text())
-        found.append(Evaluation(result, results, MetricsLog(files.metrics).records()))
+        found.append(Evaluation(result, _results(files.results),
+                                MetricsLog(files.metrics).records()))
     return found
+
+
+def _results(path: Path) -> dict[str, Any]:
+    """An evaluation's results.json, or an ArtifactError naming it when it is no JSON object."""
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        reason = type(error).__name__
+        raise ArtifactError(f"{path} is damaged ({reason}); run its evaluation again with "
+                            "--force, or remove its folder") from None
+    if not isinstance(results, dict):
+        raise ArtifactError(f"{path} holds no JSON object; run its evaluation again with "
+                            "--force, or remove its folder")
+    return results
 
 
 def _config(folder: Path, evaluations: list[Evaluation],
@@ -226,7 +240,12 @@ def _config(folder: Path, evaluations: list[Evaluation],
     the first evaluation's command (its results.json); ({}, None) without any."""
     files = RunFolder(folder)
     if files.config.is_file():
-        return yaml.safe_load(files.config.read_text()) or {}, files.config.name
+        try:
+            config = yaml.safe_load(files.config.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, yaml.YAMLError, RecursionError):
+            raise ArtifactError(f"{files.config} is not readable YAML: the run's config is "
+                                "damaged; restore it or train the run again") from None
+        return (config if isinstance(config, dict) else {}), files.config.name
     if baseline is not None:
         return baseline[1], files.best.name
     for evaluation in evaluations:

@@ -53,6 +53,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         loaded = yaml.safe_load(text)
     except RecursionError:
         raise ConfigError(f"config file {path} is nested too deeply") from None
+    except ValueError as error:  # int() refuses a number of thousands of digits
+        raise ConfigError(f"config file {path} holds a value YAML cannot read as a number "
+                          f"({str(error).splitlines()[0][:80]}); fix that value") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -84,7 +87,7 @@ def parse_set_item(item: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {item!r} must look like section.key=value")
     try:
         value = yaml.safe_load(text) if text.strip() else ""
-    except (yaml.YAMLError, RecursionError):
+    except (yaml.YAMLError, RecursionError, ValueError):  # ValueError: a huge integer
         value = text
     if _too_large(value):
         raise ConfigError(f"--set {dotted.strip()} holds over {MAX_CONFIG_VALUES:,} values: "

@@ -89,6 +89,23 @@ def test_figures_of_a_thin_split_come_with_their_warnings(tmp_path):
     assert "read these figures with care" in shown and "only 3 test videos" in shown
 
 
+@pytest.mark.parametrize("kind", ["frames", "features", "retrieval", "assignments"])
+def test_inspect_shows_an_artifact_whose_provenance_lacks_fields(tmp_path, kind):
+    """Provenance written by another tool (no times, an input without a path) is shown with
+    "-" where a field is missing, not a KeyError."""
+    import h5py
+
+    from tests.fuzz import samples
+
+    path = samples.ARTIFACTS[kind](tmp_path / f"{kind}.h5")
+    with h5py.File(path, "r+") as h5:
+        del h5["provenance"]
+        h5["provenance"] = json.dumps({"command": "made elsewhere", "inputs": [{"size": 3}]})
+    result = invoke("inspect", str(path))
+    assert result.exit_code == 0, result.output
+    assert "made elsewhere" in result.stdout
+
+
 def test_the_demo_table_says_which_numbers_are_a_smoke_test() -> None:
     from rich.console import Console
 

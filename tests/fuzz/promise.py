@@ -61,4 +61,4 @@ def examples(count: int) -> settings:
 
 
 QUICK = 25  # examples of a reader in the quick loop
-SLOW = 400  # examples of a reader under -m slow
+SLOW = 250  # examples of a reader under -m slow (each forks a first read: about 1 min)

@@ -63,6 +63,42 @@ def test_image_stream_round_trip(tmp_path, codec):
         assert error == 0 if codec != "jpeg" else error < 8
 
 
+@pytest.mark.parametrize("offsets", [[0, 5, 3, 9], [0, 5, 9, 10 ** 12], [-4, 0, 5, 9]])
+def test_image_offsets_outside_the_stream_are_one_line(tmp_path, offsets):
+    """Offsets that go backwards, past the stream's bytes or below 0 (a damaged or crafted
+    file) are refused naming the file and the stream, never read as they say."""
+    with write_artifact(tmp_path / "s.h5", "image-stream", "fp") as h5:
+        h5.create_dataset("images/data", data=np.zeros(9, np.uint8))
+        h5.create_dataset("images/offsets", data=np.array(offsets, np.int64))
+    with open_artifact(tmp_path / "s.h5", "image-stream") as h5:
+        with pytest.raises(ArtifactError, match=r"s\.h5: the offsets of images 0 to 2 of "
+                                                "stream images lie outside its 9 bytes"):
+            read_encoded_images(h5, "images", 0, 3)
+        with pytest.raises(ArtifactError, match="offsets of images 3 to 4"):
+            read_encoded_images(h5, "images", 3, 2)  # past the last image
+
+
+def test_a_file_from_elsewhere_gets_one_first_read_in_a_child(tmp_path, monkeypatch):
+    """open_artifact reads a file it did not write in a child once (until the file changes);
+    what this process wrote itself is trusted."""
+    from stages.io.artifacts import core
+
+    calls = []
+    monkeypatch.setattr(core, "run_isolated", lambda probe: calls.append(probe) or None)
+    with write_artifact(tmp_path / "mine.h5", "image-stream", "fp"):
+        pass
+    open_artifact(tmp_path / "mine.h5").close()
+    assert calls == []
+    (tmp_path / "theirs.h5").write_bytes((tmp_path / "mine.h5").read_bytes())
+    for _ in range(2):
+        open_artifact(tmp_path / "theirs.h5").close()
+    assert len(calls) == 1
+    with h5py.File(tmp_path / "theirs.h5", "a") as h5:
+        h5.attrs["note"] = "changed since"
+    open_artifact(tmp_path / "theirs.h5").close()
+    assert len(calls) == 2
+
+
 def test_outputs_never_destroy_inputs_folders_or_foreign_files(tmp_path):
     from stages.io.artifacts import check_output, write_artifact
 

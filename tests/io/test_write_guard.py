@@ -91,7 +91,7 @@ def test_report_refuses_to_write_over_the_runs_own_checkpoint(tmp_path):
 
 
 def test_make_dataset_writes_only_into_a_new_empty_or_own_folder(tmp_path):
-    from stages.make_dataset import MAKING_MARKER, MakeDatasetConfig
+    from stages.make_dataset import MAKING_MARKER, MARKER, MakeDatasetConfig
     from stages.make_dataset import run as make_dataset
 
     foreign = tmp_path / "UCF101"
@@ -113,6 +113,9 @@ def test_make_dataset_writes_only_into_a_new_empty_or_own_folder(tmp_path):
     (killed / "half-written.avi").write_bytes(b"")
     made = make_dataset(tiny, killed)
     assert made.status != "up to date" and not (killed / MAKING_MARKER).exists()
+    assert make_dataset(tiny, killed).status == "up to date"
+    (killed / MARKER).write_bytes(b"\xff{" + b"[" * 100_000)  # a damaged marker: remade
+    assert make_dataset(tiny, killed).status != "up to date"
     assert make_dataset(tiny, killed).status == "up to date"
 
 

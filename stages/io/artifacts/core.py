@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import h5py
 import numpy as np
 
+from stages.io.artifacts.isolated import PROBE_WHOLE_BYTES, can_isolate, run_isolated
 from stages.io.artifacts.safety import unsafe_attributes, unsafe_content
 from stages.io.space import disk_full_message, free_bytes, is_disk_full
 from stages.io.temporaries import remove_stale_temporaries, temporary_for
@@ -261,6 +262,7 @@ def write_artifact(path: Path, kind: str, fingerprint: str) -> Iterator[h5py.Fil
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+        _PROBED.add(_probe_key(path))  # what this process wrote needs no first read in a child
     except (OSError, RuntimeError) as error:
         if not is_disk_full(error):
             raise
@@ -355,6 +357,7 @@ def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
     if not path.is_file():
         maker = MADE_BY.get(kind or "", "the stage that makes it")
         raise ArtifactError(f"{path} does not exist; run {maker} first (or pass its path)")
+    _probe_once(path, kind)
     try:
         h5 = h5py.File(path, "r")
     except OSError as error:
@@ -369,6 +372,63 @@ def open_artifact(path: Path, kind: str | None = None) -> h5py.File:
         reason = (str(error).splitlines() or [type(error).__name__])[0]
         raise ArtifactError(f"{path} is a damaged artifact ({reason}); make it again") from None
     return h5
+
+
+# Files this process has probed (`_probe_once`), by path, inode, size and modification time.
+_PROBED: set[tuple[str, int, int, int]] = set()
+
+
+def _probe_once(path: Path, kind: str | None) -> None:
+    """Run `_probe` of `path` in a child (`run_isolated`) unless this process probed the
+    same file (same inode, size and modification time) before; a crash or hang of HDF5 in it
+    is an ArtifactError."""
+    if not can_isolate():
+        return
+    key = _probe_key(path)
+    if key in _PROBED:
+        return
+    problem = run_isolated(lambda: _probe(path, kind))
+    if problem is not None:
+        raise ArtifactError(f"{path} is a damaged artifact: {problem}; make it again")
+    _PROBED.add(key)
+
+
+def _probe_key(path: Path) -> tuple[str, int, int, int]:
+    """What identifies a file's content for `_PROBED`: path, inode, size, modification time."""
+    stat = path.stat()
+    return str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _probe(path: Path, kind: str | None) -> None:
+    """In `run_isolated`'s child: `open_artifact`'s checks, then a read of every attribute and
+    of every dataset (whole up to PROBE_WHOLE_BYTES, else its first and last element). Errors
+    are left to the parent, which meets them again and says them; only a crash or a hang of
+    HDF5 matters here."""
+    try:
+        with h5py.File(path, "r") as h5:
+            _check_opened(h5, path, kind)
+            h5.visititems(lambda name, item: _read_whole(item))
+            _read_whole(h5)
+    except (ArtifactError, *HDF5_ERRORS):
+        return
+
+
+def _read_whole(item: h5py.HLObject) -> None:
+    """Read each attribute of `item` and, for a dataset, its values (see `_probe`)."""
+    for name in list(item.attrs):
+        try:
+            item.attrs[name]
+        except HDF5_ERRORS:
+            continue
+    if not isinstance(item, h5py.Dataset):
+        return
+    try:
+        if item.size * item.dtype.itemsize <= PROBE_WHOLE_BYTES or item.ndim == 0:
+            item[()]
+        elif item.shape[0] > 0:
+            item[0], item[-1]
+    except HDF5_ERRORS:
+        return
 
 
 def _check_opened(h5: h5py.File, path: Path, kind: str | None) -> None:
@@ -539,10 +599,17 @@ class ImageStream:
 
     def __init__(self, h5: h5py.File, name: str) -> None:
         self.offsets, self.data = h5[f"{name}/offsets"], h5[f"{name}/data"]
+        self.name, self.size = name, int(self.data.shape[0])
 
     def read(self, first: int, count: int) -> list[np.ndarray]:
-        """The encoded bytes of images first ... first + count - 1, one read."""
+        """The encoded bytes of images first ... first + count - 1, one read; offsets that
+        go backwards or past the stream's bytes (a damaged file) are an ArtifactError."""
         offsets = self.offsets[first:first + count + 1]
+        if (len(offsets) != count + 1 or offsets[0] < 0 or offsets[-1] > self.size
+                or bool((np.diff(offsets) < 0).any())):
+            raise ArtifactError(f"{self.data.file.filename}: the offsets of images {first} to "
+                                f"{first + count - 1} of stream {self.name} lie outside its "
+                                f"{self.size} bytes: the file is damaged; make it again")
         block = self.data[offsets[0]:offsets[-1]]
         relative = offsets - offsets[0]
         return [block[relative[i]:relative[i + 1]] for i in range(count)]

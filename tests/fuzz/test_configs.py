@@ -64,7 +64,7 @@ test_malformed_configs_many = pytest.mark.slow(config_battery(SLOW * 4))
 def test_a_file_over_the_size_bound_is_refused_unread(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("# " + "x" * (2 << 20))
-    assert "is over 1 MiB" in str(kept_promise(lambda: load_config(path)))
+    assert "is over 256 KiB" in str(kept_promise(lambda: load_config(path)))
 
 
 @pytest.mark.parametrize("text", NESTED, ids=["brackets", "braces", "dashes"])

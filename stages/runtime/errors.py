@@ -2,7 +2,14 @@
 
 
 class SlicError(Exception):
-    """A mistake in the input (file, key, value) with a message naming it and the fix."""
+    """A mistake in the input (file, key, value) with a message naming it and the fix.
+
+    `every_rank`: raised by every rank of a torchrun job at the same point, after a check
+    they agreed on (so they may wait for each other before they leave the process group)."""
+
+    def __init__(self, *args: object, every_rank: bool = False) -> None:
+        super().__init__(*args)
+        self.every_rank = every_rank
 
 
 class ConfigError(SlicError):

@@ -201,12 +201,16 @@ def computing(settings: ComputeConfig) -> Iterator[Compute]:
     """`start_compute` for the length of a stage. When the stage ends normally every rank
     waits for the others before leaving the process group: a rank that tore down and exited
     while another was still finishing was seen to abort at exit (SIGABRT, "terminate called
-    without an active exception") on a loaded 2-core machine. After an error it leaves at
-    once, never waiting on ranks that may be gone."""
+    without an active exception") on a loaded 2-core machine. After an error that every rank
+    raised together (`SlicError.every_rank`: ranks that see different checkpoints, a loss
+    that became NaN) they wait for each other too, so that each prints its one line; after
+    any other error a rank leaves at once, never waiting on ranks that may be gone."""
     compute = start_compute(settings)
     try:
         yield compute
-    except BaseException:
+    except BaseException as error:
+        if getattr(error, "every_rank", False):
+            dist_tools.barrier(compute.distribution)
         stop_compute(compute)
         raise
     dist_tools.barrier(compute.distribution)

@@ -158,7 +158,7 @@ class Trainer:
         if not dist_tools.all_agree(seen, self.compute.distribution):
             raise ConfigError(f"the ranks of this job do not all see the same {self.checkpoint} "
                               f"(rank {self.compute.distribution.rank} sees {seen}): put the "
-                              "workspace on a filesystem every node shares")
+                              "workspace on a filesystem every node shares", every_rank=True)
 
     def _changes_from(self, stored: dict[str, Any]) -> list[str]:
         """`<section>.<key> was A, now B` for each setting that differs from `stored`."""
@@ -288,7 +288,7 @@ class Trainer:
             raise TrainingDiverged(
                 f"{self.stage} loss became {loss.item()} at epoch {epoch} step {step}; "
                 f"the last good checkpoint is kept in {self.folder}; lower {self.section}.lr "
-                f"(now {self.learning_rates[-1]}) and pass --resume")
+                f"(now {self.learning_rates[-1]}) and pass --resume", every_rank=True)
 
 
 def parameters_digest(model: nn.Module) -> str:

@@ -86,6 +86,11 @@ def test_computing_leaves_after_success_and_after_an_error(monkeypatch):
         with computing(ComputeConfig(device="cpu")):
             raise RuntimeError("boom")
     assert calls == ["stop"]  # an error leaves at once: the other ranks may be gone
+    calls.clear()
+    with pytest.raises(ConfigError, match="different checkpoints"):
+        with computing(ComputeConfig(device="cpu")):
+            raise ConfigError("different checkpoints", every_rank=True)
+    assert calls == ["barrier", "stop"]  # every rank raised it: they leave together
 
 
 @pytest.mark.parametrize("capability, amp", [((7, 0), "fp16"), ((7, 5), "fp16"),

@@ -25,6 +25,9 @@ def _rank_main(rank: int, world: int, store: str, work: Callable[[Distribution, 
     try:
         result = work(Distribution(rank, world, rank, "cpu"), folder)
         torch.save(result, folder / f"rank{rank}.pt")
+        # As `computing` does: no rank tears down while another still finishes its last
+        # collective (that one aborts with SIGABRT, seen in CI).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

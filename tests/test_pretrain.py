@@ -139,6 +139,28 @@ def test_resume_after_sigkill_gives_the_same_weights(training_workspace):
     assert json.loads(again.stdout)["status"] == "up to date"
 
 
+def test_sigterm_during_training_stops_with_one_line_and_resumes(training_workspace):
+    """A scheduler's kill while the loader's workers run: one line, exit 143, no worker's
+    traceback, and the run resumes from its last checkpoint."""
+    args = cli_args(training_workspace, "--epochs", "4", "--workers", "2", "--run-name",
+                    "stopped")
+    process = subprocess.Popen([slic_executable(), *args], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    metrics = training_workspace / "synthetic" / "runs" / "stopped" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (metrics.is_file() and metrics.read_text().strip()):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("terminated:") and "Traceback" not in stderr, stderr
+    run_slic(*args, "--resume")
+    assert load_checkpoint(metrics.parent / "checkpoint.pt")["epoch"] == 4
+    epochs = [r["epoch"] for r in records(metrics.parent) if not r.get("final")]
+    assert epochs == [0, 1, 2, 3]  # each epoch once: the resumed run redid only the unfinished
+
+
 def test_existing_run_bad_config_and_divergence(training_workspace):
     args = cli_args(training_workspace, "--epochs", "1", "--run-name", "guarded")
     run_slic(*args)

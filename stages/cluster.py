@@ -143,7 +143,7 @@ def _how_made(features_path: Path, settings: ClusterConfig) -> str:
     made = f"{settings.method} on {rows} of {features_path.name}"
     if features_path.suffix == ".h5":
         with open_artifact(features_path, KIND_FEATURES) as h5:
-            source = read_features(h5).source
+            source = read_features(h5, vectors=False).source  # attrs, not the matrix
         if "clips" in source:
             made += f" ({source['clips']} clips a video, {source.get('feature', '?')})"
     return made

@@ -146,9 +146,9 @@ def newest_folders(parent: Path, marker: Callable[[RunFolder], Path]) -> list[Pa
     return [p for p in found if p.is_symlink() or p.resolve() not in linked]
 
 
-def _features(path: Path) -> StoredFeatures:
+def _features(path: Path, vectors: bool = True) -> StoredFeatures:
     with open_artifact(path, KIND_FEATURES) as h5:
-        return read_features(h5)
+        return read_features(h5, vectors)
 
 
 def _clusters_of(assignments: Path, video_ids: np.ndarray) -> np.ndarray:
@@ -187,7 +187,8 @@ def _retrievals(folder: Path) -> list[Retrieval]:
         files = RunFolder(result)
         with open_artifact(files.retrieval, KIND_RETRIEVAL) as h5:
             table = read_retrieval(h5)
-        stored = _features(files.features) if files.features.is_file() else None
+        stored = (_features(files.features, vectors=False)  # its source and classes
+                  if files.features.is_file() else None)
         source = stored.source if stored is not None else {}
         frames = Path(source["frames"]) if "frames" in source else None
         made = (f"{source['clips']} clips a video, {source.get('feature', '?')}"

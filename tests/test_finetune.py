@@ -29,6 +29,8 @@ def test_finetune_resumes_after_sigkill_with_the_same_weights(training_workspace
     args = ["finetune", *common, *TINY, "--epochs", "3"]
     straight = run_slic_json(*args, "--checkpoint", str(tmp_path / "straight" / "best.pt"))
     assert straight["status"] == "trained" and 0 <= straight["top1"] <= straight["top5"] <= 1
+    assert any("only 8 test videos" in w for w in straight["warnings"])
+    assert "2 windows x 1 crops" in straight["made"]
     process = subprocess.Popen([slic_executable(), *args, "--checkpoint",
                                 str(tmp_path / "killed" / "best.pt")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -57,6 +57,9 @@ def test_cached_probe_of_a_run_and_a_random_encoder(training_workspace, pretrain
         assert summary["num_train"] == 16 and summary["num_test"] == 8
         assert 0.0 <= summary["top1"] <= summary["top5"] <= 1.0
         assert summary["protocol"] == "cached"
+        # 8 test videos: the figures come with the warning, and say how they were made
+        assert any("only 8 test videos" in w for w in summary["warnings"])
+        assert summary["made"].startswith("cached protocol:") and "3 windows" in summary["made"]
     assert trained["encoder"].endswith("best.pt") and "random-init" in baseline["encoder"]
     results = json.loads((run_dir / "linear-probe-cached" / "results.json").read_text())
     assert results["seconds"] > 0  # the time is set before results.json is written

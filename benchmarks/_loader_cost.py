@@ -20,7 +20,7 @@ from stages.clips.store import ClipStore
 from stages.clips.triplets import EpochSampler, TripletClips
 from stages.pretrain_config import PretrainConfig
 from stages.slic_training import triplet_settings
-from stages.training.loading import clip_loader
+from stages.training.loading import clip_loader, stop_workers
 
 CLIPS_PER_ITEM = 3
 
@@ -69,7 +69,7 @@ def measure_loader(store: ClipStore, *, crop: int, clip_length: int, batch_size:
         count += len(batch["index"]) * CLIPS_PER_ITEM
     wall = time.perf_counter() - started
     cpu = sum(process_cpu_seconds(pid) for pid in pids) - before
-    del loader
+    stop_workers(loader)
     return {"clips_per_second": count / wall, "cpu_ms_per_clip": 1000 * cpu / count,
             "workers": float(workers)}
 

@@ -33,7 +33,7 @@ from stages.runtime.settings import output_relevant
 from stages.training import distributed as dist_tools
 from stages.training.compute import Compute, every_usable_core
 from stages.training.embedding import embed_clips
-from stages.training.loading import clip_loader, training_workers
+from stages.training.loading import clip_loader, stop_workers, training_workers
 from stages.training.monitor import draw_plots
 from stages.training.rounds import (
     ClusteringRound,
@@ -87,7 +87,7 @@ class SlicTraining:
         makes a new one (workers hold their own copy of them)."""
         s, d = self.settings, self.compute.distribution
         if self.loader is None or not np.array_equal(self.triplets.clusters, self.clusters):
-            self.loader = None  # its workers stop before the new ones start
+            stop_workers(self.loader)  # before the new ones start
             self.triplets.set_clusters(self.clusters)
             self.loader = clip_loader(
                 self.triplets, self.sampler, batch_size=s.batch_size // d.world,
@@ -193,6 +193,11 @@ class SlicTraining:
         if time.monotonic() - self.plotted_at >= PLOT_EVERY_SECONDS:
             draw_plots(records, self.folder.path)
             self.plotted_at = time.monotonic()
+
+    def close(self) -> None:
+        """Stop the loader's workers: the epochs are over (or stopped by an error)."""
+        stop_workers(self.loader)
+        self.loader = None
 
     # -- SLIC's own work --------------------------------------------------------------------
     def embed(self, videos: np.ndarray) -> np.ndarray:

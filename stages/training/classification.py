@@ -41,7 +41,7 @@ from stages.runtime.errors import ConfigError, TrainingDiverged
 from stages.runtime.run_lock import run_folder_lock
 from stages.training.compute import Compute
 from stages.training.embedding import embed_clips
-from stages.training.loading import clip_loader, training_workers
+from stages.training.loading import clip_loader, stop_workers, training_workers
 from stages.training.monitor import MetricsLog
 from stages.training.schedule import build_schedule, lr_factor, paper_drop_epochs
 from stages.training.trainer import StepResult, Trainer
@@ -218,6 +218,11 @@ class ClassifierTraining:
     def epoch_written(self, records: list[dict[str, Any]]) -> None:
         """Nothing to do after an epoch is written: a classifier draws no plots."""
         return None
+
+    def close(self) -> None:
+        """Stop the loader's workers: the epochs are over (or stopped by an error)."""
+        stop_workers(self.loader)
+        self.loader = None
 
     @property
     def folder(self) -> Path:

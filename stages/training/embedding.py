@@ -10,7 +10,7 @@ from stages.clips.fixed_windows import EvaluationClips
 from stages.runtime.progress import Progress
 from stages.training.compute import Compute
 from stages.training.distributed import gather_rows
-from stages.training.loading import clip_loader, inference_workers
+from stages.training.loading import clip_loader, inference_workers, stop_workers
 
 
 @torch.no_grad()
@@ -40,12 +40,15 @@ def embed_clips(encoder: torch.nn.Module, clips: EvaluationClips, *, feature: st
         share_of = " (this rank's share)" if distribution.world > 1 else ""
         progress.start(f"embedding {len(clips.videos)} videos{clip_count}{share_of}",
                        len(share))
-    for batch, _ in loader:
-        with compute.autocast() if amp else compute.embedding_autocast():
-            features = encoder.embed(compute.prepare_clips(batch), feature)
-        rows.append(features.float())  # stays on the device: no wait for the GPU a batch
-        if distribution.is_main:
-            progress.advance(len(batch))
+    try:
+        for batch, _ in loader:
+            with compute.autocast() if amp else compute.embedding_autocast():
+                features = encoder.embed(compute.prepare_clips(batch), feature)
+            rows.append(features.float())  # stays on the device: no wait for the GPU a batch
+            if distribution.is_main:
+                progress.advance(len(batch))
+    finally:
+        stop_workers(loader)
     if distribution.is_main:
         progress.finish()
     encoder.train(was_training)

@@ -70,6 +70,20 @@ def clip_loader(dataset: Dataset, sampler: Sampler | None, *, batch_size: int, w
                       prefetch_factor=PREFETCH_BATCHES if workers > 0 else None)
 
 
+def stop_workers(loader: DataLoader | None) -> None:
+    """Stop `loader`'s persistent worker processes now (they live as long as the loader).
+
+    Left to the garbage collector, they stop late and slowly: a loader freed as part of a
+    reference cycle has its queues' feeder threads closed before torch's shutdown asks the
+    workers to stop, so it waits 5 s for each worker (10 s after a 2-worker pretrain, 75 s
+    after a 15-worker one), at whatever moment the collector runs. No-op for None or a
+    loader without running workers."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None:
+        loader._iterator = None
+        iterator._shutdown_workers()
+
+
 def clip_collate(items: list) -> object:
     """`default_collate`, except that clips ((3, T, S, S) uint8 views of channels-last frames)
     are stacked frame memory to frame memory into (B, 3, T, S, S) channels-last: a plain copy,

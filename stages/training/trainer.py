@@ -71,6 +71,10 @@ class TrainingTask(Protocol):
     def epoch_written(self, records: list[dict[str, Any]]) -> None:
         """Rank 0, after each epoch's checkpoint and record are written (plots)."""
 
+    def close(self) -> None:
+        """Stop the workers of the task's loader: the epochs are over, or stopped by an
+        error (`stages.training.loading.stop_workers`)."""
+
 
 @dataclass
 class Trainer:
@@ -209,21 +213,25 @@ class Trainer:
 
     def fit(self, task: TrainingTask, start: int, epochs: int, log: MetricsLog,
             progress: Progress) -> None:
-        """Epochs `start` .. `epochs - 1`: before, steps, after; then checkpoint and record."""
-        for epoch in range(start, epochs):
-            record: dict[str, Any] = {"epoch": epoch, **task.before_epoch(epoch)}
-            record.update(self.train_epoch(task, epoch, epochs, progress))
-            record.update(task.after_epoch(epoch, record))
-            self.check_finite(epoch)
-            if self.compute.distribution.active:
-                record["ranks_agree"] = dist_tools.all_agree(parameters_digest(self.model),
-                                                             self.compute.distribution)
-            if self.is_main:
-                self.save(epoch + 1, **task.extra_state())
-                log.append(record)
-                progress.row({"table": self.stage, **record})
-                task.epoch_written(log.records())
-            dist_tools.barrier(self.compute.distribution)
+        """Epochs `start` .. `epochs - 1`: before, steps, after; then checkpoint and record.
+        The task's loader workers are stopped when the epochs end, however they end."""
+        try:
+            for epoch in range(start, epochs):
+                record: dict[str, Any] = {"epoch": epoch, **task.before_epoch(epoch)}
+                record.update(self.train_epoch(task, epoch, epochs, progress))
+                record.update(task.after_epoch(epoch, record))
+                self.check_finite(epoch)
+                if self.compute.distribution.active:
+                    record["ranks_agree"] = dist_tools.all_agree(
+                        parameters_digest(self.model), self.compute.distribution)
+                if self.is_main:
+                    self.save(epoch + 1, **task.extra_state())
+                    log.append(record)
+                    progress.row({"table": self.stage, **record})
+                    task.epoch_written(log.records())
+                dist_tools.barrier(self.compute.distribution)
+        finally:
+            task.close()
 
     def check_finite(self, epoch: int) -> None:
         """Stop before a checkpoint would keep non-finite weights (the last good one stays)."""

@@ -1,6 +1,7 @@
 """The loaders of the learning stages: worker counts, persistent workers that take the epoch
 from their sampler, and uint8 clips normalised on the device."""
 
+import multiprocessing
 import os
 
 import numpy as np
@@ -18,6 +19,7 @@ from stages.training.loading import (
     configure_worker,
     cores_of_this_rank,
     inference_workers,
+    stop_workers,
     training_workers,
 )
 
@@ -92,6 +94,23 @@ def test_persistent_workers_take_each_epoch_from_the_sampler():
     assert seen[0][0] != seen[1][0]  # a new order each epoch
     assert seen[0][1] == seen[1][1] == seen[2][1]  # the same worker processes
     assert loader.prefetch_factor == loading.PREFETCH_BATCHES
+
+
+
+def test_stopped_workers_are_gone_at_once_and_the_loader_starts_new_ones():
+    sampler = EpochSampler(6, seed=3)
+    loader = clip_loader(KeyEcho(), sampler, batch_size=3, workers=2, pin_memory=False)
+    stop_workers(loader)  # never iterated: nothing to stop
+    first = {pid for batch in loader for pid in batch[2].tolist()}
+    workers = loader._iterator._workers  # noqa: SLF001
+    assert all(worker.is_alive() for worker in workers)  # persistent between epochs
+    stop_workers(loader)
+    assert not any(worker.is_alive() for worker in workers)  # joined, not left to the collector
+    assert not any(child in workers for child in multiprocessing.active_children())
+    again = {pid for batch in loader for pid in batch[2].tolist()}
+    assert again and again.isdisjoint(first)
+    stop_workers(loader)
+    stop_workers(None)
 
 
 def test_uint8_parts_are_joined_in_order_and_normalised_on_the_device():

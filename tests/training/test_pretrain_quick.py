@@ -4,6 +4,8 @@ uninterrupted one does, and pseudo-labels reach the videos they belong to."""
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
 import shutil
 from pathlib import Path
 
@@ -88,6 +90,29 @@ def test_a_run_stopped_after_an_epoch_resumes_to_the_uninterrupted_weights(works
     for mine, theirs in zip(*records):
         assert mine.get("loss") == theirs.get("loss")
         assert mine.get("num_clusters") == theirs.get("num_clusters")
+
+
+
+def test_no_loader_worker_outlives_the_run_that_it_fed(workspace):
+    """Workers left to the garbage collector stop 5 s each, whenever it runs; so none may be
+    left alive when pretraining returns or raises, with the collector off meanwhile."""
+    gc.collect()
+    before = set(multiprocessing.active_children())
+    gc.disable()
+    try:
+        train(workspace, epochs=1, run_name="workers", workers=2)
+        assert set(multiprocessing.active_children()) == before
+
+        def broken(task, model, batch, epoch, step):
+            raise Stopped
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(SlicTraining, "step", broken)
+            with pytest.raises(Stopped):
+                train(workspace, epochs=1, run_name="workers-stopped", workers=2)
+        assert set(multiprocessing.active_children()) == before
+    finally:
+        gc.enable()
 
 
 def test_true_classes_as_clusters_mine_no_false_pair(workspace):

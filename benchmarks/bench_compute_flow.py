@@ -7,7 +7,10 @@ or given with --frames NAME=PATH):
     cv2.setNumThreads(1); in 1 process, and in 2 forked processes that each take half of the
     videos (balanced by pair count), timed from a common start signal to the last finish;
   * slic: `slic compute-flow --workers 1` and `--workers 2` (subprocess wall time, start-up
-    included; pairs = num_images of the summary JSON),
+    included; pairs = num_images of the summary JSON), with the flow computed on the stored
+    frames (`compute_flow.reference_short_side: null`), the pixels the bare loop works on:
+    this measures slic's overhead; what the default reference-size flow costs is
+    bench_flow_contrast.py's,
   run in rotating order, --runs times; medians are reported with ratios slic/bare.
 Also: bare Farneback (slic's parameters) and DIS on a subset of pairs, TV-L1 in a separate
 python that has opencv-contrib-python (--tvl1-python), and a breakdown of where the time of
@@ -122,7 +125,8 @@ def bare_parallel(videos: list[list[np.ndarray]], workers: int) -> tuple[float, 
 def slic_flow(frames_h5: Path, workspace: Path, workers: int, env: dict) -> tuple[float, dict]:
     return run_slic(["compute-flow", "--dataset", "folder", "--workspace", str(workspace),
                      "--frames", str(frames_h5), "--out", str(workspace / "flow.h5"),
-                     "--workers", str(workers), "--force", "--quiet", "--json"], env=env)
+                     "--workers", str(workers), "--force", "--quiet", "--json",
+                     "--set", "compute_flow.reference_short_side=null"], env=env)
 
 
 def subset_pairs(videos: list[list[np.ndarray]], count: int) -> list[tuple[np.ndarray, ...]]:
@@ -229,7 +233,7 @@ def breakdown(frames_h5: Path, workspace: Path) -> dict[str, float]:
         cf.quantise_flow = timed("quantise (quantise_flow)", saved["quantise_flow"])
         cf.encode_image = timed("JPEG encode u+v (encode_image)", saved["encode_image"])
         cf.pack_images = timed("pack_images", saved["pack_images"])
-        cf._flow_function = lambda m, p: timed("DIS calc", original_flow_function(m, p))
+        cf._flow_function = lambda *how: timed("DIS calc", original_flow_function(*how))
         cf._merge = timed("merge into flow.h5 (_merge)", saved["_merge"])
         timed_flow_video = timed("flow_video total", saved["flow_video"])
 
@@ -244,7 +248,7 @@ def breakdown(frames_h5: Path, workspace: Path) -> dict[str, float]:
         cf._frames_file = timed("open frames.h5 (h5py.File)", saved_frames_file)
         staging.StagingArea.write = timed("staging write (.npz per video)", saved_write)
         cf._worker_state.clear()
-        settings = cf.ComputeFlowConfig(workers=1)
+        settings = cf.ComputeFlowConfig(workers=1, reference_short_side=None)
         started = time.perf_counter()
         result = cf.run(settings, DataConfig(dataset="folder"), WorkspaceConfig(str(workspace)),
                         context=RunContext(force=True), frames=frames_h5,

@@ -146,3 +146,48 @@ def test_an_unknown_feature_is_refused_not_the_projection() -> None:
     assert encoder.embed(clips, "backbone").shape[1] != encoder.embed(clips).shape[1]
     with pytest.raises(ValueError, match="projection, backbone"):
         encoder.embed(clips, "backbones")
+
+
+def torchvision_residual_layer(in_planes: int, width: int, count: int, stride: int):
+    """The r3d layers as slic built them from torchvision's BasicBlock until 2026-12."""
+    from torchvision.models.video.resnet import BasicBlock, Conv3DSimple
+
+    downsample = None
+    if stride != 1 or in_planes != width:
+        downsample = nn.Sequential(
+            nn.Conv3d(in_planes, width, 1, stride=stride, bias=False), nn.BatchNorm3d(width))
+    blocks = [BasicBlock(in_planes, width, Conv3DSimple, stride, downsample)]
+    blocks += [BasicBlock(width, width, Conv3DSimple) for _ in range(count - 1)]
+    return nn.Sequential(*blocks), width
+
+
+@pytest.mark.parametrize("arch", ["r3d_tiny", pytest.param("r3d_18", marks=pytest.mark.slow)])
+def test_r3d_blocks_match_torchvisions_names_draws_and_outputs(arch, monkeypatch):
+    """Checkpoints of earlier runs load, a seed gives the same initial weights, and a clip the
+    same features as with torchvision's BasicBlock."""
+    from stages.models import backbones
+
+    torch.manual_seed(0)
+    ours = build_backbone(arch).eval()
+    monkeypatch.setattr(backbones, "_residual_layer", torchvision_residual_layer)
+    torch.manual_seed(0)
+    theirs = build_backbone(arch).eval()
+    mine, reference = ours.state_dict(), theirs.state_dict()
+    assert list(mine) == list(reference)
+    for name in reference:
+        assert torch.equal(mine[name], reference[name]), name
+    clips = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(ours(clips), theirs(clips))
+
+
+def test_the_r3d_backbones_build_without_importing_torchvision():
+    """torchvision's import costs about as much as torch's: only its own models pay it."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from stages.models.registry import build_backbone; "
+             "build_backbone('r3d_tiny'); assert 'torchvision' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

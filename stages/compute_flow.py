@@ -53,7 +53,8 @@ from stages.runtime.settings import output_relevant
 from stages.runtime.workspace import flow_path, frames_path
 
 # Pairs given to the flow method at once: a batched method (tvl1) batches them, and a long
-# video's float fields never all sit in memory (64 pairs at 320x240: 39 MB).
+# video's frames and float fields never all sit in memory (64 pairs at 320x240: 39 MB of
+# fields, 5 MB of gray frames).
 PAIRS_AT_ONCE = 64
 
 
@@ -121,13 +122,15 @@ def flow_video(payload: dict[str, Any]) -> tuple[dict[str, EncodedStream], dict[
         raise ValueError(f"too short for flow: {count} frame(s)")
     encoded = read_encoded_images(h5, FRAME_STREAM, payload["first_image"], count)
     flows = _flow_function(payload["method"], payload["dis_preset"], payload["device"])
-    frames = np.stack([decode_gray(data, payload["frames_codec"], height, width)
-                       for data in encoded])
-    if payload["flow_size"] is not None:
-        frames = resized(frames, payload["flow_size"])
     u_images, v_images = [], []
     for start in range(0, count - 1, PAIRS_AT_ONCE):
-        fields = np.stack(list(flows(frames[start:start + PAIRS_AT_ONCE + 1])))
+        # Only this chunk's frames are decoded (its last one again as the next chunk's
+        # first): a worker's memory does not grow with the video's length.
+        frames = np.stack([decode_gray(data, payload["frames_codec"], height, width)
+                           for data in encoded[start:start + PAIRS_AT_ONCE + 1]])
+        if payload["flow_size"] is not None:
+            frames = resized(frames, payload["flow_size"])
+        fields = np.stack(list(flows(frames)))
         if payload["flow_size"] is not None:
             fields = resized(fields, (height, width))
         for field in fields:

@@ -184,3 +184,29 @@ def test_motion_is_stored_in_reference_pixels(tmp_path, reference, resolution, e
     u = store.flow(0, np.arange(5), "u")
     assert u.shape == (5, 48, 64)  # stored at the frames' size whatever size it was computed at
     assert float(np.median(u[:, 8:-8, 8:-8])) == pytest.approx(expected_level, abs=3.0)
+
+
+def test_a_long_video_is_decoded_a_chunk_at_a_time_with_the_same_flow(tmp_path, monkeypatch):
+    """A worker holds at most PAIRS_AT_ONCE + 1 decoded frames, whatever the video's length,
+    and the flow is the same as with the whole video in one chunk."""
+    import stages.compute_flow as compute_flow
+
+    frames = tmp_path / "frames.h5"
+    write_tiny_frames(frames, frame_counts=(23, 7))
+    settings = ComputeFlowConfig(workers=1, codec="png", reference_short_side=48)
+    whole = run(settings, DATA, WorkspaceConfig(str(tmp_path)), frames=frames,
+                out=tmp_path / "whole.h5")
+    monkeypatch.setattr(compute_flow, "PAIRS_AT_ONCE", 5)
+    held = []
+    enlarge = compute_flow.resized
+
+    def recorded(images, size):
+        held.append(len(images))
+        return enlarge(images, size)
+
+    monkeypatch.setattr(compute_flow, "resized", recorded)
+    chunked = run(settings, DATA, WorkspaceConfig(str(tmp_path)), frames=frames,
+                  out=tmp_path / "chunked.h5")
+    assert held and max(held) <= 6  # frames in, fields out: a chunk at a time
+    assert whole.num_images == chunked.num_images == 22 + 6
+    assert_same_contents(tmp_path / "whole.h5", tmp_path / "chunked.h5")

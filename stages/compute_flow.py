@@ -125,7 +125,7 @@ def flow_video(payload: dict[str, Any]) -> tuple[dict[str, EncodedStream], dict[
     u_images, v_images = [], []
     for start in range(0, count - 1, PAIRS_AT_ONCE):
         # Only this chunk's frames are decoded (its last one again as the next chunk's
-        # first): a worker's memory does not grow with the video's length.
+        # first): the decoded frames a worker holds do not grow with the video's length.
         frames = np.stack([decode_gray(data, payload["frames_codec"], height, width)
                            for data in encoded[start:start + PAIRS_AT_ONCE + 1]])
         if payload["flow_size"] is not None:

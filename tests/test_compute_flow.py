@@ -1,4 +1,5 @@
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -186,13 +187,14 @@ def test_motion_is_stored_in_reference_pixels(tmp_path, reference, resolution, e
     assert float(np.median(u[:, 8:-8, 8:-8])) == pytest.approx(expected_level, abs=3.0)
 
 
-def test_a_long_video_is_decoded_a_chunk_at_a_time_with_the_same_flow(tmp_path, monkeypatch):
+def test_a_long_video_is_decoded_a_chunk_at_a_time_with_the_same_flow(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker holds at most PAIRS_AT_ONCE + 1 decoded frames, whatever the video's length,
     and the flow is the same as with the whole video in one chunk."""
     import stages.compute_flow as compute_flow
 
     frames = tmp_path / "frames.h5"
-    write_tiny_frames(frames, frame_counts=(23, 7))
+    write_tiny_frames(frames, frame_counts=(23, 7, 6, 2))  # 6: exactly one chunk of 5 pairs
     settings = ComputeFlowConfig(workers=1, codec="png", reference_short_side=48)
     whole = run(settings, DATA, WorkspaceConfig(str(tmp_path)), frames=frames,
                 out=tmp_path / "whole.h5")
@@ -208,5 +210,5 @@ def test_a_long_video_is_decoded_a_chunk_at_a_time_with_the_same_flow(tmp_path, 
     chunked = run(settings, DATA, WorkspaceConfig(str(tmp_path)), frames=frames,
                   out=tmp_path / "chunked.h5")
     assert held and max(held) <= 6  # frames in, fields out: a chunk at a time
-    assert whole.num_images == chunked.num_images == 22 + 6
+    assert whole.num_images == chunked.num_images == 22 + 6 + 5 + 1
     assert_same_contents(tmp_path / "whole.h5", tmp_path / "chunked.h5")

@@ -18,7 +18,7 @@ from stages.runtime.errors import ConfigError
 
 
 class VideoResNet3d(nn.Module):
-    """A 3D ResNet of BasicBlocks with a configurable stem and widths, without max-pool.
+    """A 3D ResNet of `ResidualBlock`s with a configurable stem and widths, without max-pool.
 
     Layers 2.. downsample T, H and W by 2 (type-B shortcuts: 1x1x1 conv + BN), as the SLIC /
     kenshohara R3D does. `feature_dim` is the last width. With `frame_differences` the stem
@@ -62,9 +62,9 @@ class VideoResNet3d(nn.Module):
 
 class ResidualBlock(nn.Module):
     """Two 3x3x3 convolutions with BatchNorm and a shortcut: (B, in, T, H, W) ->
-    (B, width, T / stride, H / stride, W / stride). Its parameter names are those of
-    torchvision's video BasicBlock (conv1.0, conv1.1, conv2.0, conv2.1, downsample.0/1), so
-    checkpoints and exports map one to one."""
+    (B, width, ceil(T / stride), ceil(H / stride), ceil(W / stride)). Its parameter names are
+    those of torchvision's video BasicBlock (conv1.0, conv1.1, conv2.0, conv2.1,
+    downsample.0/1), so checkpoints and exports map one to one."""
 
     def __init__(self, in_planes: int, width: int, stride: int = 1,
                  downsample: nn.Module | None = None) -> None:

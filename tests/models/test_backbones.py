@@ -148,7 +148,8 @@ def test_an_unknown_feature_is_refused_not_the_projection() -> None:
         encoder.embed(clips, "backbones")
 
 
-def torchvision_residual_layer(in_planes: int, width: int, count: int, stride: int):
+def torchvision_residual_layer(in_planes: int, width: int, count: int, stride: int
+                               ) -> tuple[nn.Sequential, int]:
     """The r3d layers as slic built them from torchvision's BasicBlock until 2026-12."""
     from torchvision.models.video.resnet import BasicBlock, Conv3DSimple
 
@@ -162,7 +163,8 @@ def torchvision_residual_layer(in_planes: int, width: int, count: int, stride: i
 
 
 @pytest.mark.parametrize("arch", ["r3d_tiny", pytest.param("r3d_18", marks=pytest.mark.slow)])
-def test_r3d_blocks_match_torchvisions_names_draws_and_outputs(arch, monkeypatch):
+def test_r3d_blocks_match_torchvisions_names_draws_and_outputs(
+        arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Checkpoints of earlier runs load, a seed gives the same initial weights, and a clip the
     same features as with torchvision's BasicBlock."""
     from stages.models import backbones
@@ -181,7 +183,7 @@ def test_r3d_blocks_match_torchvisions_names_draws_and_outputs(arch, monkeypatch
         assert torch.equal(ours(clips), theirs(clips))
 
 
-def test_the_r3d_backbones_build_without_importing_torchvision():
+def test_the_r3d_backbones_build_without_importing_torchvision() -> None:
     """torchvision's import costs about as much as torch's: only its own models pay it."""
     import subprocess
     import sys

@@ -96,13 +96,12 @@ def test_persistent_workers_take_each_epoch_from_the_sampler():
     assert loader.prefetch_factor == loading.PREFETCH_BATCHES
 
 
-
-def test_stopped_workers_are_gone_at_once_and_the_loader_starts_new_ones():
+def test_stopped_workers_are_gone_at_once_and_the_loader_starts_new_ones() -> None:
     sampler = EpochSampler(6, seed=3)
     loader = clip_loader(KeyEcho(), sampler, batch_size=3, workers=2, pin_memory=False)
     stop_workers(loader)  # never iterated: nothing to stop
     first = {pid for batch in loader for pid in batch[2].tolist()}
-    workers = loader._iterator._workers  # noqa: SLF001
+    workers = loader._iterator._workers
     assert all(worker.is_alive() for worker in workers)  # persistent between epochs
     stop_workers(loader)
     assert not any(worker.is_alive() for worker in workers)  # joined, not left to the collector

@@ -92,8 +92,7 @@ def test_a_run_stopped_after_an_epoch_resumes_to_the_uninterrupted_weights(works
         assert mine.get("num_clusters") == theirs.get("num_clusters")
 
 
-
-def test_no_loader_worker_outlives_the_run_that_it_fed(workspace):
+def test_no_loader_worker_outlives_the_run_that_it_fed(workspace: Path) -> None:
     """Workers left to the garbage collector stop 5 s each, whenever it runs; so none may be
     left alive when pretraining returns or raises, with the collector off meanwhile."""
     gc.collect()
@@ -103,13 +102,17 @@ def test_no_loader_worker_outlives_the_run_that_it_fed(workspace):
         train(workspace, epochs=1, run_name="workers", workers=2)
         assert set(multiprocessing.active_children()) == before
 
-        def broken(task, model, batch, epoch, step):
+        tasks: list[SlicTraining] = []  # held, so that only fit's own cleanup can stop them
+
+        def broken(task: SlicTraining, *_: object) -> None:
+            tasks.append(task)
             raise Stopped
 
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(SlicTraining, "step", broken)
             with pytest.raises(Stopped):
                 train(workspace, epochs=1, run_name="workers-stopped", workers=2)
+        assert tasks and tasks[0].loader is None
         assert set(multiprocessing.active_children()) == before
     finally:
         gc.enable()

@@ -35,7 +35,10 @@ NameOption = Annotated[
     Optional[str], typer.Option(help="Workspace folder name of the dataset [data.name].")
 ]
 SplitOption = Annotated[Optional[int], typer.Option(help="Official split 1, 2 or 3 [data.split].")]
-WorkersOption = Annotated[Optional[int], typer.Option(help="Parallel worker processes.")]
+WorkersOption = Annotated[
+    Optional[str], typer.Option(help="Parallel worker processes, or auto (the default: one "
+                                     "for every core this process may use).")
+]
 LoaderWorkersOption = Annotated[
     Optional[str], typer.Option(help="DataLoader worker processes, or auto (the default).")
 ]

@@ -47,6 +47,7 @@ from stages.io.staging import EncodedStream, StagingArea, pack_images
 from stages.per_video.jobs import Shard
 from stages.per_video.stage import VideoStageResult, run_video_stage
 from stages.runtime.context import RunContext, fingerprint, now
+from stages.runtime.cores import worker_processes
 from stages.runtime.errors import ConfigError
 from stages.runtime.sections import ComputeConfig, DataConfig, WorkspaceConfig
 from stages.runtime.settings import output_relevant
@@ -217,5 +218,5 @@ def run(
 
     pixels = [float(p["num_images"] * p["height"] * p["width"]) for p in payloads]
     return run_video_stage("compute-flow", output, key, payloads, flow_video, merge, shard,
-                           settings.workers if device == "cpu" else 1, context,
-                           f"{settings.method} flow", pixels)
+                           worker_processes(settings.workers) if device == "cpu" else 1,
+                           context, f"{settings.method} flow", pixels)

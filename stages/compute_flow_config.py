@@ -34,5 +34,6 @@ class ComputeFlowConfig:
         "but small motions measure less; see the README)", choices=FLOW_RESOLUTIONS)
     codec: str = setting("jpeg", "how u and v images are stored", choices=IMAGE_CODECS)
     jpeg_quality: int = setting(95, "JPEG quality (codec jpeg)", minimum=1, maximum=100)
-    workers: int = setting(2, "parallel flow processes", minimum=1, maximum=512,
-                           affects_output=False)
+    workers: int | str = setting("auto", "parallel flow processes (OpenCV's methods and tvl1 on "
+                                 "the CPU), or auto: one for every core this process may use",
+                                 minimum=1, maximum=512, affects_output=False, auto=True)

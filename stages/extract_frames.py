@@ -33,6 +33,7 @@ from stages.io.video import StreamInfo, decode_frames, decoding_note, encode_jpe
 from stages.per_video.jobs import Shard
 from stages.per_video.stage import VideoStageResult, run_video_stage
 from stages.runtime.context import RunContext, fingerprint, now
+from stages.runtime.cores import worker_processes
 from stages.runtime.sections import DataConfig, WorkspaceConfig
 from stages.runtime.settings import output_relevant
 from stages.runtime.workspace import frames_path
@@ -176,7 +177,8 @@ def run(
 
     sizes = [float(size) for _, _, _, size, _ in description["videos"]]
     result = run_video_stage("extract-frames", output, key, payloads, extract_video, merge,
-                             shard, settings.workers, context, "decoding videos", sizes)
+                             shard, worker_processes(settings.workers), context,
+                             "decoding videos", sizes)
     result.missing, result.num_missing = listing.missing, len(listing.missing)
     result.extra["skipped_links"] = len(listing.skipped_links)
     result.extra["not_regular"] = len(listing.not_regular)

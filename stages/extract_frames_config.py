@@ -28,5 +28,6 @@ class ExtractFramesConfig:
                                   "pathological file is then recorded as a failure "
                                   "(--force tries it again)", minimum=1,
                                   affects_output=False)
-    workers: int = setting(2, "parallel decoding processes", minimum=1, maximum=512,
-                           affects_output=False)
+    workers: int | str = setting("auto", "parallel decoding processes, or auto: one for every "
+                                 "core this process may use", minimum=1, maximum=512,
+                                 affects_output=False, auto=True)

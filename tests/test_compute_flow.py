@@ -212,3 +212,26 @@ def test_a_long_video_is_decoded_a_chunk_at_a_time_with_the_same_flow(
     assert held and max(held) <= 6  # frames in, fields out: a chunk at a time
     assert whole.num_images == chunked.num_images == 22 + 6 + 5 + 1
     assert_same_contents(tmp_path / "whole.h5", tmp_path / "chunked.h5")
+
+
+def test_flow_workers_default_to_every_usable_core(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import stages.compute_flow as compute_flow
+    from stages.runtime import cores
+
+    frames = tmp_path / "frames.h5"
+    write_tiny_frames(frames, frame_counts=(3, 4))
+    monkeypatch.setattr(cores, "usable_cores", lambda: 3)
+    asked = []
+    run_stage = compute_flow.run_video_stage
+
+    def recorded(*arguments: object) -> object:
+        asked.append(arguments[7])  # the workers argument
+        return run_stage(*arguments)
+
+    monkeypatch.setattr(compute_flow, "run_video_stage", recorded)
+    run(ComputeFlowConfig(reference_short_side=None), DATA, WorkspaceConfig(str(tmp_path)),
+        frames=frames, out=tmp_path / "flow.h5")
+    run(ComputeFlowConfig(reference_short_side=None, workers=1), DATA,
+        WorkspaceConfig(str(tmp_path)), frames=frames, out=tmp_path / "flow-1.h5")
+    assert asked == [3, 1]

@@ -11,12 +11,13 @@ graph), nprobe for IVF (lists scanned).
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
+
+from stages.runtime.cores import usable_cores
 
 if TYPE_CHECKING:
     import faiss
@@ -29,13 +30,6 @@ IVF_TRAINING_PER_LIST = 64  # k-means sample: 64 rows a list (faiss warns below 
 IVF_KMEANS_ITERATIONS = 10  # lists need not converge: recall is set by nprobe
 ADD_CHUNK = 65_536  # rows copied and added at a time (16 MB at D = 64)
 APPROXIMATE_METHODS = ("hnsw", "ivf")
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 @contextmanager

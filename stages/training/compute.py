@@ -21,6 +21,7 @@ import torch
 from stages.clips.augment import normalise_clips
 from stages.clips.device_colour import apply_colour
 from stages.runtime.context import launch_position
+from stages.runtime.cores import usable_cores
 from stages.runtime.errors import ConfigError
 from stages.runtime.sections import ComputeConfig
 from stages.training import distributed as dist_tools
@@ -81,13 +82,6 @@ class Compute:
                 "channels_last": self.memory_format is torch.channels_last_3d,
                 "embedding_precision": self.embedding_precision,
                 "world_size": self.distribution.world}
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 @contextmanager

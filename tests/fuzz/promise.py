@@ -7,9 +7,11 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis.strategies import SearchStrategy
 
 from stages.runtime.errors import SlicError
 
@@ -62,3 +64,17 @@ def examples(count: int) -> settings:
 
 QUICK = 25  # examples of a reader in the quick loop
 SLOW = 250  # examples of a reader under -m slow (each forks a first read: about 1 min)
+
+
+def file_battery(name: str, contents: SearchStrategy[bytes], read: Callable[[Path], Any],
+                 count: int) -> Callable[..., None]:
+    """A test that writes `count` drawn `contents` to a file called `name` in its tmp_path,
+    one at a time, and checks that `read` of that file keeps the promise."""
+    @examples(count)
+    @given(data=contents)
+    def battery(tmp_path: Path, data: bytes) -> None:
+        path = tmp_path / name
+        path.write_bytes(data)
+        kept_promise(lambda: read(path))
+
+    return battery

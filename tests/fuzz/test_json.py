@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
 from hypothesis import strategies as st
 
 from stages.inspect_artifact import describe
-from tests.fuzz.promise import QUICK, SLOW, examples, kept_promise
+from tests.fuzz.promise import QUICK, SLOW, file_battery
 
 VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
@@ -31,19 +30,9 @@ TEXTS = st.one_of(
 )
 
 
-def json_battery(count: int):
-    @examples(count)
-    @given(data=TEXTS)
-    def battery(tmp_path, data):
-        path = tmp_path / "results.json"
-        path.write_bytes(data)
-        kept_promise(lambda: describe(path))
-
-    return battery
-
-
-test_malformed_results = json_battery(QUICK * 2)
-test_malformed_results_many = pytest.mark.slow(json_battery(SLOW * 2))
+test_malformed_results = file_battery("results.json", TEXTS, describe, QUICK * 2)
+test_malformed_results_many = pytest.mark.slow(
+    file_battery("results.json", TEXTS, describe, SLOW * 2))
 
 
 def test_keys_of_the_description_are_not_overridden(tmp_path):

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.lib import format as npy
 
 from stages.io.features import load_features
-from tests.fuzz.promise import QUICK, SLOW, examples, kept_promise
+from tests.fuzz.promise import QUICK, SLOW, file_battery, kept_promise
 
 NAMES = ["features", "labels", "split", "video_ids", "class_names", "other"]
 DTYPES = st.one_of(hnp.integer_dtypes(), hnp.unsigned_integer_dtypes(), hnp.floating_dtypes(),
@@ -73,19 +72,9 @@ def test_the_sample_loads(tmp_path):
     assert load_features(tmp_path / "f.npz").features.shape == (4, 3)
 
 
-def npz_battery(count: int):
-    @examples(count)
-    @given(data=NPZ)
-    def battery(tmp_path, data):
-        path = tmp_path / "features.npz"
-        path.write_bytes(data)
-        kept_promise(lambda: load_features(path))
-
-    return battery
-
-
-test_damaged_npz = npz_battery(QUICK * 4)
-test_damaged_npz_many = pytest.mark.slow(npz_battery(SLOW * 4))
+test_damaged_npz = file_battery("features.npz", NPZ, load_features, QUICK * 4)
+test_damaged_npz_many = pytest.mark.slow(
+    file_battery("features.npz", NPZ, load_features, SLOW * 4))
 
 
 def test_a_compressed_bomb_is_refused_in_bounded_memory(tmp_path):

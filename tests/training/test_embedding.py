@@ -145,3 +145,34 @@ def test_embedding_passes_run_in_float32_unless_asked_otherwise(store):
                     with_compute(replace(bf16, embedding_precision="amp"))):
         assert not np.array_equal(rounded, exact)
         assert np.allclose(rounded, exact, rtol=0.05, atol=0.05)
+
+
+class Broken(ChannelMeans):
+    """An encoder that fails on its first batch."""
+
+    def embed(self, clips: torch.Tensor, feature: str = "projection") -> torch.Tensor:
+        raise RuntimeError("broken encoder")
+
+
+def test_an_embedding_pass_that_fails_leaves_no_loader_worker_behind(
+        store: ClipStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The failed pass's frames stay referenced by the traceback: only the pass's own cleanup
+    can stop its workers before the collector (which waits 5 s a worker) would."""
+    import gc
+    import multiprocessing
+
+    import stages.training.embedding as embedding
+
+    monkeypatch.setattr(embedding, "inference_workers", lambda setting, device: 2)
+    clips = EvaluationClips(store, np.arange(4), clip_length=4, stride=2, crop_size=16,
+                            windows=1, crops=1)
+    gc.collect()
+    before = set(multiprocessing.active_children())
+    gc.disable()
+    try:
+        with pytest.raises(RuntimeError, match="broken encoder") as failed:
+            embed(Broken(), clips, batch_size=2)
+        assert failed.traceback  # still held here
+        assert set(multiprocessing.active_children()) == before
+    finally:
+        gc.enable()
